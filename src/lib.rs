@@ -1,0 +1,1 @@
+//! privateapi-operator: reconciles `PrivateApi` objects into private API Gateway REST APIs.
