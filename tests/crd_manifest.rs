@@ -1,0 +1,12 @@
+//! The committed CRD is exactly what the Rust types generate.
+
+#[test]
+fn committed_crd_matches_the_rust_types() {
+    let generated = privateapi_operator::crd_yaml().expect("the CRD serializes");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/privateapi.yaml");
+    let committed = std::fs::read_to_string(path).expect("crds/privateapi.yaml exists");
+    assert!(
+        committed == generated,
+        "crds/privateapi.yaml is stale: run `cargo run --bin crdgen crds/privateapi.yaml` and commit it"
+    );
+}
