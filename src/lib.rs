@@ -12,3 +12,6 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
         serde_yaml::to_string(&crd)?
     ))
 }
+pub mod aws;
+pub mod error;
+pub mod metrics;
