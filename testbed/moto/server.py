@@ -339,6 +339,119 @@ def apigw_tags_by_arn() -> None:
     APIGatewayResponse.untag_resource = untag_resource
 
 
+@correction
+def apigw_conflicts_on_existing() -> None:
+    """CreateResource and PutMethod on something that exists answer 409 ConflictException.
+
+    AWS (API reference, CreateResource/PutMethod "ConflictException"): "Another resource with
+    the same parent already has this name: {proxy+}" and "Method already exists for this
+    resource". moto: creates a second `/{proxy+}` resource / silently replaces the method (and
+    drops its integration). GetIntegration on a method that is gone or has no integration is
+    404 NotFoundException (moto: 200 with an empty body). Test: apigw_create_existing_conflicts."""
+    from moto.apigateway import models
+    from moto.apigateway.exceptions import ConflictException, NotFoundException
+
+    orig_create = models.APIGatewayBackend.create_resource
+
+    def create_resource(self: Any, function_id: str, parent_resource_id: str, path_part: str) -> Any:
+        api = self.get_rest_api(function_id)
+        with _LOCK:
+            if path_part:
+                if parent_resource_id not in api.resources:
+                    from moto.apigateway.exceptions import ResourceIdNotFoundException
+
+                    raise ResourceIdNotFoundException()
+                for r in api.resources.values():
+                    if r.parent_id == parent_resource_id and r.path_part == path_part:
+                        raise ConflictException(
+                            f"Another resource with the same parent already has this name: {path_part}"
+                        )
+            return orig_create(self, function_id, parent_resource_id, path_part)
+
+    models.APIGatewayBackend.create_resource = create_resource
+
+    orig_put = models.APIGatewayBackend.put_method
+
+    def put_method(self: Any, function_id: str, resource_id: str, method_type: str, *a: Any, **kw: Any) -> Any:
+        resource = self.get_resource(function_id, resource_id)
+        with _LOCK:
+            if method_type in resource.resource_methods:
+                raise ConflictException("Method already exists for this resource")
+            return orig_put(self, function_id, resource_id, method_type, *a, **kw)
+
+    models.APIGatewayBackend.put_method = put_method
+
+    def get_integration(self: Any, function_id: str, resource_id: str, method_type: str) -> Any:
+        resource = self.get_resource(function_id, resource_id)
+        method = resource.resource_methods.get(method_type)
+        if method is None:
+            raise NotFoundException("Invalid Method identifier specified")
+        if method.method_integration is None:
+            raise NotFoundException("Invalid Integration identifier specified")
+        return method.method_integration
+
+    models.APIGatewayBackend.get_integration = get_integration
+
+
+def _page(items: list[Any], token: str | None, limit: int | None, default: int, maximum: int) -> tuple[list[Any], str | None]:
+    """Offset paging with an opaque-looking token."""
+    import base64
+
+    start = 0
+    if token:
+        try:
+            start = int(base64.urlsafe_b64decode(token.encode() + b"==").decode())
+        except Exception:
+            start = len(items)
+    n = max(1, min(limit or default, maximum))
+    chunk = items[start:start + n]
+    nxt = start + n
+    next_token = base64.urlsafe_b64encode(str(nxt).encode()).decode().rstrip("=") if nxt < len(items) else None
+    return chunk, next_token
+
+
+@correction
+def paging() -> None:
+    """GetRestApis and ListFunctions page as on AWS.
+
+    AWS: GetRestApis returns at most `limit` items (default 25, max 500) and a `position` token
+    when there are more (API reference, GetRestApis); ListFunctions returns at most MaxItems
+    (default 50) and `NextMarker` (Lambda API reference, ListFunctions). moto: ignores limit and
+    MaxItems and returns everything at once, so an operator that forgets to page passes here and
+    breaks on an account with many APIs. Test: paging_get_rest_apis_and_list_functions."""
+    from moto.apigateway.responses import APIGatewayResponse
+    from moto.awslambda.responses import LambdaResponse
+
+    def get_rest_apis(self: Any) -> str:
+        apis = self.backend.list_apis()
+        limit = self._get_param("limit")
+        try:
+            limit = int(limit) if limit is not None else None
+        except ValueError:
+            limit = None
+        chunk, pos = _page(apis, self._get_param("position"), limit, 25, 500)
+        out: dict[str, Any] = {"item": [a.to_dict() for a in chunk]}
+        if pos:
+            out["position"] = pos
+        return json.dumps(out)
+
+    APIGatewayResponse.get_rest_apis = get_rest_apis
+
+    def list_functions(self: Any) -> str:
+        qs = self.querystring
+        func_version = qs.get("FunctionVersion", [None])[0]
+        marker = qs.get("Marker", [None])[0]
+        max_items = qs.get("MaxItems", [None])[0]
+        fns = list(self.backend.list_functions(func_version))
+        chunk, nxt = _page(fns, marker, int(max_items) if max_items else None, 50, 10000)
+        out: dict[str, Any] = {"Functions": [f.get_configuration() for f in chunk]}
+        if nxt:
+            out["NextMarker"] = nxt
+        return json.dumps(out)
+
+    LambdaResponse.list_functions = list_functions
+
+
 # --------------------------------------------------------------------------------------------
 # EC2: VPC endpoints and security groups
 # --------------------------------------------------------------------------------------------
@@ -467,6 +580,16 @@ def ec2_vpc_endpoint_lifecycle() -> None:
             self.__dict__["_papi_state"] = value
 
     EP.state = property(get_state, set_state)
+
+    # DescribeVpcEndpoints filter `vpc-endpoint-id` (moto: 500 FilterNotImplementedError).
+    orig_filter = EP.get_filter_value
+
+    def get_filter_value(self: Any, filter_name: str, method_name: str | None = None) -> Any:
+        if filter_name == "vpc-endpoint-id":
+            return self.id
+        return orig_filter(self, filter_name, method_name)
+
+    EP.get_filter_value = get_filter_value
 
     orig_init = EP.__init__
 
@@ -708,6 +831,43 @@ def lambda_states() -> None:
         def __init__(self, message: str) -> None:
             super().__init__("ResourceConflictException", message)
 
+    def _require_s3_object(account_id: str, partition: str, data: dict[str, Any]) -> Any:
+        # AWS: CreateFunction/UpdateFunctionCode with an S3 object that does not exist fail with
+        # InvalidParameterValueException "Error occurred while GetObject. S3 Error Code:
+        # NoSuchKey ...". moto 5.2.5 only catches a missing bucket; a missing key gives an empty
+        # function (CodeSize 0).
+        from moto.awslambda.exceptions import InvalidParameterValueException
+        from moto.s3.models import s3_backends
+
+        bucket, key = data.get("S3Bucket"), data.get("S3Key")
+        s3 = s3_backends[account_id][partition]
+        try:
+            s3.get_bucket(bucket)
+        except Exception:
+            raise InvalidParameterValueException(
+                "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: "
+                "The specified bucket does not exist"
+            )
+        obj = None
+        try:
+            obj = s3.get_object(bucket, key)
+        except Exception:
+            obj = None
+        if obj is None:
+            raise InvalidParameterValueException(
+                "Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: "
+                "The specified key does not exist."
+            )
+        return obj
+
+    orig_validate = models._validate_s3_bucket_and_key
+
+    def validate_s3(account_id: str, partition: str, data: dict[str, Any]) -> Any:
+        _require_s3_object(account_id, partition, data)
+        return orig_validate(account_id, partition, data)
+
+    models._validate_s3_bucket_and_key = validate_s3
+
     F = models.LambdaFunction
 
     def get_state(self: Any) -> str:
@@ -762,6 +922,18 @@ def lambda_states() -> None:
                 f"resource: {fn.function_arn}"
             )
 
+    def aws_last_modified() -> str:
+        # AWS: "2026-11-24T22:45:42.471+0000"; moto: "2026-11-24T22:45:42.471052000Z".
+        from datetime import datetime, timezone
+
+        return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+    def f_init2(self: Any, *args: Any, **kwargs: Any) -> None:
+        f_init(self, *args, **kwargs)
+        self.last_modified = aws_last_modified()
+
+    F.__init__ = f_init2
+
     B = models.LambdaBackend
     for name in ("update_function_code", "update_function_configuration"):
         orig = getattr(B, name)
@@ -773,12 +945,15 @@ def lambda_states() -> None:
                 guard(fn)
                 if body.get("DryRun"):
                     return _orig(self, function_name, qualifier, body)
-                prev = fn.__dict__.get("_papi_updated")
+                if "S3Bucket" in body or "S3Key" in body:
+                    _require_s3_object(fn.account_id, fn.partition, body)
+                prev = fn.__dict__.get("_papi_updated"), fn.last_modified
                 fn.__dict__["_papi_updated"] = now()
+                fn.last_modified = aws_last_modified()
                 try:
                     return _orig(self, function_name, qualifier, body)
                 except Exception:
-                    fn.__dict__["_papi_updated"] = prev
+                    fn.__dict__["_papi_updated"], fn.last_modified = prev
                     raise
 
         setattr(B, name, wrapped)
