@@ -15,3 +15,6 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
 pub mod aws;
 pub mod error;
 pub mod metrics;
+pub mod conditions;
+pub mod identity;
+pub mod policy;

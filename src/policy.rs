@@ -1,0 +1,377 @@
+//! The REST API's resource policy: what it must be, how to compare the one AWS returns with it
+//! (semantically: AWS returns it JSON-escaped, minified, with `execute-api:/*` expanded to the full
+//! ARN), and a small evaluator with IAM's deny-overrides rule for tests.
+
+use serde_json::{Map, Value, json};
+
+/// The resource every statement covers, as written; AWS stores it expanded to
+/// `arn:aws:execute-api:<region>:<account>:<api-id>/*`.
+pub const INVOKE_RESOURCE: &str = "execute-api:/*";
+pub const INVOKE_ACTION: &str = "execute-api:Invoke";
+
+/// Deny `execute-api:Invoke` unless the request comes through one of `vpc_endpoint_ids`, then
+/// allow it: the reference stack's policy, generalised to several endpoints.
+pub fn desired_policy(vpc_endpoint_ids: &[String]) -> Value {
+    let mut ids: Vec<&String> = vpc_endpoint_ids.iter().collect();
+    ids.sort();
+    ids.dedup();
+    let source_vpce = if ids.len() == 1 {
+        json!(ids[0])
+    } else {
+        json!(ids)
+    };
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyUnlessThroughVpcEndpoint",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": INVOKE_ACTION,
+                "Resource": INVOKE_RESOURCE,
+                "Condition": {"StringNotEquals": {"aws:SourceVpce": source_vpce}}
+            },
+            {
+                "Sid": "AllowInvoke",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": INVOKE_ACTION,
+                "Resource": INVOKE_RESOURCE
+            }
+        ]
+    })
+}
+
+/// Parse a policy as API Gateway returns it: plain JSON, or JSON whose quotes are escaped with
+/// backslashes (`{\"Version\":...}`), which is what `GetRestApi` answers.
+pub fn parse_policy(text: &str) -> Option<Value> {
+    if let Ok(value) = serde_json::from_str::<Value>(text) {
+        return match value {
+            // A JSON string holding the policy document.
+            Value::String(inner) => parse_policy(&inner),
+            Value::Object(_) => Some(value),
+            _ => None,
+        };
+    }
+    if text.contains("\\\"") {
+        let unescaped: String = serde_json::from_str(&format!("\"{text}\"")).ok()?;
+        return serde_json::from_str(&unescaped).ok();
+    }
+    None
+}
+
+/// The ARN prefix `execute-api:` stands for on this API.
+pub fn execute_api_arn_prefix(region: &str, account_id: &str, rest_api_id: &str) -> String {
+    format!("arn:aws:execute-api:{region}:{account_id}:{rest_api_id}/")
+}
+
+/// A canonical form of a policy: statements as a sorted list, every string-or-list field as a
+/// sorted list, `Principal: "*"` as `{"AWS": ["*"]}`, this API's full ARNs shortened back to
+/// `execute-api:/…`. Two policies are equivalent when their canonical forms are equal.
+pub fn canonical(policy: &Value, api_arn_prefix: &str) -> Value {
+    let statements = match policy.get("Statement") {
+        Some(Value::Array(list)) => list.clone(),
+        Some(single @ Value::Object(_)) => vec![single.clone()],
+        _ => Vec::new(),
+    };
+    let mut canonical_statements: Vec<Value> = statements
+        .iter()
+        .map(|statement| canonical_statement(statement, api_arn_prefix))
+        .collect();
+    canonical_statements.sort_by_key(|s| s.to_string());
+    json!({
+        "Version": policy.get("Version").cloned().unwrap_or(Value::Null),
+        "Statement": canonical_statements,
+    })
+}
+
+fn canonical_statement(statement: &Value, api_arn_prefix: &str) -> Value {
+    let Value::Object(fields) = statement else {
+        return statement.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in fields {
+        let canonical_value = match key.as_str() {
+            "Action" | "NotAction" => sorted_strings(value),
+            "Resource" | "NotResource" => {
+                let shortened: Vec<Value> = strings(value)
+                    .into_iter()
+                    .map(|r| match r.strip_prefix(api_arn_prefix) {
+                        Some(rest) => Value::String(format!("execute-api:/{rest}")),
+                        None => Value::String(r),
+                    })
+                    .collect();
+                sorted_strings(&Value::Array(shortened))
+            }
+            "Principal" | "NotPrincipal" => match value {
+                Value::String(s) if s == "*" => json!({"AWS": ["*"]}),
+                Value::Object(principals) => Value::Object(
+                    principals
+                        .iter()
+                        .map(|(k, v)| (k.clone(), sorted_strings(v)))
+                        .collect(),
+                ),
+                other => other.clone(),
+            },
+            "Condition" => match value {
+                Value::Object(operators) => Value::Object(
+                    operators
+                        .iter()
+                        .map(|(op, keys)| {
+                            let keys = match keys {
+                                Value::Object(keys) => Value::Object(
+                                    keys.iter()
+                                        .map(|(k, v)| (k.clone(), sorted_strings(v)))
+                                        .collect(),
+                                ),
+                                other => other.clone(),
+                            };
+                            (op.clone(), keys)
+                        })
+                        .collect(),
+                ),
+                other => other.clone(),
+            },
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), canonical_value);
+    }
+    Value::Object(out)
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(list) => list
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+        other => vec![other.to_string()],
+    }
+}
+
+fn sorted_strings(value: &Value) -> Value {
+    let mut list = strings(value);
+    list.sort();
+    list.dedup();
+    Value::Array(list.into_iter().map(Value::String).collect())
+}
+
+/// Whether the live policy text means the same as `desired`.
+pub fn equivalent(live_text: Option<&str>, desired: &Value, api_arn_prefix: &str) -> bool {
+    match live_text.and_then(parse_policy) {
+        Some(live) => canonical(&live, api_arn_prefix) == canonical(desired, api_arn_prefix),
+        None => false,
+    }
+}
+
+/// The outcome of evaluating a resource policy for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// An explicit Deny statement matched.
+    ExplicitDeny,
+    /// No statement allowed it.
+    ImplicitDeny,
+}
+
+/// Evaluate `policy` for `action` on `resource` with the request's `aws:SourceVpce` (absent when
+/// the request does not come through an endpoint), with IAM's rule: an explicit Deny overrides any
+/// Allow; without an Allow the request is denied. Supports what resource policies of private APIs
+/// use: `*` wildcards in Action/Resource, `StringEquals`/`StringNotEquals` (and their `IfExists`
+/// forms) on `aws:SourceVpce`.
+///
+/// `execute-api:/…` in a statement stands for `api_arn_prefix…`, as API Gateway expands it.
+pub fn evaluate(
+    policy: &Value,
+    api_arn_prefix: &str,
+    action: &str,
+    resource: &str,
+    source_vpce: Option<&str>,
+) -> Decision {
+    let statements = match policy.get("Statement") {
+        Some(Value::Array(list)) => list.clone(),
+        Some(single @ Value::Object(_)) => vec![single.clone()],
+        _ => Vec::new(),
+    };
+    let mut allowed = false;
+    for statement in &statements {
+        let matches_action = statement
+            .get("Action")
+            .map(|a| strings(a).iter().any(|p| wildcard_match(p, action)))
+            .unwrap_or(false);
+        let matches_resource = statement
+            .get("Resource")
+            .map(|r| {
+                strings(r).iter().any(|p| {
+                    let expanded = match p.strip_prefix("execute-api:/") {
+                        Some(rest) => format!("{api_arn_prefix}{rest}"),
+                        None => p.clone(),
+                    };
+                    wildcard_match(&expanded, resource)
+                })
+            })
+            .unwrap_or(false);
+        if !(matches_action && matches_resource && conditions_hold(statement, source_vpce)) {
+            continue;
+        }
+        match statement.get("Effect").and_then(Value::as_str) {
+            Some("Deny") => return Decision::ExplicitDeny,
+            Some("Allow") => allowed = true,
+            _ => {}
+        }
+    }
+    if allowed {
+        Decision::Allow
+    } else {
+        Decision::ImplicitDeny
+    }
+}
+
+fn conditions_hold(statement: &Value, source_vpce: Option<&str>) -> bool {
+    let Some(Value::Object(operators)) = statement.get("Condition") else {
+        return true;
+    };
+    operators.iter().all(|(operator, keys)| {
+        let Value::Object(keys) = keys else {
+            return false;
+        };
+        keys.iter().all(|(key, values)| {
+            let request_value = if key.eq_ignore_ascii_case("aws:SourceVpce") {
+                source_vpce
+            } else {
+                None
+            };
+            let values = strings(values);
+            let (base, if_exists) = match operator.strip_suffix("IfExists") {
+                Some(base) => (base, true),
+                None => (operator.as_str(), false),
+            };
+            match (base, request_value) {
+                (_, None) if if_exists => true,
+                // IAM: a negated operator on a key absent from the request matches.
+                ("StringNotEquals", None) => true,
+                ("StringEquals", None) => false,
+                ("StringEquals", Some(v)) => values.iter().any(|x| x == v),
+                ("StringNotEquals", Some(v)) => values.iter().all(|x| x != v),
+                _ => false,
+            }
+        })
+    })
+}
+
+/// `*` matches any run of characters, `?` one.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PREFIX: &str = "arn:aws:execute-api:us-east-1:123456789012:abc123defg/";
+
+    /// What API Gateway stores: minified, escaped, with the ARN expanded.
+    fn as_aws_returns_it(policy: &Value) -> String {
+        let expanded = policy
+            .to_string()
+            .replace("\"execute-api:/*\"", &format!("\"{PREFIX}*\""));
+        expanded.replace('"', "\\\"")
+    }
+
+    #[test]
+    fn the_escaped_expanded_form_aws_returns_is_equivalent() {
+        let desired = desired_policy(&["vpce-0123456789abcdef0".to_string()]);
+        let live = as_aws_returns_it(&desired);
+        assert!(live.starts_with("{\\\"") && live.contains("\\\"Version\\\":\\\"2012-10-17\\\""));
+        assert!(equivalent(Some(&live), &desired, PREFIX));
+        assert!(equivalent(Some(&desired.to_string()), &desired, PREFIX));
+    }
+
+    #[test]
+    fn endpoint_order_and_string_or_list_do_not_matter() {
+        let a = desired_policy(&["vpce-b".into(), "vpce-a".into()]);
+        let b = desired_policy(&["vpce-a".into(), "vpce-b".into()]);
+        assert!(equivalent(Some(&a.to_string()), &b, PREFIX));
+        let mut principal_object = desired_policy(&["vpce-a".into()]);
+        principal_object["Statement"][1]["Principal"] = json!({"AWS": "*"});
+        principal_object["Statement"][1]["Action"] = json!(["execute-api:Invoke"]);
+        assert!(equivalent(
+            Some(&principal_object.to_string()),
+            &desired_policy(&["vpce-a".into()]),
+            PREFIX
+        ));
+    }
+
+    #[test]
+    fn real_changes_are_drift() {
+        let desired = desired_policy(&["vpce-a".into()]);
+        let other_endpoint = desired_policy(&["vpce-b".into()]);
+        assert!(!equivalent(Some(&other_endpoint.to_string()), &desired, PREFIX));
+        let mut no_deny = desired.clone();
+        no_deny["Statement"].as_array_mut().map(|s| s.remove(0));
+        assert!(!equivalent(Some(&no_deny.to_string()), &desired, PREFIX));
+        let other_api = desired
+            .to_string()
+            .replace("\"execute-api:/*\"", "\"arn:aws:execute-api:us-east-1:123456789012:zzz/*\"");
+        assert!(!equivalent(Some(&other_api), &desired, PREFIX));
+        assert!(!equivalent(None, &desired, PREFIX));
+        assert!(!equivalent(Some("not json"), &desired, PREFIX));
+    }
+
+    #[test]
+    fn deny_overrides_allow() {
+        let policy = desired_policy(&["vpce-owned".into(), "vpce-extra".into()]);
+        let resource = format!("{PREFIX}prod/GET/");
+        let live = parse_policy(&as_aws_returns_it(&policy)).expect("parses");
+        for p in [&policy, &live] {
+            assert_eq!(evaluate(p, PREFIX, INVOKE_ACTION, &resource, Some("vpce-owned")), Decision::Allow);
+            assert_eq!(evaluate(p, PREFIX, INVOKE_ACTION, &resource, Some("vpce-extra")), Decision::Allow);
+            assert_eq!(
+                evaluate(p, PREFIX, INVOKE_ACTION, &resource, Some("vpce-other")),
+                Decision::ExplicitDeny
+            );
+            assert_eq!(evaluate(p, PREFIX, INVOKE_ACTION, &resource, None), Decision::ExplicitDeny);
+        }
+        let allow_only = json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+        assert_eq!(evaluate(&allow_only, PREFIX, INVOKE_ACTION, &resource, None), Decision::Allow);
+        assert_eq!(
+            evaluate(&json!({"Statement": []}), PREFIX, INVOKE_ACTION, &resource, None),
+            Decision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("execute-api:/*", "execute-api:/prod/GET/"));
+        assert!(wildcard_match("arn:aws:execute-api:*:*:abc/*", "arn:aws:execute-api:us-east-1:1:abc/x"));
+        assert!(!wildcard_match("execute-api:Invoke", "execute-api:ManageConnections"));
+        assert!(wildcard_match("execute-api:*", "execute-api:Invoke"));
+    }
+}
