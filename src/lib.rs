@@ -18,3 +18,4 @@ pub mod metrics;
 pub mod conditions;
 pub mod identity;
 pub mod policy;
+pub mod parts;
