@@ -747,6 +747,11 @@ async fn ec2_endpoint_pending_then_available() {
     let ep = out.vpc_endpoint().unwrap();
     let id = ep.vpc_endpoint_id().unwrap().to_string();
     assert_eq!(ep.state().map(|s| s.as_str()), Some("pending"), "CreateVpcEndpoint answers pending");
+    // Trap: AWS (and moto) send lowercase states ("pending", "available", "deleting", "deleted"),
+    // while the SDK's `State` enum spells them "Pending", "Available", ...: the value parses as
+    // `State::Unknown`, so an operator must compare `state.as_str()` (case-insensitively), never
+    // match `State::Available`.
+    assert_ne!(ep.state(), Some(&aws_sdk_ec2::types::State::Pending));
     assert_eq!(endpoint_state(&aws, &id).await.as_deref(), Some("pending"));
     let started = Instant::now();
     eventually(30, "endpoint available", || async {
@@ -761,6 +766,43 @@ async fn ec2_endpoint_pending_then_available() {
     assert!(dns[0].starts_with(&format!("{id}-")), "{dns:?}");
     assert!(dns[0].ends_with(".execute-api.us-east-1.vpce.amazonaws.com"), "{dns:?}");
     assert!(dns[1].contains("-us-east-1a.execute-api."), "{dns:?}");
+    aws.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&id).send().await.unwrap();
+}
+
+/// At most one subnet per Availability Zone, on create and on ModifyVpcEndpoint.
+#[tokio::test]
+async fn ec2_endpoint_one_subnet_per_az() {
+    let aws = aws().await;
+    let (vpc, subnets, sg) = network(&aws, 18).await;
+    let same_az = aws
+        .ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.18.9.0/24")
+        .availability_zone("us-east-1a")
+        .send()
+        .await
+        .unwrap()
+        .subnet
+        .unwrap()
+        .subnet_id
+        .unwrap();
+    let (c, s, msg) = failure(
+        create_endpoint(&aws, &vpc, &[subnets[0].clone(), same_az.clone()], &sg, false, None, &unique("uid")).await,
+    );
+    assert_eq!((c.as_str(), s), ("DuplicateSubnetsInSameZone", 400));
+    assert!(msg.starts_with(&format!("Found another VPC endpoint subnet in the availability zone of {}", subnets[0])), "{msg}");
+    let ep = create_endpoint(&aws, &vpc, &subnets[..1], &sg, false, None, &unique("uid")).await.unwrap();
+    let id = ep.vpc_endpoint().unwrap().vpc_endpoint_id().unwrap().to_string();
+    let (c, _, _) = failure(aws.ec2.modify_vpc_endpoint().vpc_endpoint_id(&id).add_subnet_ids(&same_az).send().await);
+    assert_eq!(c, "DuplicateSubnetsInSameZone");
+    // Remove first, then add: fine (what an operator moving an endpoint within an AZ must do).
+    aws.ec2.modify_vpc_endpoint().vpc_endpoint_id(&id).add_subnet_ids(&subnets[1]).send().await.unwrap();
+    aws.ec2.modify_vpc_endpoint().vpc_endpoint_id(&id).remove_subnet_ids(&subnets[0]).send().await.unwrap();
+    aws.ec2.modify_vpc_endpoint().vpc_endpoint_id(&id).add_subnet_ids(&same_az).send().await.unwrap();
+    let d = aws.ec2.describe_vpc_endpoints().vpc_endpoint_ids(&id).send().await.unwrap();
+    assert_eq!(d.vpc_endpoints()[0].subnet_ids(), [subnets[1].clone(), same_az]);
+    assert_eq!(d.vpc_endpoints()[0].network_interface_ids().len(), 2);
     aws.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&id).send().await.unwrap();
 }
 

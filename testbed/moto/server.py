@@ -493,6 +493,21 @@ def _check_private_dns(backend: Any, vpc_id: str, service_name: str, exclude: st
             )
 
 
+def _check_one_subnet_per_az(backend: Any, subnet_ids: list[str]) -> None:
+    """AWS: an interface endpoint has at most one subnet per Availability Zone."""
+    seen: dict[str, str] = {}
+    for sid in subnet_ids:
+        az = backend.get_subnet(sid).availability_zone
+        if az in seen:
+            raise _ec2_error(
+                "DuplicateSubnetsInSameZone",
+                f"Found another VPC endpoint subnet in the availability zone of {seen[az]}. VPC "
+                "endpoint subnets should be in different availability zones supported by the VPC "
+                "endpoint service.",
+            )
+        seen[az] = sid
+
+
 def _dns_entries(backend: Any, ep_id: str, service_name: str, subnet_ids: list[str]) -> list[dict[str, str]]:
     """DnsEntries as AWS lists them for an interface endpoint: regional name first, then one per
     Availability Zone: vpce-<id>-<suffix>[-<az>].<service>.<region>.vpce.amazonaws.com."""
@@ -552,6 +567,10 @@ def ec2_vpc_endpoint_lifecycle() -> None:
       enableDnsSupport and enableDnsHostnames (a new VPC has enableDnsHostnames=false).
       ModifyVpcEndpoint PrivateDnsEnabled is applied (moto ignores it) with the same checks.
       moto: no check. Test: ec2_second_private_dns_endpoint_conflicts.
+    - Subnets: AWS refuses two subnets in one Availability Zone (CreateVpcEndpoint and
+      ModifyVpcEndpoint AddSubnetIds) with DuplicateSubnetsInSameZone "Found another VPC endpoint
+      subnet in the availability zone of subnet-...". moto: accepts. ModifyVpcEndpoint keeps
+      one network interface per subnet (moto kept the old ones). Test: ec2_endpoint_one_subnet_per_az.
     - DnsEntries: AWS names them vpce-<id>-<suffix>.<service>.<region>.vpce.amazonaws.com (regional
       first, then one per AZ); moto used vpce-<id>-<suffix>.com.amazonaws.<region>.<service>.
     - DeleteVpcEndpoints with an unknown id: AWS answers 200 with an `Unsuccessful` item, error
@@ -631,6 +650,8 @@ def ec2_vpc_endpoint_lifecycle() -> None:
             for sg in security_group_ids or []:
                 if self.get_security_group_from_id(sg) is None:
                     raise _ec2_error("InvalidGroup.NotFound", f"The security group '{sg}' does not exist")
+            if interface:
+                _check_one_subnet_per_az(self, list(subnet_ids or []))
             if interface and private_dns_enabled:
                 _check_private_dns(self, vpc_id, service_name, exclude=None)
             if interface and not security_group_ids:
@@ -730,8 +751,16 @@ def ec2_vpc_endpoint_lifecycle() -> None:
             for sg in self._get_param("AddSecurityGroupIds", []) or []:
                 if self.ec2_backend.get_security_group_from_id(sg) is None:
                     raise _ec2_error("InvalidGroup.NotFound", f"The security group '{sg}' does not exist")
-            for sn in self._get_param("AddSubnetIds", []) or []:
+            add_subnets = self._get_param("AddSubnetIds", []) or []
+            for sn in add_subnets:
                 self.ec2_backend.get_subnet(sn)
+            if add_subnets and (ep.vpc_endpoint_type or "").lower() == "interface":
+                # Strict: checked against the subnets the endpoint has *before* this call's
+                # removals (other controllers remove in a separate call first "to avoid
+                # DuplicateSubnetsInSameZone"); an operator doing the same is safe on AWS.
+                _check_one_subnet_per_az(
+                    self.ec2_backend, list(ep.subnet_ids or []) + [x for x in add_subnets if x not in (ep.subnet_ids or [])]
+                )
             pde = self._get_param("PrivateDnsEnabled")
             if pde is not None:
                 pde = str(pde).lower() == "true"
@@ -1039,6 +1068,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: let the kernel pick a free port")
     parser.add_argument("--port-file", default=None, help="write the bound port here once listening")
+    parser.add_argument("--no-corrections", action="store_true",
+                        default=os.environ.get("PAPI_MOTO_CORRECTIONS", "1") == "0",
+                        help="serve plain moto (env PAPI_MOTO_CORRECTIONS=0): shows what each test catches")
     args = parser.parse_args(argv)
 
     import moto
@@ -1049,13 +1081,13 @@ def main(argv: list[str] | None = None) -> None:
         create_backend_app,
     )
 
-    names = apply_corrections()
+    names = [] if args.no_corrections else apply_corrections()
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.server_port
     # moto builds some URLs (e.g. S3 locations) from MOTO_PORT.
     os.environ["MOTO_PORT"] = str(port)
-    print(f"papi moto {moto.__version__} on http://{args.host}:{port} with corrections: {', '.join(names)}",
+    print(f"papi moto {moto.__version__} on http://{args.host}:{port} with corrections: {', '.join(names) or 'NONE'}",
           file=sys.stderr, flush=True)
     if args.port_file:
         tmp = args.port_file + ".tmp"
