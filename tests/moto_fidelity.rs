@@ -636,6 +636,41 @@ async fn apigw_delete_deployment_follows_stage() {
     aws.apigw.delete_rest_api().rest_api_id(&id).send().await.unwrap();
 }
 
+/// A stage can only point at a deployment that exists.
+#[tokio::test]
+async fn apigw_stage_needs_existing_deployment() {
+    let aws = aws().await;
+    let id = aws.apigw.create_rest_api().name(unique("papi-stage")).send().await.unwrap().id.unwrap();
+    build_api(&aws, &id, &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:x")).await;
+    let (c, s, _) = failure(aws.apigw.create_stage().rest_api_id(&id).stage_name("prod").deployment_id("nosuchdep").send().await);
+    assert_eq!((c.as_str(), s), ("NotFoundException", 404));
+    let d = aws.apigw.create_deployment().rest_api_id(&id).send().await.unwrap().id.unwrap();
+    aws.apigw.create_stage().rest_api_id(&id).stage_name("prod").deployment_id(&d).send().await.unwrap();
+    let (c, s, _) = failure(
+        aws.apigw
+            .update_stage()
+            .rest_api_id(&id)
+            .stage_name("prod")
+            .patch_operations(PatchOperation::builder().op(Op::Replace).path("/deploymentId").value("nosuchdep").build())
+            .send()
+            .await,
+    );
+    assert_eq!((c.as_str(), s), ("NotFoundException", 404));
+    let (c, s, _) = failure(
+        aws.apigw
+            .update_stage()
+            .rest_api_id(&id)
+            .stage_name("nosuchstage")
+            .patch_operations(PatchOperation::builder().op(Op::Replace).path("/deploymentId").value(&d).build())
+            .send()
+            .await,
+    );
+    assert_eq!((c.as_str(), s), ("NotFoundException", 404), "UpdateStage of a missing stage");
+    let st = aws.apigw.get_stage().rest_api_id(&id).stage_name("prod").send().await.unwrap();
+    assert_eq!(st.deployment_id(), Some(d.as_str()));
+    aws.apigw.delete_rest_api().rest_api_id(&id).send().await.unwrap();
+}
+
 /// CreateResource/PutMethod on what exists: 409 ConflictException.
 #[tokio::test]
 async fn apigw_create_existing_conflicts() {
@@ -804,6 +839,26 @@ async fn ec2_endpoint_one_subnet_per_az() {
     assert_eq!(d.vpc_endpoints()[0].subnet_ids(), [subnets[1].clone(), same_az]);
     assert_eq!(d.vpc_endpoints()[0].network_interface_ids().len(), 2);
     aws.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&id).send().await.unwrap();
+}
+
+/// An endpoint for another region's service (spec.region != the client's region) is refused.
+#[tokio::test]
+async fn ec2_endpoint_service_of_other_region_is_invalid() {
+    let aws = aws().await;
+    let (vpc, subnets, sg) = network(&aws, 19).await;
+    let (c, s, msg) = failure(
+        aws.ec2
+            .create_vpc_endpoint()
+            .vpc_endpoint_type(VpcEndpointType::Interface)
+            .vpc_id(&vpc)
+            .service_name("com.amazonaws.eu-west-1.execute-api")
+            .subnet_ids(&subnets[0])
+            .security_group_ids(&sg)
+            .send()
+            .await,
+    );
+    assert_eq!((c.as_str(), s), ("InvalidServiceName", 400));
+    assert_eq!(msg, "The Vpc Endpoint Service 'com.amazonaws.eu-west-1.execute-api' does not exist");
 }
 
 /// DeleteVpcEndpoints: `deleting`, then `deleted`; an unknown id is an Unsuccessful item.

@@ -393,20 +393,62 @@ def apigw_conflicts_on_existing() -> None:
     models.APIGatewayBackend.get_integration = get_integration
 
 
-def _page(items: list[Any], token: str | None, limit: int | None, default: int, maximum: int) -> tuple[list[Any], str | None]:
-    """Offset paging with an opaque-looking token."""
+@correction
+def apigw_stage_needs_existing_deployment() -> None:
+    """CreateStage / UpdateStage `/deploymentId` with a deployment that does not exist fail.
+
+    AWS: NotFoundException (404) "Invalid deployment identifier specified" (API reference,
+    CreateStage/UpdateStage). moto: accepts any id, so a stage can point at a deleted
+    deployment and the operator would never notice. Test: apigw_stage_needs_existing_deployment."""
+    from moto.apigateway import models
+    from moto.apigateway.exceptions import NotFoundException
+
+    def check(api: Any, deployment_id: Any) -> None:
+        if deployment_id not in api.deployments:
+            raise NotFoundException("Invalid deployment identifier specified")
+
+    orig_create = models.APIGatewayBackend.create_stage
+
+    def create_stage(self: Any, function_id: str, stage_name: str, deploymentId: str, *a: Any, **kw: Any) -> Any:
+        check(self.get_rest_api(function_id), deploymentId)
+        return orig_create(self, function_id, stage_name, deploymentId, *a, **kw)
+
+    models.APIGatewayBackend.create_stage = create_stage
+
+    orig_update = models.APIGatewayBackend.update_stage
+
+    def update_stage(self: Any, function_id: str, stage_name: str, patch_operations: Any) -> Any:
+        api = self.get_rest_api(function_id)
+        if stage_name not in api.stages:
+            from moto.apigateway.exceptions import StageNotFoundException
+
+            raise StageNotFoundException()
+        for op in patch_operations or []:
+            if op.get("path") == "/deploymentId" and op.get("op") == "replace":
+                check(api, op.get("value"))
+        return orig_update(self, function_id, stage_name, patch_operations)
+
+    models.APIGatewayBackend.update_stage = update_stage
+
+
+def _page(items: list[Any], key: Callable[[Any], str], token: str | None, limit: int | None,
+          default: int, maximum: int) -> tuple[list[Any], str | None]:
+    """Key-based paging (like AWS's opaque tokens, robust to concurrent creates/deletes):
+    items sorted by key, the token names the last key returned."""
     import base64
 
-    start = 0
+    items = sorted(items, key=key)
     if token:
         try:
-            start = int(base64.urlsafe_b64decode(token.encode() + b"==").decode())
+            after = base64.urlsafe_b64decode(token.encode() + b"==").decode()
         except Exception:
-            start = len(items)
+            after = "\uffff"
+        items = [i for i in items if key(i) > after]
     n = max(1, min(limit or default, maximum))
-    chunk = items[start:start + n]
-    nxt = start + n
-    next_token = base64.urlsafe_b64encode(str(nxt).encode()).decode().rstrip("=") if nxt < len(items) else None
+    chunk = items[:n]
+    next_token = None
+    if len(items) > n:
+        next_token = base64.urlsafe_b64encode(key(chunk[-1]).encode()).decode().rstrip("=")
     return chunk, next_token
 
 
@@ -429,7 +471,7 @@ def paging() -> None:
             limit = int(limit) if limit is not None else None
         except ValueError:
             limit = None
-        chunk, pos = _page(apis, self._get_param("position"), limit, 25, 500)
+        chunk, pos = _page(apis, lambda a: a.id, self._get_param("position"), limit, 25, 500)
         out: dict[str, Any] = {"item": [a.to_dict() for a in chunk]}
         if pos:
             out["position"] = pos
@@ -443,7 +485,7 @@ def paging() -> None:
         marker = qs.get("Marker", [None])[0]
         max_items = qs.get("MaxItems", [None])[0]
         fns = list(self.backend.list_functions(func_version))
-        chunk, nxt = _page(fns, marker, int(max_items) if max_items else None, 50, 10000)
+        chunk, nxt = _page(fns, lambda f: f.function_name, marker, int(max_items) if max_items else None, 50, 10000)
         out: dict[str, Any] = {"Functions": [f.get_configuration() for f in chunk]}
         if nxt:
             out["NextMarker"] = nxt
@@ -571,6 +613,8 @@ def ec2_vpc_endpoint_lifecycle() -> None:
       ModifyVpcEndpoint AddSubnetIds) with DuplicateSubnetsInSameZone "Found another VPC endpoint
       subnet in the availability zone of subnet-...". moto: accepts. ModifyVpcEndpoint keeps
       one network interface per subnet (moto kept the old ones). Test: ec2_endpoint_one_subnet_per_az.
+    - ServiceName of another region: AWS InvalidServiceName; moto creates the endpoint.
+      Test: ec2_endpoint_service_of_other_region_is_invalid.
     - DnsEntries: AWS names them vpce-<id>-<suffix>.<service>.<region>.vpce.amazonaws.com (regional
       first, then one per AZ); moto used vpce-<id>-<suffix>.com.amazonaws.<region>.<service>.
     - DeleteVpcEndpoints with an unknown id: AWS answers 200 with an `Unsuccessful` item, error
@@ -647,6 +691,12 @@ def ec2_vpc_endpoint_lifecycle() -> None:
                 if ep is not None:
                     return ep
             interface = (endpoint_type or "").lower() == "interface"
+            # AWS: InvalidServiceName "The Vpc Endpoint Service '<name>' does not exist" for a
+            # service of another region (spec.region vs the client's region) or an unknown one.
+            # moto: creates the endpoint. We accept com.amazonaws.<this region>.<anything>.
+            if not service_name.startswith(f"com.amazonaws.{self.region_name}."):
+                raise _ec2_error("InvalidServiceName",
+                                 f"The Vpc Endpoint Service '{service_name}' does not exist")
             for sg in security_group_ids or []:
                 if self.get_security_group_from_id(sg) is None:
                     raise _ec2_error("InvalidGroup.NotFound", f"The security group '{sg}' does not exist")
