@@ -1146,7 +1146,10 @@ def main(argv: list[str] | None = None) -> None:
         os.replace(tmp, args.port_file)
 
     def stop(signum: int, frame: Any) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        # Everything is in memory and disposable: exit at once (a graceful werkzeug shutdown
+        # waits for request threads and takes seconds).
+        print(f"papi moto: signal {signum}, exiting", file=sys.stderr, flush=True)
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
