@@ -131,7 +131,7 @@ def apigw_policy_as_aws_returns_it() -> None:
     "Normalize REST API Policy JSON before unquoting"). moto: echoes the text it was given.
     Also: an invalid JSON policy is rejected with BadRequestException (400) as on AWS.
     Test: apigw_policy_is_escaped_and_expanded."""
-    from moto.apigateway import models, responses
+    from moto.apigateway import models
 
     orig_to_dict = models.RestAPI.to_dict
 
@@ -150,7 +150,6 @@ def apigw_policy_as_aws_returns_it() -> None:
         return orig_create(self, name, description, *args, **kwargs)
 
     models.APIGatewayBackend.create_rest_api = create_rest_api
-    _ = responses  # responses call the backend; nothing else to patch here
 
 
 @correction
@@ -183,14 +182,14 @@ def apigw_update_rest_api_patch_paths() -> None:
                 current = list(cfg.get("vpcEndpointIds") or [])
                 if verb == "add":
                     if not ids:
-                        raise BadRequestException("Invalid patch operation specified. Must be 'add'|'remove'|'replace'")
+                        raise BadRequestException(f"Invalid value for {vpce_path}: a VPC endpoint id is required")
                     current += [i for i in ids if i not in current]
                 elif verb == "remove":
                     current = [i for i in current if i not in ids] if ids else []
                 elif verb == "replace":
                     current = ids
                 else:
-                    raise BadRequestException(f"Invalid patch operation specified. Must be one of: [add, remove, replace]")
+                    raise BadRequestException("Invalid patch operation specified. Must be one of: [add, remove, replace]")
                 if current and "PRIVATE" not in (cfg.get("types") or []):
                     raise BadRequestException("VPC endpoint IDs are only supported for PRIVATE APIs")
                 cfg["vpcEndpointIds"] = current
