@@ -39,8 +39,16 @@ papi_stamp_write() {
     mv -f "$PAPI_CACHE/stamps/$1.tmp" "$PAPI_CACHE/stamps/$1"
 }
 
-# papi_pid_alive PID
-papi_pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+# papi_pid_alive PID: the process exists and is not a zombie. Servers outlive the script that
+# started them, so their parent is whatever reaps orphans here, which may reap late: a zombie
+# counts as gone.
+papi_pid_alive() {
+    [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    stat=${stat##*) }
+    [[ ${stat%% *} != Z ]]
+}
 
 # papi_stop_pidfile FILE [GRACE_SECONDS]: TERM the process named in FILE, KILL it after the grace
 # period (default 10 s), then remove FILE. Quiet and successful when there is nothing to stop.
