@@ -78,7 +78,9 @@ impl Handler {
 pub fn message_from(value: Option<std::ffi::OsString>) -> Result<String, InitError> {
     match value {
         None => Ok(DEFAULT_MESSAGE.to_owned()),
-        Some(value) => value.into_string().map_err(|_| InitError::MessageNotUnicode),
+        Some(value) => value
+            .into_string()
+            .map_err(|_| InitError::MessageNotUnicode),
     }
 }
 
@@ -89,8 +91,8 @@ pub fn message_from(value: Option<std::ffi::OsString>) -> Result<String, InitErr
 /// event, for instance, has neither at the top level).
 pub fn parse_event(event: &str) -> Result<ApiGatewayProxyRequest, InvalidEvent> {
     let de = &mut serde_json::Deserializer::from_str(event);
-    let request: ApiGatewayProxyRequest = serde_path_to_error::deserialize(&mut *de)
-        .map_err(|err| {
+    let request: ApiGatewayProxyRequest =
+        serde_path_to_error::deserialize(&mut *de).map_err(|err| {
             let path = err.path().to_string();
             if path == "." {
                 invalid(event, err.inner().to_string())
@@ -153,7 +155,10 @@ impl fmt::Display for InitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             InitError::MessageNotUnicode => {
-                write!(f, "the {MESSAGE_ENV} environment variable is not valid Unicode")
+                write!(
+                    f,
+                    "the {MESSAGE_ENV} environment variable is not valid Unicode"
+                )
             }
             InitError::Serialize(err) => write!(f, "cannot serialize the response: {err}"),
         }
@@ -171,8 +176,10 @@ pub fn missing_runtime_env(get: impl Fn(&str) -> Option<String>) -> Vec<&'static
         "AWS_LAMBDA_FUNCTION_VERSION",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
     ];
-    let mut missing: Vec<&'static str> =
-        REQUIRED.into_iter().filter(|name| get(name).is_none()).collect();
+    let mut missing: Vec<&'static str> = REQUIRED
+        .into_iter()
+        .filter(|name| get(name).is_none())
+        .collect();
     let memory = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE");
     if memory.is_some_and(|m| m.parse::<i32>().is_err()) {
         missing.push("AWS_LAMBDA_FUNCTION_MEMORY_SIZE (an integer)");
