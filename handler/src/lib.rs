@@ -90,6 +90,23 @@ pub fn message_from(value: Option<std::ffi::OsString>) -> Result<String, InitErr
 /// source doesn't: a valid `httpMethod` and a `requestContext` object (an HTTP API payload 2.0
 /// event, for instance, has neither at the top level).
 pub fn parse_event(event: &str) -> Result<ApiGatewayProxyRequest, InvalidEvent> {
+    // serde would also read a struct from a JSON array of its fields: accept objects only.
+    if !event.trim_start().starts_with('{') {
+        use serde_json::Value;
+        let kind = match serde_json::from_str::<Value>(event) {
+            Ok(Value::Array(_)) => "an array",
+            Ok(Value::String(_)) => "a string",
+            Ok(Value::Number(_)) => "a number",
+            Ok(Value::Bool(_)) => "a boolean",
+            Ok(Value::Null) => "null",
+            Ok(Value::Object(_)) => "an object",
+            Err(err) => return Err(invalid(event, err.to_string())),
+        };
+        return Err(invalid(
+            event,
+            format!("the event is {kind}, not a JSON object"),
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_str(event);
     let request: ApiGatewayProxyRequest =
         serde_path_to_error::deserialize(&mut *de).map_err(|err| {
