@@ -1,1 +1,448 @@
-//! (being written)
+//! The REST API: type PRIVATE, its endpoint configuration (the endpoints allowed to reach it) and
+//! its resource policy (Deny unless `aws:SourceVpce` is one of them, then Allow).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, Op, PatchOperation, RestApi};
+use serde_json::Value;
+
+use super::{Change, Cleanup, Outcome, PartContext};
+use crate::aws::no_sdk_retries;
+use crate::conditions::{PartState, reason};
+use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
+use crate::policy;
+
+const SERVICE: &str = "APIGateway";
+
+/// What later parts need of the REST API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiInfo {
+    pub rest_api_id: String,
+    pub root_resource_id: Option<String>,
+}
+
+/// The REST API as AWS reports it, from `GetRestApi` or an item of `GetRestApis`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LiveApi {
+    pub id: String,
+    pub description: Option<String>,
+    pub created_epoch: i64,
+    pub endpoint_types: Vec<String>,
+    pub vpc_endpoint_ids: Vec<String>,
+    pub policy: Option<String>,
+    pub tags: HashMap<String, String>,
+    pub root_resource_id: Option<String>,
+}
+
+impl LiveApi {
+    fn from_parts(
+        id: Option<String>,
+        description: Option<String>,
+        created: Option<aws_smithy_types::DateTime>,
+        endpoint_configuration: Option<EndpointConfiguration>,
+        policy: Option<String>,
+        tags: Option<HashMap<String, String>>,
+        root_resource_id: Option<String>,
+    ) -> Option<Self> {
+        let endpoint_configuration = endpoint_configuration.unwrap_or_else(|| EndpointConfiguration::builder().build());
+        Some(Self {
+            id: id?,
+            description: description.filter(|d| !d.is_empty()),
+            created_epoch: created.map(|d| d.secs()).unwrap_or_default(),
+            endpoint_types: endpoint_configuration
+                .types
+                .unwrap_or_default()
+                .iter()
+                .map(|t| t.as_str().to_string())
+                .collect(),
+            vpc_endpoint_ids: endpoint_configuration.vpc_endpoint_ids.unwrap_or_default(),
+            policy,
+            tags: tags.unwrap_or_default(),
+            root_resource_id,
+        })
+    }
+
+    pub fn from_item(api: RestApi) -> Option<Self> {
+        Self::from_parts(
+            api.id,
+            api.description,
+            api.created_date,
+            api.endpoint_configuration,
+            api.policy,
+            api.tags,
+            api.root_resource_id,
+        )
+    }
+}
+
+/// What the REST API must look like.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredApi {
+    pub description: Option<String>,
+    pub vpc_endpoint_ids: BTreeSet<String>,
+    pub policy: Value,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl DesiredApi {
+    pub fn new(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Self {
+        let mut ids: BTreeSet<String> = ctx.spec.additional_vpc_endpoint_ids.iter().cloned().collect();
+        ids.insert(vpc_endpoint_id.to_string());
+        let id_list: Vec<String> = ids.iter().cloned().collect();
+        Self {
+            description: ctx.spec.description.clone().filter(|d| !d.is_empty()),
+            policy: policy::desired_policy(&id_list),
+            vpc_endpoint_ids: ids,
+            tags: ctx.tags(),
+        }
+    }
+}
+
+/// The patch operations that make `live` match `desired` (empty when in sync), and the tags to add.
+pub fn diff(
+    live: &LiveApi,
+    desired: &DesiredApi,
+    api_arn_prefix: &str,
+) -> (Vec<PatchOperation>, BTreeMap<String, String>) {
+    let mut ops = Vec::new();
+    let patch = |op: Op, path: &str, value: Option<&str>| {
+        PatchOperation::builder()
+            .op(op)
+            .path(path)
+            .set_value(value.map(str::to_string))
+            .build()
+    };
+    // Someone turned the API into REGIONAL or EDGE: back to PRIVATE.
+    for other in live.endpoint_types.iter().filter(|t| t.as_str() != "PRIVATE") {
+        ops.push(patch(
+            Op::Replace,
+            &format!("/endpointConfiguration/types/{other}"),
+            Some("PRIVATE"),
+        ));
+    }
+    if live.endpoint_types.is_empty() {
+        ops.push(patch(Op::Add, "/endpointConfiguration/types", Some("PRIVATE")));
+    }
+    let live_ids: BTreeSet<&String> = live.vpc_endpoint_ids.iter().collect();
+    for id in desired.vpc_endpoint_ids.iter().filter(|id| !live_ids.contains(id)) {
+        ops.push(patch(Op::Add, "/endpointConfiguration/vpcEndpointIds", Some(id)));
+    }
+    for id in live_ids.iter().filter(|id| !desired.vpc_endpoint_ids.contains(**id)) {
+        ops.push(patch(Op::Remove, "/endpointConfiguration/vpcEndpointIds", Some(id)));
+    }
+    if !policy::equivalent(live.policy.as_deref(), &desired.policy, api_arn_prefix) {
+        ops.push(patch(Op::Replace, "/policy", Some(&desired.policy.to_string())));
+    }
+    if live.description != desired.description {
+        ops.push(patch(
+            Op::Replace,
+            "/description",
+            Some(desired.description.as_deref().unwrap_or("")),
+        ));
+    }
+    let missing_tags = desired
+        .tags
+        .iter()
+        .filter(|(k, v)| live.tags.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (ops, missing_tags)
+}
+
+fn describe_op(op: &PatchOperation) -> String {
+    format!(
+        "{} {}",
+        op.op().map(|o| o.as_str()).unwrap_or("?"),
+        op.path().unwrap_or("?")
+    )
+}
+
+/// The ARN API Gateway's tagging API takes for a REST API.
+pub fn rest_api_arn(region: &str, rest_api_id: &str) -> String {
+    format!("arn:aws:apigateway:{region}::/restapis/{rest_api_id}")
+}
+
+async fn get_api(ctx: &PartContext<'_>, id: &str) -> Result<Option<LiveApi>> {
+    let out = ctx
+        .aws
+        .apigateway
+        .get_rest_api()
+        .rest_api_id(id)
+        .send()
+        .await
+        .aws(SERVICE, "GetRestApi")
+        .or_not_found()?;
+    Ok(out.and_then(|o| {
+        LiveApi::from_parts(
+            o.id,
+            o.description,
+            o.created_date,
+            o.endpoint_configuration,
+            o.policy,
+            o.tags,
+            o.root_resource_id,
+        )
+    }))
+}
+
+/// Every REST API of the region this owner owns, oldest first (pages of 500).
+pub async fn find_owned(ctx: &PartContext<'_>) -> Result<Vec<LiveApi>> {
+    let mut owned = Vec::new();
+    let mut position: Option<String> = None;
+    loop {
+        let page = ctx
+            .aws
+            .apigateway
+            .get_rest_apis()
+            .limit(500)
+            .set_position(position.clone())
+            .send()
+            .await
+            .aws(SERVICE, "GetRestApis")?;
+        for item in page.items.unwrap_or_default() {
+            if let Some(api) = LiveApi::from_item(item)
+                && ctx.owner.owns(api.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            {
+                owned.push(api);
+            }
+        }
+        match page.position {
+            Some(next) if Some(&next) != position.as_ref() && !next.is_empty() => position = Some(next),
+            _ => break,
+        }
+    }
+    owned.sort_by_key(|api| (api.created_epoch, api.id.clone()));
+    Ok(owned)
+}
+
+/// Find the API by the ID in status (if it still exists and is ours), else by ownership tags.
+/// Extra owned APIs (a duplicate from an earlier failure) are returned to be deleted.
+async fn observe(ctx: &PartContext<'_>) -> Result<(Option<LiveApi>, Vec<LiveApi>)> {
+    if let Some(id) = ctx.status.rest_api_id.as_deref()
+        && let Some(api) = get_api(ctx, id).await?
+        && ctx.owner.owns(api.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    {
+        return Ok((Some(api), Vec::new()));
+    }
+    let mut owned = find_owned(ctx).await?;
+    if owned.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let keep = owned.remove(0);
+    Ok((Some(keep), owned))
+}
+
+pub async fn reconcile(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Result<Outcome<ApiInfo>> {
+    let desired = DesiredApi::new(ctx, vpc_endpoint_id);
+    let (live, duplicates) = observe(ctx).await?;
+    let mut changes = Vec::new();
+    for duplicate in duplicates {
+        delete_api(ctx, &duplicate.id).await?;
+        changes.push(Change::new(
+            "Deleted",
+            format!("REST API {}", duplicate.id),
+            "a duplicate owned by this object",
+        ));
+    }
+    let Some(live) = live else {
+        let api = create(ctx, &desired).await?;
+        changes.push(Change::new(
+            "Created",
+            format!("REST API {}", api.rest_api_id),
+            "private REST API with its resource policy",
+        ));
+        return Ok(Outcome {
+            value: api,
+            state: PartState::ready(reason::AVAILABLE, "private REST API and resource policy in sync"),
+            changes,
+        });
+    };
+    if live.tags.get(crate::identity::TAG_UID) != Some(&ctx.owner.uid) {
+        // Same cluster and object name, another UID: the object was re-created (or the cluster
+        // rebuilt). The uid tag is updated with the other tags below.
+        changes.push(Change::new(
+            "Adopted",
+            format!("REST API {}", live.id),
+            "owned by this object's name in this cluster under an earlier UID",
+        ));
+    }
+    let prefix = policy::execute_api_arn_prefix(&ctx.aws.region, &ctx.aws.account_id, &live.id);
+    let (ops, missing_tags) = diff(&live, &desired, &prefix);
+    if !ops.is_empty() {
+        let detail = ops.iter().map(describe_op).collect::<Vec<_>>().join(", ");
+        ctx.aws
+            .apigateway
+            .update_rest_api()
+            .rest_api_id(&live.id)
+            .set_patch_operations(Some(ops))
+            .send()
+            .await
+            .aws(SERVICE, "UpdateRestApi")?;
+        changes.push(Change::new("Updated", format!("REST API {}", live.id), detail));
+    }
+    if !missing_tags.is_empty() {
+        ctx.aws
+            .apigateway
+            .tag_resource()
+            .resource_arn(rest_api_arn(&ctx.aws.region, &live.id))
+            .set_tags(Some(missing_tags.into_iter().collect()))
+            .send()
+            .await
+            .aws(SERVICE, "TagResource")?;
+        changes.push(Change::new("Updated", format!("REST API {}", live.id), "tags"));
+    }
+    Ok(Outcome {
+        value: ApiInfo {
+            rest_api_id: live.id,
+            root_resource_id: live.root_resource_id,
+        },
+        state: PartState::ready(reason::AVAILABLE, "private REST API and resource policy in sync"),
+        changes,
+    })
+}
+
+async fn create(ctx: &PartContext<'_>, desired: &DesiredApi) -> Result<ApiInfo> {
+    let endpoint_configuration = EndpointConfiguration::builder()
+        .types(EndpointType::Private)
+        .set_vpc_endpoint_ids(Some(desired.vpc_endpoint_ids.iter().cloned().collect()))
+        .build();
+    // CreateRestApi has no idempotency token: no SDK retries, so a lost response is followed by a
+    // lookup by tags on the next reconcile instead of a second API.
+    let out = ctx
+        .aws
+        .apigateway
+        .create_rest_api()
+        .name(ctx.owner.rest_api_name())
+        .set_description(desired.description.clone())
+        .endpoint_configuration(endpoint_configuration)
+        .policy(desired.policy.to_string())
+        .set_tags(Some(desired.tags.clone().into_iter().collect()))
+        .customize()
+        .config_override(aws_sdk_apigateway::config::Builder::default().retry_config(no_sdk_retries()))
+        .send()
+        .await
+        .aws(SERVICE, "CreateRestApi")
+        .map_err(|err| {
+            err.into_invalid_spec_if(&[crate::error::AwsErrorKind::InvalidRequest], "spec.endpoint")
+        })?;
+    let rest_api_id = out.id.ok_or_else(|| Error::Unexpected {
+        operation: "CreateRestApi",
+        message: "no id in the answer".into(),
+    })?;
+    Ok(ApiInfo {
+        rest_api_id,
+        root_resource_id: out.root_resource_id,
+    })
+}
+
+async fn delete_api(ctx: &PartContext<'_>, id: &str) -> Result<()> {
+    ctx.aws
+        .apigateway
+        .delete_rest_api()
+        .rest_api_id(id)
+        .send()
+        .await
+        .aws(SERVICE, "DeleteRestApi")
+        .or_not_found()?;
+    Ok(())
+}
+
+/// Delete every REST API this object owns (the one in status and any found by tags). Its stages,
+/// deployments, resources and methods go with it.
+pub async fn cleanup(ctx: &PartContext<'_>) -> Result<Cleanup> {
+    let mut changes = Vec::new();
+    let mut ids: BTreeSet<String> = find_owned(ctx).await?.into_iter().map(|api| api.id).collect();
+    if let Some(id) = ctx.status.rest_api_id.as_deref()
+        && let Some(api) = get_api(ctx, id).await?
+        && ctx.owner.owns(api.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    {
+        ids.insert(api.id);
+    }
+    for id in ids {
+        delete_api(ctx, &id).await?;
+        changes.push(Change::new("Deleted", format!("REST API {id}"), "with its stages and deployments"));
+    }
+    Ok(Cleanup { done: true, changes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PREFIX: &str = "arn:aws:execute-api:us-east-1:123456789012:abc/";
+
+    fn desired(ids: &[&str]) -> DesiredApi {
+        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        DesiredApi {
+            description: None,
+            policy: policy::desired_policy(&ids),
+            vpc_endpoint_ids: ids.into_iter().collect(),
+            tags: BTreeMap::from([("privateapi.io/owner".to_string(), "ns/a".to_string())]),
+        }
+    }
+
+    fn live_matching(d: &DesiredApi) -> LiveApi {
+        LiveApi {
+            id: "abc".into(),
+            endpoint_types: vec!["PRIVATE".into()],
+            vpc_endpoint_ids: d.vpc_endpoint_ids.iter().cloned().collect(),
+            // As API Gateway stores it: escaped, with the ARN expanded.
+            policy: Some(
+                d.policy
+                    .to_string()
+                    .replace("execute-api:/*", &format!("{PREFIX}*"))
+                    .replace('"', "\\\""),
+            ),
+            tags: d.tags.clone().into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn in_sync_means_no_operation() {
+        let d = desired(&["vpce-1", "vpce-2"]);
+        let (ops, tags) = diff(&live_matching(&d), &d, PREFIX);
+        assert!(ops.is_empty(), "{ops:?}");
+        assert!(tags.is_empty());
+    }
+
+    #[test]
+    fn endpoint_ids_are_added_and_removed_one_by_one() {
+        let d = desired(&["vpce-1", "vpce-3"]);
+        let mut live = live_matching(&desired(&["vpce-1", "vpce-2"]));
+        live.policy = Some(d.policy.to_string());
+        let (ops, _) = diff(&live, &d, PREFIX);
+        let described: Vec<String> = ops
+            .iter()
+            .map(|o| format!("{} {}", describe_op(o), o.value().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            described,
+            vec![
+                "add /endpointConfiguration/vpcEndpointIds vpce-3",
+                "remove /endpointConfiguration/vpcEndpointIds vpce-2"
+            ]
+        );
+    }
+
+    #[test]
+    fn policy_type_description_and_tag_drift_are_found() {
+        let d = desired(&["vpce-1"]);
+        let mut live = live_matching(&d);
+        live.policy = Some(r#"{"Version":"2012-10-17","Statement":[]}"#.into());
+        live.endpoint_types = vec!["REGIONAL".into()];
+        live.description = Some("edited".into());
+        live.tags.clear();
+        let (ops, tags) = diff(&live, &d, PREFIX);
+        let described: Vec<String> = ops.iter().map(describe_op).collect();
+        assert_eq!(
+            described,
+            vec![
+                "replace /endpointConfiguration/types/REGIONAL",
+                "replace /policy",
+                "replace /description"
+            ]
+        );
+        assert_eq!(tags.len(), 1);
+    }
+}
