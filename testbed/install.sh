@@ -3,6 +3,7 @@
 # testbed/k8s/install.sh, testbed/moto/install.sh, testbed/rie/install.sh, each when present.
 # Each part is idempotent (stamp files), so a warm run takes about a second.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 total0=$(papi_now)

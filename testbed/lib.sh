@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared shell helpers for the test bed. Source it; don't run it.
 #   . "$(dirname "$0")/../lib.sh"      (from testbed/<part>/*.sh)
 # Everything here is bash; scripts that source it should use `set -euo pipefail`.

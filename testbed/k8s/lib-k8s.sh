@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Functions shared by testbed/k8s/{start,stop,restart-apiserver}.sh. Source it; don't run it.
 # Layout of a state directory DIR:
 #   DIR/pki/                      CA, serving cert, admin client cert, service-account key
@@ -6,6 +7,7 @@
 #   DIR/etcd.pid, DIR/kube-apiserver.pid
 #   DIR/kube-apiserver.args       the apiserver's arguments, one a line (restart reuses them)
 #   DIR/kubeconfig, DIR/k8s.env
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 PAPI_BIN=$PAPI_CACHE/bin

@@ -3,6 +3,7 @@
 # data stay), keeps it down for DOWN_SECONDS (default 0), starts it again with the same arguments
 # and port (so DIR/kubeconfig and DIR/k8s.env stay valid) and waits for /readyz. For fault tests.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib-k8s.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib-k8s.sh"
 
 [[ $# -ge 1 && $# -le 2 ]] || papi_die "usage: $0 DIR [DOWN_SECONDS]"

@@ -3,6 +3,7 @@
 # DIR, waits for /readyz, writes DIR/kubeconfig (admin, system:masters) and DIR/k8s.env.
 # Stop with testbed/k8s/stop.sh DIR. See testbed/README.md, "Kubernetes".
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib-k8s.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib-k8s.sh"
 
 [[ $# -eq 1 ]] || papi_die "usage: $0 DIR"
