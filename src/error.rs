@@ -46,6 +46,10 @@ pub enum Error {
     #[error("operator configuration: {0}")]
     Config(String),
 
+    /// Deletion is waiting for AWS (e.g. an endpoint's network interfaces to go away).
+    #[error("cleanup in progress: {0}")]
+    CleanupInProgress(String),
+
     /// AWS answered something the operator cannot interpret.
     #[error("unexpected AWS response from {operation}: {message}")]
     Unexpected {
@@ -72,6 +76,7 @@ impl Error {
             },
             Error::InvalidSpec { .. } => "invalid_spec",
             Error::Config(_) => "config",
+            Error::CleanupInProgress(_) => "cleanup_in_progress",
             Error::Unexpected { .. } => "unexpected",
         }
     }
@@ -85,6 +90,8 @@ impl Error {
                 ..
             } => "Throttled",
             Error::Config(_) => "OperatorMisconfigured",
+            Error::CleanupInProgress(_) => "Deleting",
+            Error::Kube(_) | Error::Finalizer(_) => "KubernetesError",
             _ => "AwsError",
         }
     }

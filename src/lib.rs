@@ -19,3 +19,7 @@ pub mod conditions;
 pub mod identity;
 pub mod policy;
 pub mod parts;
+pub mod reconciler;
+pub mod status;
+pub mod admin;
+pub mod config;

@@ -1,0 +1,482 @@
+//! The reconciler: orders the parts, folds their outcomes into conditions and status, reports what
+//! changed as Events, and decides when to look again. It holds no AWS logic of its own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Resource, ResourceExt};
+use tracing::{info, warn};
+
+use crate::aws::AwsClients;
+use crate::conditions::{self, PartState, reason};
+use crate::crd::{DeletionPolicy, PrivateApi, PrivateApiStatus};
+use crate::error::{Error, Result};
+use crate::identity::Owner;
+use crate::metrics::Metrics;
+use crate::parts::api::DesiredApi;
+use crate::parts::deployment::FingerprintCache;
+use crate::parts::{Change, PartContext, Settings, api, backend, deployment, endpoint, routes};
+use crate::status;
+
+/// Keeps AWS resources until the operator has deleted them.
+pub const FINALIZER: &str = "privateapi.io/cleanup";
+
+/// How soon to look again at an object that waits for AWS (endpoint pending, function updating).
+const PENDING_RECHECK: Duration = Duration::from_secs(3);
+/// Backoff after errors: base doubling per consecutive failure, capped.
+const BACKOFF_BASE: Duration = Duration::from_secs(2);
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: kube::Client,
+    pub aws: AwsClients,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub fingerprints: FingerprintCache,
+    /// Period of the drift check of objects that are in sync.
+    pub resync: Duration,
+    /// Consecutive failures per object, for backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: kube::Client,
+        aws: AwsClients,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        recorder: Recorder,
+        resync: Duration,
+    ) -> Self {
+        Self {
+            client,
+            aws,
+            settings,
+            metrics,
+            recorder,
+            fingerprints: FingerprintCache::default(),
+            resync,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn object_key(meta: &kube::core::ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// A delay with up to 10 % jitter, so objects created together do not resync together.
+fn with_jitter(delay: Duration, key: &str) -> Duration {
+    let seed = crate::identity::short_hash(
+        &[key, &format!("{:?}", std::time::SystemTime::now())],
+        8,
+    );
+    let fraction = u64::from_str_radix(&seed, 16).unwrap_or(0) % 1000;
+    delay + delay.mul_f64(fraction as f64 / 10_000.0)
+}
+
+/// Entry point of the controller: only the finalizer decides between apply and cleanup.
+pub async fn reconcile(guard: Arc<DeserializeGuard<PrivateApi>>, ctx: Arc<Context>) -> Result<Action> {
+    let object = match &guard.0 {
+        Ok(object) => Arc::new(object.clone()),
+        Err(invalid) => {
+            // The API server accepted it (schema) but our types cannot read it: a newer or older
+            // CRD. Skip it without breaking the watch of the others.
+            warn!(object = %object_key(&invalid.metadata), error = %invalid.error, "cannot read object, skipping it");
+            return Ok(Action::await_change());
+        }
+    };
+    let key = object_key(&object.metadata);
+    let namespace = object.namespace().ok_or_else(|| Error::Config("PrivateApi without namespace".into()))?;
+    let api: Api<PrivateApi> = Api::namespaced(ctx.client.clone(), &namespace);
+    let started = Instant::now();
+    let result = finalizer(&api, FINALIZER, object, |event| async {
+        match event {
+            FinalizerEvent::Apply(object) => apply(object, &ctx).await,
+            FinalizerEvent::Cleanup(object) => cleanup(object, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|err| Error::Finalizer(Box::new(err)));
+    let label = match &result {
+        Ok(_) => "ok",
+        Err(err) => inner_error(err).metric_label(),
+    };
+    ctx.metrics.record_reconcile(label, started.elapsed());
+    if result.is_ok() {
+        ctx.failures().remove(&key);
+    }
+    result
+}
+
+/// The error inside the finalizer's wrapper.
+fn inner_error(err: &Error) -> &Error {
+    use kube::runtime::finalizer::Error as F;
+    match err {
+        Error::Finalizer(boxed) => match boxed.as_ref() {
+            F::ApplyFailed(inner) | F::CleanupFailed(inner) => inner,
+            _ => err,
+        },
+        other => other,
+    }
+}
+
+/// Exponential backoff per object, capped; other objects are not affected.
+pub fn error_policy(guard: Arc<DeserializeGuard<PrivateApi>>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = match &guard.0 {
+        Ok(object) => object_key(&object.metadata),
+        Err(invalid) => object_key(&invalid.metadata),
+    };
+    let inner = inner_error(err);
+    if matches!(inner, Error::CleanupInProgress(_)) {
+        return Action::requeue(PENDING_RECHECK);
+    }
+    let failures = {
+        let mut all = ctx.failures();
+        let n = all.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = BACKOFF_BASE
+        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
+        .min(BACKOFF_CAP);
+    warn!(object = %key, error = %inner, failures, retry_in = ?delay, "reconcile failed");
+    Action::requeue(with_jitter(delay, &key))
+}
+
+fn owner_of(object: &PrivateApi, ctx: &Context) -> Owner {
+    Owner {
+        cluster: ctx.settings.cluster_name.clone(),
+        namespace: object.namespace().unwrap_or_default(),
+        name: object.name_any(),
+        uid: object.uid().unwrap_or_default(),
+    }
+}
+
+/// The region of an object: the spec's, else the one resolved before (kept even if the operator's
+/// default changes), else the operator's.
+fn region_of(object: &PrivateApi, ctx: &Context) -> String {
+    object
+        .spec
+        .region
+        .clone()
+        .or_else(|| object.status.as_ref().and_then(|s| s.region.clone()))
+        .unwrap_or_else(|| ctx.aws.default_region().to_string())
+}
+
+fn state_of(err: &Error) -> PartState {
+    PartState::not_ready(err.reason(), err.to_string())
+}
+
+fn dependency(message: &str) -> PartState {
+    PartState::not_ready(reason::DEPENDENCY_NOT_READY, message)
+}
+
+/// The first state that is not ready, else the last (all ready).
+fn combine(states: &[PartState]) -> PartState {
+    states
+        .iter()
+        .find(|s| !s.ready)
+        .or(states.last())
+        .cloned()
+        .unwrap_or_else(|| dependency("nothing reconciled"))
+}
+
+async fn publish(ctx: &Context, object: &PrivateApi, changes: &[Change], errors: &[Error]) {
+    let reference = object.object_ref(&());
+    for change in changes {
+        info!(object = %object_key(&object.metadata), action = change.action, resource = %change.resource, detail = %change.detail, "changed AWS");
+        let note = if change.detail.is_empty() {
+            change.resource.clone()
+        } else {
+            format!("{}: {}", change.resource, change.detail)
+        };
+        let event = KubeEvent {
+            type_: EventType::Normal,
+            reason: change.action.to_string(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+            warn!(error = %err, "cannot publish event");
+        }
+    }
+    for error in errors {
+        let event = KubeEvent {
+            type_: EventType::Warning,
+            reason: error.reason().to_string(),
+            note: Some(error.to_string().chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+            warn!(error = %err, "cannot publish event");
+        }
+    }
+}
+
+/// Make AWS match the spec, part by part.
+async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
+    let key = object_key(&object.metadata);
+    let name = object.name_any();
+    let kube_api: Api<PrivateApi> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let owner = owner_of(&object, ctx);
+    let region = region_of(&object, ctx);
+    let generation = object.metadata.generation;
+    let previous = object.status.clone().unwrap_or_default();
+    let mut status = PrivateApiStatus {
+        region: Some(region.clone()),
+        ..previous.clone()
+    };
+    let clients = ctx.aws.for_region(&region).await?;
+    let pctx = PartContext {
+        aws: &clients,
+        owner: &owner,
+        spec: &object.spec,
+        status: &previous,
+        settings: &ctx.settings,
+    };
+    let mut changes: Vec<Change> = Vec::new();
+    let mut errors: Vec<Error> = Vec::new();
+
+    // 1. The endpoint and the function do not depend on each other: in parallel.
+    let (endpoint_result, function_result) =
+        tokio::join!(endpoint::reconcile(&pctx), backend::reconcile_function(&pctx));
+    let (endpoint_state, endpoint) = match endpoint_result {
+        Ok(outcome) => {
+            changes.extend(outcome.changes);
+            status.vpc_endpoint_id = Some(outcome.value.vpc_endpoint_id.clone());
+            status.security_group_id = outcome.value.security_group_id.clone();
+            (outcome.state, Some(outcome.value))
+        }
+        Err(err) => {
+            let state = state_of(&err);
+            errors.push(err);
+            (state, None)
+        }
+    };
+    let (function_state, function) = match function_result {
+        Ok(outcome) => {
+            changes.extend(outcome.changes);
+            status.function_arn = Some(outcome.value.function_arn.clone());
+            (outcome.state, Some(outcome.value))
+        }
+        Err(err) => {
+            let state = state_of(&err);
+            errors.push(err);
+            (state, None)
+        }
+    };
+    // IDs go to status as soon as the resources exist.
+    if status != previous {
+        status::write_if_changed(&kube_api, &name, object.status.as_ref(), &status).await?;
+    }
+
+    // 2. The REST API needs the endpoint's ID (not its availability).
+    let (api_state, rest_api) = match &endpoint {
+        Some(endpoint) => match api::reconcile(&pctx, &endpoint.vpc_endpoint_id).await {
+            Ok(outcome) => {
+                changes.extend(outcome.changes);
+                status.rest_api_id = Some(outcome.value.rest_api_id.clone());
+                (outcome.state, Some(outcome.value))
+            }
+            Err(err) => {
+                let state = state_of(&err);
+                errors.push(err);
+                (state, None)
+            }
+        },
+        None => (dependency("waiting for the VPC endpoint"), None),
+    };
+
+    // 3. Routes and the invoke permission need both the API and the function: in parallel.
+    let mut backend_states = vec![function_state];
+    let mut wired = false;
+    if let (Some(rest_api), Some(function)) = (&rest_api, &function) {
+        let (routes_result, permission_result) = tokio::join!(
+            routes::reconcile(&pctx, rest_api, &function.function_arn),
+            backend::reconcile_permission(&pctx, function, &rest_api.rest_api_id)
+        );
+        wired = true;
+        for result in [routes_result, permission_result] {
+            match result {
+                Ok(outcome) => {
+                    changes.extend(outcome.changes);
+                    wired &= outcome.state.ready;
+                    backend_states.push(outcome.state);
+                }
+                Err(err) => {
+                    wired = false;
+                    backend_states.push(state_of(&err));
+                    errors.push(err);
+                }
+            }
+        }
+    } else if function.is_some() {
+        backend_states.push(dependency("waiting for the REST API to wire the function to it"));
+    }
+    let backend_state = combine(&backend_states);
+
+    // 4. A deployment of what the API now is.
+    let deployed_state = match (&rest_api, &endpoint, &function) {
+        (Some(rest_api), Some(endpoint), Some(function)) if wired => {
+            let desired = DesiredApi::new(&pctx, &endpoint.vpc_endpoint_id);
+            let uri = routes::integration_uri(&clients.region, &function.function_arn);
+            let fingerprint = deployment::fingerprint(&desired, &uri);
+            match deployment::reconcile(&pctx, &ctx.fingerprints, rest_api, &fingerprint).await {
+                Ok(outcome) => {
+                    changes.extend(outcome.changes);
+                    status.deployment_id = Some(outcome.value.deployment_id.clone());
+                    status.stage_name = Some(outcome.value.stage_name.clone());
+                    outcome.state
+                }
+                Err(err) => {
+                    let state = state_of(&err);
+                    errors.push(err);
+                    state
+                }
+            }
+        }
+        _ => dependency("waiting for the REST API, its routes and the function"),
+    };
+
+    // 5. The spec moved from `endpoint.create` to `endpoint.id`: once the API uses the new
+    // endpoint, remove the one the operator owned.
+    if object.spec.endpoint.id.is_some() && rest_api.is_some() && previous.security_group_id.is_some() {
+        match endpoint::cleanup_owned(&pctx).await {
+            Ok(cleanup) => {
+                changes.extend(cleanup.changes);
+                if cleanup.done {
+                    status.security_group_id = None;
+                }
+            }
+            Err(err) => errors.push(err),
+        }
+    }
+
+    // 6. Conditions and status.
+    if let (Some(rest_api), Some(endpoint), Some(stage)) = (&rest_api, &endpoint, &status.stage_name) {
+        let (url, urls) = status::invoke_urls(
+            &clients.region,
+            &rest_api.rest_api_id,
+            stage,
+            &endpoint.vpc_endpoint_id,
+            endpoint.private_dns,
+            &endpoint.dns_names,
+        );
+        status.url = Some(url);
+        status.urls = Some(urls);
+    }
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let parts = [
+        (conditions::ENDPOINT_READY, &endpoint_state),
+        (conditions::API_READY, &api_state),
+        (conditions::BACKEND_READY, &backend_state),
+        (conditions::DEPLOYED, &deployed_state),
+    ];
+    for (type_, state) in parts {
+        conditions::set_condition(&mut status.conditions, type_, state, generation, now);
+    }
+    let ready = conditions::ready_state(&parts);
+    conditions::set_condition(&mut status.conditions, conditions::READY, &ready, generation, now);
+    status.observed_generation = generation;
+    // Compared with the object's status: an unchanged outcome writes nothing.
+    status::write_if_changed(&kube_api, &name, object.status.as_ref(), &status).await?;
+    ctx.metrics.set_ready(&key, Some(ready.ready));
+    publish(ctx, &object, &changes, &errors).await;
+
+    // 7. When to look again.
+    if let Some(invalid) = errors.iter().find(|e| e.is_invalid_spec()) {
+        // Fix the manifest: retrying would only hammer AWS with the same request.
+        info!(object = %key, error = %invalid, "invalid spec, waiting for a change");
+        return Ok(Action::await_change());
+    }
+    if let Some(err) = errors.into_iter().next() {
+        return Err(err);
+    }
+    if ready.ready {
+        Ok(Action::requeue(with_jitter(ctx.resync, &key)))
+    } else {
+        Ok(Action::requeue(PENDING_RECHECK))
+    }
+}
+
+/// Remove what the operator created, in dependency order, unless the policy is Retain.
+async fn cleanup(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
+    let key = object_key(&object.metadata);
+    ctx.metrics.set_ready(&key, None);
+    if object.spec.deletion_policy == DeletionPolicy::Retain {
+        let change = Change::new("Retained", "all AWS resources", "deletionPolicy is Retain");
+        publish(ctx, &object, &[change], &[]).await;
+        return Ok(Action::await_change());
+    }
+    let owner = owner_of(&object, ctx);
+    let region = region_of(&object, ctx);
+    let clients = ctx.aws.for_region(&region).await?;
+    let previous = object.status.clone().unwrap_or_default();
+    let pctx = PartContext {
+        aws: &clients,
+        owner: &owner,
+        spec: &object.spec,
+        status: &previous,
+        settings: &ctx.settings,
+    };
+    let mut changes = Vec::new();
+    // The API first (its stages and deployments go with it), so nothing invokes the function or
+    // references the endpoint any more; then the function's permission and the function; then the
+    // endpoint and its security group.
+    let result = async {
+        changes.extend(api::cleanup(&pctx).await?.changes);
+        changes.extend(backend::cleanup(&pctx).await?.changes);
+        let endpoint = endpoint::cleanup_owned(&pctx).await?;
+        changes.extend(endpoint.changes);
+        Ok::<bool, Error>(endpoint.done)
+    }
+    .await;
+    publish(ctx, &object, &changes, &[]).await;
+    match result {
+        Ok(true) => Ok(Action::await_change()),
+        Ok(false) => Err(Error::CleanupInProgress(
+            "waiting for the endpoint's network interfaces to go away before deleting its security group".into(),
+        )),
+        Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combine_reports_the_first_problem() {
+        let ok = PartState::ready("Available", "fine");
+        let updating = PartState::not_ready("Updating", "function updating");
+        assert_eq!(combine(&[ok.clone(), updating.clone(), ok.clone()]), updating);
+        assert_eq!(combine(&[ok.clone(), ok.clone()]), ok);
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        for i in 0..50 {
+            let d = with_jitter(Duration::from_secs(100), &format!("ns/o{i}"));
+            assert!(d >= Duration::from_secs(100) && d <= Duration::from_secs(110), "{d:?}");
+        }
+    }
+}
