@@ -127,8 +127,8 @@ impl Rie {
         std::fs::read_to_string(self.dir.join("rie.log")).unwrap_or_default()
     }
 
-    /// Posts `payload` to RIE's invoke endpoint: (HTTP status, headers, body).
-    fn invoke(&self, payload: &str) -> (u16, Vec<(String, String)>, String) {
+    /// Posts `payload` to RIE's invoke endpoint.
+    fn invoke(&self, payload: &str) -> HttpResponse {
         post(self.port, INVOKE_PATH, payload)
             .unwrap_or_else(|e| panic!("invoke failed: {e}\nRIE log:\n{}", self.log()))
     }
@@ -155,12 +155,15 @@ impl Drop for Rie {
     }
 }
 
+/// An HTTP response: status, headers (names lowercased), body.
+struct HttpResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
 /// A minimal HTTP/1.1 POST (Connection: close), enough for RIE's invoke endpoint.
-fn post(
-    port: u16,
-    path: &str,
-    body: &str,
-) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
+fn post(port: u16, path: &str, body: &str) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(
@@ -194,11 +197,11 @@ fn post(
     {
         payload = dechunk(&payload).ok_or_else(|| bad("bad chunked body"))?;
     }
-    Ok((
+    Ok(HttpResponse {
         status,
         headers,
-        String::from_utf8_lossy(&payload).into_owned(),
-    ))
+        body: String::from_utf8_lossy(&payload).into_owned(),
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
@@ -218,8 +221,12 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
 
 /// Checks one invocation's result: the API Gateway proxy response with `message`.
 fn assert_proxy_response(rie: &Rie, event: &str, message: &str) {
-    let (status, _headers, body) = rie.invoke(event);
-    assert_eq!(status, 200, "{body}\nRIE log:\n{}", rie.log());
+    let HttpResponse {
+        status,
+        headers,
+        body,
+    } = rie.invoke(event);
+    assert_eq!(status, 200, "{headers:?}\n{body}\nRIE log:\n{}", rie.log());
     let response: Value = serde_json::from_str(&body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {body}\nRIE log:\n{}", rie.log()));
     assert_eq!(response["statusCode"], 200, "{body}");
@@ -249,7 +256,7 @@ fn proxy_events_under_the_emulator() {
     }
 
     // A malformed event: a function error naming the problem; the runtime stays up.
-    let (status, _, body) = rie.invoke(r#"{"version":"2.0","rawPath":"/"}"#);
+    let HttpResponse { status, body, .. } = rie.invoke(r#"{"version":"2.0","rawPath":"/"}"#);
     assert_eq!(status, 200, "{body}");
     let error: Value = serde_json::from_str(&body).expect("JSON error");
     assert_eq!(error["errorType"], "InvalidEvent", "{body}");
