@@ -49,7 +49,8 @@ fi
 release_bin=$CARGO_TARGET_DIR/release/bootstrap
 debug_bin=$CARGO_TARGET_DIR/debug/bootstrap
 lambda_dir=$CARGO_TARGET_DIR/lambda
-zip=$(ls "$lambda_dir"/privateapi-handler-*.zip 2>/dev/null | head -1)
+case $(uname -m) in aarch64 | arm64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
+zip=$lambda_dir/privateapi-handler-$arch.zip
 [[ -f $release_bin && -f $debug_bin && -f $zip ]] || { echo "bench.sh: build first (drop --skip-build)" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -82,7 +83,7 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else if (NR%2)
 
 # One cold start + $warm warm invocations of binary $1; appends to $work/*.txt.
 measure() {
-    local bin=$1 tag=$2 port api log i t
+    local bin=$1 tag=$2 port api log t
     port=$(free_port)
     api=$(free_port)
     log=$work/rie-$tag.log
@@ -91,7 +92,7 @@ measure() {
         "$rie" --runtime-interface-emulator-address "127.0.0.1:$port" \
         --runtime-api-address "127.0.0.1:$api" "$bin" >"$log" 2>&1) &
     rie_pid=$!
-    for i in $(seq 200); do
+    for _ in $(seq 200); do
         port_in_use "$port" && break
         sleep 0.02
     done
@@ -99,7 +100,7 @@ measure() {
     t=$(curl -sS -o "$work/out.json" -w '%{time_total}' -XPOST "$url" --data-binary "@$event")
     grep -q '"statusCode":200' "$work/out.json" || { echo "bench.sh: bad response: $(cat "$work/out.json")" >&2; cat "$log" >&2; exit 1; }
     awk -v t="$t" 'BEGIN {print t*1000}' >>"$work/$tag-cold-client.txt"
-    for i in $(seq "$warm"); do
+    for _ in $(seq "$warm"); do
         t=$(curl -sS -o /dev/null -w '%{time_total}' -XPOST "$url" --data-binary "@$event")
         awk -v t="$t" 'BEGIN {print t*1000}' >>"$work/$tag-warm-client.txt"
     done
@@ -112,7 +113,7 @@ measure() {
     grep '^REPORT' "$log" | grep -v 'Init Duration' | grep -o 'Duration: [0-9.]*' | grep -o '[0-9.]*$' >>"$work/$tag-warm-invoke.txt"
 }
 
-for i in $(seq "$runs"); do
+for _ in $(seq "$runs"); do
     measure "$release_bin" release
     measure "$debug_bin" debug
 done

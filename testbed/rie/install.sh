@@ -12,12 +12,13 @@ set -euo pipefail
 
 RIE_MODULE=github.com/aws/aws-lambda-runtime-interface-emulator
 RIE_VERSION=v0.0.0-20261030222936-bef5c4ba774d
+RIE_RECIPE=1 # bump when the build below changes
 
 PAPI_CACHE=${PAPI_CACHE:-$HOME/.cache/privateapi-operator}
 bin=$PAPI_CACHE/bin/aws-lambda-rie
 stamp=$PAPI_CACHE/stamps/aws-lambda-rie
 
-if [[ -x $bin && -f $stamp && "$(cat "$stamp")" == "$RIE_MODULE@$RIE_VERSION" ]]; then
+if [[ -x $bin && -f $stamp && "$(cat "$stamp")" == "$RIE_MODULE@$RIE_VERSION recipe $RIE_RECIPE" ]]; then
     exit 0
 fi
 
@@ -34,6 +35,6 @@ env CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS= GOBIN="$tmp" \
     go install -trimpath -ldflags "-s -w" "$RIE_MODULE/cmd/aws-lambda-rie@$RIE_VERSION"
 
 mv -f "$tmp/aws-lambda-rie" "$bin"
-printf '%s\n' "$RIE_MODULE@$RIE_VERSION" > "$stamp.tmp"
+printf '%s\n' "$RIE_MODULE@$RIE_VERSION recipe $RIE_RECIPE" > "$stamp.tmp"
 mv -f "$stamp.tmp" "$stamp"
 echo "testbed/rie/install.sh: installed $bin" >&2
