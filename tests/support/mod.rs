@@ -1,0 +1,508 @@
+//! Shared by the end-to-end tests: they act as users do (kubectl against the real API server), run
+//! the operator as a separate process, and check AWS (the moto server) through the real SDK.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use privateapi_operator::aws::{AwsClients, RegionClients};
+use privateapi_operator::metrics::Metrics;
+use serde_json::Value;
+
+pub const REGION: &str = "us-east-1";
+
+pub fn require_testbed() {
+    if std::env::var("PAPI_TESTBED").is_err() {
+        panic!("run through `make test` (testbed/with-testbed.sh): this test needs the test bed");
+    }
+}
+
+/// A unique suffix for names in this test process.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{:05x}", std::process::id(), nanos % 0xfffff)
+}
+
+/// Run kubectl with `args` (and `stdin`), returning its output whatever the exit code.
+pub fn kubectl_raw(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut command = Command::new("kubectl");
+    command
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("kubectl runs (PATH from the test bed)");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin piped")
+            .write_all(input.as_bytes())
+            .expect("write kubectl stdin");
+    }
+    child.wait_with_output().expect("kubectl finishes")
+}
+
+/// Run kubectl and return stdout; panic with stderr on failure.
+pub fn kubectl(args: &[&str]) -> String {
+    kubectl_stdin(args, None)
+}
+
+pub fn kubectl_stdin(args: &[&str], stdin: Option<&str>) -> String {
+    let out = kubectl_raw(args, stdin);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn apply(manifest: &str) {
+    kubectl_stdin(&["apply", "-f", "-"], Some(manifest));
+}
+
+/// Install the CRD (idempotent; other tests may do it at the same time) and wait until the API
+/// serves it.
+pub fn install_crd() {
+    let crd = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/privateapi.yaml");
+    kubectl(&["apply", "--server-side", "--force-conflicts", "-f", crd]);
+    kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "crd/privateapis.privateapi.io",
+        "--timeout=60s",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !kubectl_raw(&["get", "privateapis", "-A"], None).status.success() {
+        assert!(Instant::now() < deadline, "the API server never served privateapis");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+pub fn create_namespace(name: &str) {
+    kubectl(&["create", "namespace", name]);
+}
+
+/// The object as JSON.
+pub fn get_object(namespace: &str, name: &str) -> Option<Value> {
+    let out = kubectl_raw(&["get", "privateapi", name, "-n", namespace, "-o", "json"], None);
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+pub fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+/// Wait until `check(object)` holds, polling; panic after `timeout` with the last object.
+pub fn wait_for(namespace: &str, name: &str, timeout: Duration, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        if let Some(object) = get_object(namespace, name) {
+            if check(&object) {
+                return object;
+            }
+            last = Some(object);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {namespace}/{name}: {what}; last: {}",
+            last.map(|o| serde_json::to_string_pretty(&o["status"]).unwrap_or_default())
+                .unwrap_or_else(|| "not found".into())
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Ready=True for the current generation.
+pub fn wait_ready(namespace: &str, name: &str, timeout: Duration) -> Value {
+    wait_for(namespace, name, timeout, "Ready=True for the current generation", |o| {
+        let generation = o["metadata"]["generation"].as_i64();
+        o["status"]["observedGeneration"].as_i64() == generation
+            && condition(o, "Ready").is_some_and(|c| c["status"] == "True" && c["observedGeneration"].as_i64() == generation)
+    })
+}
+
+pub fn wait_gone(namespace: &str, name: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while get_object(namespace, name).is_some() {
+        assert!(Instant::now() < deadline, "{namespace}/{name} still exists after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The operator, running as a separate process with the test bed's kubeconfig.
+pub struct Operator {
+    child: Option<Child>,
+    pub namespace: String,
+    pub cluster: String,
+    pub admin_addr: String,
+    dir: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Operator {
+    /// Start an operator that watches only `namespace`, with its own cluster name.
+    pub fn start(namespace: &str, cluster: &str) -> Self {
+        Self::start_with(namespace, cluster, &[])
+    }
+
+    pub fn start_with(namespace: &str, cluster: &str, extra: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(unique("papi-operator"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut operator = Self {
+            child: None,
+            namespace: namespace.to_string(),
+            cluster: cluster.to_string(),
+            admin_addr: String::new(),
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        operator.spawn();
+        operator
+    }
+
+    fn spawn(&mut self) {
+        let addr_file = self.dir.join("admin-addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("operator.log"))
+            .expect("operator log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_privateapi-operator"));
+        command
+            .arg("--cluster-name")
+            .arg(&self.cluster)
+            .arg("--namespace")
+            .arg(&self.namespace)
+            .arg("--admin-addr")
+            .arg("127.0.0.1:0")
+            .arg("--admin-addr-file")
+            .arg(&addr_file)
+            .arg("--resync-seconds")
+            .arg("600")
+            .env("RUST_LOG", "info,privateapi_operator=debug")
+            .stdout(Stdio::from(log.try_clone().expect("log handle")))
+            .stderr(Stdio::from(log));
+        if let Ok(zip) = std::env::var("PAPI_HANDLER_ZIP_X86_64") {
+            command.arg("--handler-zip-x86-64").arg(zip);
+        }
+        if let Ok(role) = std::env::var("PAPI_LAMBDA_ROLE_ARN") {
+            command.arg("--default-execution-role-arn").arg(role);
+        }
+        command.args(&self.extra);
+        self.child = Some(command.spawn().expect("the operator starts"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(addr) = std::fs::read_to_string(&addr_file)
+                && !addr.is_empty()
+            {
+                self.admin_addr = addr;
+                break;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("the operator exited with {status}: {}", self.log());
+            }
+            assert!(Instant::now() < deadline, "the operator did not start: {}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("operator.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// GET an admin path.
+    pub fn admin_get(&self, path: &str) -> String {
+        let mut stream = TcpStream::connect(&self.admin_addr).expect("admin server reachable");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        response
+    }
+
+    /// AWS calls so far by the operator, from /metrics: (reads, writes, by operation).
+    pub fn aws_calls(&self) -> AwsCalls {
+        parse_aws_calls(&self.admin_get("/metrics"))
+    }
+
+    /// Reconciles finished so far.
+    pub fn reconciles(&self) -> u64 {
+        self.admin_get("/metrics")
+            .lines()
+            .filter(|l| l.starts_with("privateapi_reconciles_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- operator log ({}) ----\n{}", self.namespace, self.log());
+        }
+        self.kill();
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AwsCalls {
+    pub reads: u64,
+    pub writes: u64,
+    pub by_operation: BTreeMap<String, u64>,
+}
+
+impl AwsCalls {
+    /// What happened between `self` (earlier) and `later`.
+    pub fn since(&self, later: &AwsCalls) -> AwsCalls {
+        let mut by_operation = BTreeMap::new();
+        for (op, n) in &later.by_operation {
+            let before = self.by_operation.get(op).copied().unwrap_or(0);
+            if *n > before {
+                by_operation.insert(op.clone(), n - before);
+            }
+        }
+        AwsCalls {
+            reads: later.reads - self.reads,
+            writes: later.writes - self.writes,
+            by_operation,
+        }
+    }
+}
+
+pub fn parse_aws_calls(metrics: &str) -> AwsCalls {
+    let mut calls = AwsCalls::default();
+    for line in metrics.lines().filter(|l| l.starts_with("privateapi_aws_calls_total{")) {
+        let Some((labels, value)) = line.rsplit_once(' ') else { continue };
+        let Ok(n) = value.parse::<u64>() else { continue };
+        let label = |name: &str| -> String {
+            labels
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        if label("kind") == "read" {
+            calls.reads += n;
+        } else {
+            calls.writes += n;
+        }
+        *calls
+            .by_operation
+            .entry(format!("{}:{}", label("service"), label("operation")))
+            .or_default() += n;
+    }
+    calls
+}
+
+/// Trigger a reconcile of an unchanged spec (a metadata change) and wait until it finished.
+pub fn poke_and_wait(operator: &Operator, namespace: &str, name: &str) {
+    let before = operator.reconciles();
+    let value = format!("papi-test/poke={}", unique("p"));
+    kubectl(&["annotate", "privateapi", name, "-n", namespace, &value, "--overwrite"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while operator.reconciles() <= before {
+        assert!(Instant::now() < deadline, "no reconcile after the poke");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Let any reconcile the first one queued (e.g. its own status write) finish too.
+    std::thread::sleep(Duration::from_millis(1500));
+}
+
+pub async fn aws() -> Arc<RegionClients> {
+    let clients = AwsClients::load(Some(REGION.to_string()), Arc::new(Metrics::default()))
+        .await
+        .expect("AWS clients");
+    clients.for_region(REGION).await.expect("region clients")
+}
+
+/// A VPC of the test's own, as the reference stack has: DNS enabled (for private DNS), two
+/// subnets in two AZs, and a "client" security group.
+pub struct TestVpc {
+    pub vpc_id: String,
+    pub subnet_ids: Vec<String>,
+    pub client_sg_id: String,
+}
+
+pub async fn make_vpc(ec2: &aws_sdk_ec2::Client, second_octet: u8) -> TestVpc {
+    let cidr = format!("10.{second_octet}.0.0/16");
+    let vpc = ec2.create_vpc().cidr_block(&cidr).send().await.expect("CreateVpc");
+    let vpc_id = vpc.vpc.and_then(|v| v.vpc_id).expect("vpc id");
+    for attribute in ["hostnames", "support"] {
+        let mut request = ec2.modify_vpc_attribute().vpc_id(&vpc_id);
+        let value = aws_sdk_ec2::types::AttributeBooleanValue::builder().value(true).build();
+        request = if attribute == "hostnames" {
+            request.enable_dns_hostnames(value)
+        } else {
+            request.enable_dns_support(value)
+        };
+        request.send().await.expect("ModifyVpcAttribute");
+    }
+    let mut subnet_ids = Vec::new();
+    for (i, az) in ["us-east-1a", "us-east-1b"].iter().enumerate() {
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&vpc_id)
+            .cidr_block(format!("10.{second_octet}.{i}.0/24"))
+            .availability_zone(*az)
+            .send()
+            .await
+            .expect("CreateSubnet");
+        subnet_ids.push(subnet.subnet.and_then(|s| s.subnet_id).expect("subnet id"));
+    }
+    let sg = ec2
+        .create_security_group()
+        .group_name(unique("client"))
+        .description("client instances")
+        .vpc_id(&vpc_id)
+        .send()
+        .await
+        .expect("CreateSecurityGroup");
+    TestVpc {
+        vpc_id,
+        subnet_ids,
+        client_sg_id: sg.group_id.expect("sg id"),
+    }
+}
+
+/// Every resource in the AWS fake tagged with `privateapi.io/cluster=cluster`: (kind, id).
+pub async fn owned_resources(aws: &RegionClients, cluster: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let filter = aws_sdk_ec2::types::Filter::builder()
+        .name("tag:privateapi.io/cluster")
+        .values(cluster)
+        .build();
+    let endpoints = aws
+        .ec2
+        .describe_vpc_endpoints()
+        .filters(filter.clone())
+        .send()
+        .await
+        .expect("DescribeVpcEndpoints");
+    for endpoint in endpoints.vpc_endpoints.unwrap_or_default() {
+        let state = endpoint.state.as_ref().map(|s| s.as_str().to_ascii_lowercase()).unwrap_or_default();
+        if state != "deleted" && state != "deleting" {
+            found.push(("vpc-endpoint".to_string(), endpoint.vpc_endpoint_id.unwrap_or_default()));
+        }
+    }
+    let groups = aws
+        .ec2
+        .describe_security_groups()
+        .filters(filter)
+        .send()
+        .await
+        .expect("DescribeSecurityGroups");
+    for group in groups.security_groups.unwrap_or_default() {
+        found.push(("security-group".to_string(), group.group_id.unwrap_or_default()));
+    }
+    let apis = aws
+        .apigateway
+        .get_rest_apis()
+        .limit(500)
+        .send()
+        .await
+        .expect("GetRestApis");
+    for api in apis.items.unwrap_or_default() {
+        if api.tags.as_ref().and_then(|t| t.get("privateapi.io/cluster")).map(String::as_str) == Some(cluster) {
+            found.push(("rest-api".to_string(), api.id.unwrap_or_default()));
+        }
+    }
+    let mut marker = None;
+    loop {
+        let page = aws
+            .lambda
+            .list_functions()
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .expect("ListFunctions");
+        for function in page.functions.unwrap_or_default() {
+            let Some(arn) = function.function_arn else { continue };
+            let tags = aws
+                .lambda
+                .list_tags()
+                .resource(&arn)
+                .send()
+                .await
+                .ok()
+                .and_then(|t| t.tags)
+                .unwrap_or_default();
+            if tags.get("privateapi.io/cluster").map(String::as_str) == Some(cluster) {
+                found.push(("function".to_string(), arn));
+            }
+        }
+        match page.next_marker {
+            Some(next) if !next.is_empty() => marker = Some(next),
+            _ => break,
+        }
+    }
+    found.sort();
+    found
+}
+
+/// A PrivateApi manifest with the reference stack's shape.
+pub fn seed_manifest(namespace: &str, name: &str, vpc: &TestVpc, extra_spec: &str) -> String {
+    format!(
+        r#"apiVersion: privateapi.io/v1alpha1
+kind: PrivateApi
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  region: us-east-1
+  endpoint:
+    create:
+      vpcId: {vpc}
+      subnetIds: [{s0}, {s1}]
+      privateDns: true
+      allowedSecurityGroupIds: [{sg}]
+  backend:
+    builtin:
+      message: "Private API executed!!"
+    architecture: x86_64
+    memoryMiB: 256
+  stageName: prod
+  tags:
+    team: test
+{extra_spec}"#,
+        vpc = vpc.vpc_id,
+        s0 = vpc.subnet_ids[0],
+        s1 = vpc.subnet_ids[1],
+        sg = vpc.client_sg_id,
+    )
+}
