@@ -14,7 +14,10 @@
 #                    Runtime API for its first event (process start, runtime set-up, response build).
 #   init (REPORT)    the "Init Duration" of RIE's REPORT line. RIE only times its own Init call here
 #                    (the runtime starts asynchronously), so it reads lower than the real init.
-#   cold/warm invoke the REPORT "Duration" of the first / the following invocations.
+#   cold/warm invoke the REPORT "Duration" of the first / the following invocations (RIE's
+#                    time from receiving the request to having the response; cold includes init).
+#   INVOKE RTDONE    rapid's "INVOKE RTDONE(duration)" of warm invocations: from handing the
+#                    event to the runtime to its response (the function's own share).
 #   cold/warm client curl's total time for the HTTP invoke round trip (cold includes init).
 #
 # Needs curl and the emulator ($PAPI_RIE, else $PAPI_CACHE/bin/aws-lambda-rie: testbed/rie/install.sh).
@@ -43,8 +46,11 @@ rie=${PAPI_RIE:-$PAPI_CACHE/bin/aws-lambda-rie}
 command -v curl >/dev/null || { echo "bench.sh: curl is needed" >&2; exit 1; }
 
 if ((build)); then
-    "$here/package.sh" release >/dev/null
-    (cd "$here/.." && cargo build -q -p privateapi-handler --bin bootstrap)
+    if ! log=$("$here/package.sh" release 2>&1 && cd "$here/.." &&
+        cargo build -p privateapi-handler --bin bootstrap 2>&1); then
+        echo "$log" >&2
+        exit 1
+    fi
 fi
 release_bin=$CARGO_TARGET_DIR/release/bootstrap
 debug_bin=$CARGO_TARGET_DIR/debug/bootstrap
@@ -110,7 +116,9 @@ measure() {
     grep -o 'INIT REPORT(durationMs: [0-9.]*' "$log" | grep -o '[0-9.]*$' >>"$work/$tag-init-rapid.txt"
     grep -o 'Init Duration: [0-9.]*' "$log" | grep -o '[0-9.]*$' >>"$work/$tag-init-report.txt"
     grep 'Init Duration' "$log" | grep -o '	Duration: [0-9.]*' | grep -o '[0-9.]*$' >>"$work/$tag-cold-invoke.txt"
-    grep '^REPORT' "$log" | grep -v 'Init Duration' | grep -o 'Duration: [0-9.]*' | grep -o '[0-9.]*$' >>"$work/$tag-warm-invoke.txt"
+    grep '^REPORT' "$log" | grep -v 'Init Duration' | grep -o '	Duration: [0-9.]*' | grep -o '[0-9.]*$' >>"$work/$tag-warm-invoke.txt"
+    grep -o 'INVOKE RTDONE(status: success, produced bytes: [0-9]*, duration: [0-9.]*' "$log" |
+        grep -o '[0-9.]*$' | tail -n +2 >>"$work/$tag-warm-rtdone.txt"
 }
 
 for _ in $(seq "$runs"); do
@@ -120,15 +128,16 @@ done
 
 size() { stat -c %s "$1"; }
 echo "privateapi-handler bench ($(uname -m), $runs cold starts x $warm warm invocations, medians)"
-printf '%-38s %s\n' "zip ($(basename "$zip"))" "$(size "$zip") bytes"
-printf '%-38s %s\n' "bootstrap, release (stripped, LTO)" "$(size "$release_bin") bytes"
-printf '%-38s %s\n' "bootstrap, debug" "$(size "$debug_bin") bytes"
+printf '%-42s %s\n' "zip ($(basename "$zip"))" "$(size "$zip") bytes"
+printf '%-42s %s\n' "bootstrap, release (stripped, LTO)" "$(size "$release_bin") bytes"
+printf '%-42s %s\n' "bootstrap, debug" "$(size "$debug_bin") bytes"
 for tag in release debug; do
-    printf '%-38s %s ms\n' \
+    printf '%-42s %s ms\n' \
         "$tag: init (rapid INIT REPORT)" "$(median <"$work/$tag-init-rapid.txt")" \
         "$tag: init (REPORT Init Duration)" "$(median <"$work/$tag-init-report.txt")" \
         "$tag: cold invoke (REPORT)" "$(median <"$work/$tag-cold-invoke.txt")" \
         "$tag: warm invoke (REPORT)" "$(median <"$work/$tag-warm-invoke.txt")" \
+        "$tag: warm invoke (rapid INVOKE RTDONE)" "$(median <"$work/$tag-warm-rtdone.txt")" \
         "$tag: cold round trip (client)" "$(median <"$work/$tag-cold-client.txt")" \
         "$tag: warm round trip (client)" "$(median <"$work/$tag-warm-client.txt")"
 done
