@@ -109,7 +109,7 @@ EOF
         echo "go 1.24.0"
         echo
         echo "// as in k8s.io/kubernetes' go.mod (GODEBUG defaults of the release build)"
-        echo "godebug default=go1.24"
+        grep '^godebug ' "$gomod" || true
         echo
         echo "require k8s.io/kubernetes $K8S_VERSION"
         echo
