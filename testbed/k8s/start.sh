@@ -28,6 +28,7 @@ for attempt in 1 2 3 4 5; do
     if [[ $rc -eq 0 ]]; then started=1; break; fi
     [[ $rc -eq 2 ]] || exit 1
     papi_log "etcd lost a port race (attempt $attempt): retrying on new ports"
+    rm -rf "$DIR/etcd-data"   # nothing of value yet; don't keep a member bound to old URLs
 done
 [[ -n $started ]] || papi_die "etcd could not get free ports; see $DIR/etcd.log"
 ETCD_URL=http://127.0.0.1:$ETCD_PORT
