@@ -183,9 +183,16 @@ fn default_true() -> bool {
 #[x_kube(validation = kube::core::Rule::new(
     "(has(self.builtin) ? 1 : 0) + (has(self.functionArn) ? 1 : 0) + (has(self.code) ? 1 : 0) == 1"
 ).message("exactly one of spec.backend.builtin, spec.backend.functionArn or spec.backend.code must be set"))]
+// One rule per field, each with its own fieldPath, so the error names the field that is set.
 #[x_kube(validation = kube::core::Rule::new(
-    "!has(self.functionArn) || (!has(self.executionRoleArn) && !has(self.environment) && !has(self.architecture))"
-).message("spec.backend.executionRoleArn, environment and architecture apply to builtin or code backends, not to functionArn (the operator never changes an existing function)"))]
+    "!has(self.functionArn) || !has(self.executionRoleArn)"
+).message("spec.backend.executionRoleArn applies to builtin or code backends, not to functionArn (the operator never changes an existing function)").field_path(".executionRoleArn"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.functionArn) || !has(self.environment)"
+).message("spec.backend.environment applies to builtin or code backends, not to functionArn (the operator never changes an existing function)").field_path(".environment"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.functionArn) || !has(self.architecture)"
+).message("spec.backend.architecture applies to builtin or code backends, not to functionArn (the operator never changes an existing function)").field_path(".architecture"))]
 #[x_kube(validation = kube::core::Rule::new(
     "!has(self.builtin) || !has(self.environment) || !('MESSAGE' in self.environment)"
 ).message("spec.backend.environment.MESSAGE is set by the builtin backend from spec.backend.builtin.message").field_path(".environment"))]
