@@ -29,7 +29,9 @@ fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Ful
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     if let Ok(value) = content_type.parse() {
-        response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
     }
     response
 }
@@ -96,7 +98,10 @@ mod tests {
     #[test]
     fn readyz_follows_the_flag() {
         let state = AdminState::default();
-        assert_eq!(route(&state, "/readyz").status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            route(&state, "/readyz").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         state.ready.store(true, Ordering::Relaxed);
         assert_eq!(route(&state, "/readyz").status(), StatusCode::OK);
         assert_eq!(route(&state, "/healthz").status(), StatusCode::OK);

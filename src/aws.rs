@@ -108,8 +108,7 @@ impl AwsClients {
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client);
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client);
         if let Some(region) = region {
             loader = loader.region(Region::new(region));
         }

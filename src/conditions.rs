@@ -88,8 +88,13 @@ pub fn set_condition(
 /// not, which is what the user has to look at.
 pub fn ready_state(parts: &[(&str, &PartState)]) -> PartState {
     match parts.iter().find(|(_, state)| !state.ready) {
-        None => PartState::ready(reason::AVAILABLE, "the private API is deployed and reachable through its VPC endpoint"),
-        Some((type_, state)) => PartState::not_ready(&state.reason, format!("{type_}: {}", state.message)),
+        None => PartState::ready(
+            reason::AVAILABLE,
+            "the private API is deployed and reachable through its VPC endpoint",
+        ),
+        Some((type_, state)) => {
+            PartState::not_ready(&state.reason, format!("{type_}: {}", state.message))
+        }
     }
 }
 
@@ -112,12 +117,30 @@ mod tests {
     #[test]
     fn transition_time_moves_only_on_status_change() {
         let mut conditions = Vec::new();
-        set_condition(&mut conditions, READY, &PartState::not_ready("Creating", "a"), Some(1), at(10));
-        set_condition(&mut conditions, READY, &PartState::not_ready("Pending", "b"), Some(1), at(20));
+        set_condition(
+            &mut conditions,
+            READY,
+            &PartState::not_ready("Creating", "a"),
+            Some(1),
+            at(10),
+        );
+        set_condition(
+            &mut conditions,
+            READY,
+            &PartState::not_ready("Pending", "b"),
+            Some(1),
+            at(20),
+        );
         assert_eq!(conditions.len(), 1);
         assert_eq!(conditions[0].last_transition_time, Time(at(10)));
         assert_eq!(conditions[0].reason, "Pending");
-        set_condition(&mut conditions, READY, &PartState::ready("Available", "c"), Some(2), at(30));
+        set_condition(
+            &mut conditions,
+            READY,
+            &PartState::ready("Available", "c"),
+            Some(2),
+            at(30),
+        );
         assert_eq!(conditions[0].last_transition_time, Time(at(30)));
         assert_eq!(conditions[0].status, "True");
         assert_eq!(conditions[0].observed_generation, Some(2));

@@ -12,7 +12,11 @@ use crate::error::{Error, Result};
 use crate::parts::{HandlerPackage, Settings};
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "privateapi-operator", version, about = "Reconciles PrivateApi objects into private API Gateway REST APIs")]
+#[command(
+    name = "privateapi-operator",
+    version,
+    about = "Reconciles PrivateApi objects into private API Gateway REST APIs"
+)]
 pub struct Args {
     /// Name of this cluster, tagged on every AWS resource (`privateapi.io/cluster`). Two clusters
     /// sharing an AWS account must use different names.
@@ -87,8 +91,12 @@ impl Args {
             (Architecture::X86_64, &self.handler_zip_x86_64),
         ] {
             if let Some(path) = path {
-                let zip = std::fs::read(path)
-                    .map_err(|e| Error::Config(format!("cannot read handler package {}: {e}", path.display())))?;
+                let zip = std::fs::read(path).map_err(|e| {
+                    Error::Config(format!(
+                        "cannot read handler package {}: {e}",
+                        path.display()
+                    ))
+                })?;
                 handler_packages.insert(
                     architecture.as_str().to_string(),
                     HandlerPackage::from_zip(architecture, zip),
@@ -127,7 +135,10 @@ mod tests {
         .expect("parses");
         let settings = args.settings().expect("settings");
         assert_eq!(args.resync(), Duration::from_secs(30));
-        assert_eq!(settings.default_builtin_architecture(), Some(Architecture::X86_64));
+        assert_eq!(
+            settings.default_builtin_architecture(),
+            Some(Architecture::X86_64)
+        );
         assert!(settings.handler_package(Architecture::Arm64).is_none());
         let missing = Args::try_parse_from([
             "privateapi-operator",

@@ -21,7 +21,8 @@ pub const VPC_ENDPOINT_ID_PATTERN: &str = r"^vpce-([0-9a-f]{8}|[0-9a-f]{17})$";
 /// A Lambda function ARN, optionally qualified by a version or alias.
 pub const FUNCTION_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:lambda:[a-z]{2}(-[a-z]+)+-[0-9]{1,2}:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}(:(\$LATEST|[A-Za-z0-9_-]{1,128}))?$";
 /// An IAM role ARN (paths allowed).
-pub const ROLE_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
+pub const ROLE_ARN_PATTERN: &str =
+    r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
 /// S3 bucket names (general purpose buckets).
 pub const S3_BUCKET_PATTERN: &str = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$";
 /// API Gateway stage names.

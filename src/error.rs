@@ -218,7 +218,10 @@ where
                 service,
                 operation,
                 code: "Transient".to_string(),
-                message: format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err)),
+                message: format!(
+                    "{}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&err)
+                ),
                 kind: AwsErrorKind::Transient,
             }
         }
@@ -226,7 +229,10 @@ where
             service,
             operation,
             code: "Other".to_string(),
-            message: format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err)),
+            message: format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            ),
             kind: AwsErrorKind::Other,
         },
     }
@@ -279,25 +285,55 @@ mod tests {
 
     #[test]
     fn throttling_codes_of_each_service_are_throttled() {
-        assert_eq!(classify("RequestLimitExceeded", Some(503)), AwsErrorKind::Throttled);
-        assert_eq!(classify("TooManyRequestsException", Some(429)), AwsErrorKind::Throttled);
+        assert_eq!(
+            classify("RequestLimitExceeded", Some(503)),
+            AwsErrorKind::Throttled
+        );
+        assert_eq!(
+            classify("TooManyRequestsException", Some(429)),
+            AwsErrorKind::Throttled
+        );
         assert_eq!(classify("Whatever", Some(429)), AwsErrorKind::Throttled);
     }
 
     #[test]
     fn not_found_codes_are_not_found() {
-        assert_eq!(classify("NotFoundException", Some(404)), AwsErrorKind::NotFound);
-        assert_eq!(classify("ResourceNotFoundException", Some(404)), AwsErrorKind::NotFound);
-        assert_eq!(classify("InvalidVpcEndpointId.NotFound", Some(400)), AwsErrorKind::NotFound);
-        assert_eq!(classify("InvalidGroup.NotFound", Some(400)), AwsErrorKind::NotFound);
+        assert_eq!(
+            classify("NotFoundException", Some(404)),
+            AwsErrorKind::NotFound
+        );
+        assert_eq!(
+            classify("ResourceNotFoundException", Some(404)),
+            AwsErrorKind::NotFound
+        );
+        assert_eq!(
+            classify("InvalidVpcEndpointId.NotFound", Some(400)),
+            AwsErrorKind::NotFound
+        );
+        assert_eq!(
+            classify("InvalidGroup.NotFound", Some(400)),
+            AwsErrorKind::NotFound
+        );
     }
 
     #[test]
     fn other_codes() {
-        assert_eq!(classify("DependencyViolation", Some(400)), AwsErrorKind::Conflict);
-        assert_eq!(classify("InvalidParameterValue", Some(400)), AwsErrorKind::InvalidRequest);
-        assert_eq!(classify("BadRequestException", Some(400)), AwsErrorKind::InvalidRequest);
-        assert_eq!(classify("InternalFailure", Some(500)), AwsErrorKind::Transient);
+        assert_eq!(
+            classify("DependencyViolation", Some(400)),
+            AwsErrorKind::Conflict
+        );
+        assert_eq!(
+            classify("InvalidParameterValue", Some(400)),
+            AwsErrorKind::InvalidRequest
+        );
+        assert_eq!(
+            classify("BadRequestException", Some(400)),
+            AwsErrorKind::InvalidRequest
+        );
+        assert_eq!(
+            classify("InternalFailure", Some(500)),
+            AwsErrorKind::Transient
+        );
         assert_eq!(classify("AccessDenied", Some(403)), AwsErrorKind::Other);
     }
 
@@ -310,8 +346,12 @@ mod tests {
             message: "The subnet ID 'subnet-1' does not exist".into(),
             kind: AwsErrorKind::NotFound,
         };
-        let err = err.into_invalid_spec_if(&[AwsErrorKind::NotFound], "spec.endpoint.create.subnetIds");
+        let err =
+            err.into_invalid_spec_if(&[AwsErrorKind::NotFound], "spec.endpoint.create.subnetIds");
         assert_eq!(err.reason(), "InvalidSpec");
-        assert!(err.to_string().starts_with("spec.endpoint.create.subnetIds: InvalidSubnetID.NotFound"));
+        assert!(
+            err.to_string()
+                .starts_with("spec.endpoint.create.subnetIds: InvalidSubnetID.NotFound")
+        );
     }
 }

@@ -91,7 +91,11 @@ impl Owner {
     /// response or a crash returns the endpoint made the first time), different for a new create
     /// after the previous endpoint (`previous_endpoint_id`) was deleted behind the operator's back
     /// or the create parameters changed. EC2 allows 64 ASCII characters.
-    pub fn endpoint_client_token(&self, parameters: &str, previous_endpoint_id: Option<&str>) -> String {
+    pub fn endpoint_client_token(
+        &self,
+        parameters: &str,
+        previous_endpoint_id: Option<&str>,
+    ) -> String {
         format!(
             "papi-{}",
             short_hash(
@@ -123,10 +127,22 @@ pub fn short_hash(parts: &[&str], len: usize) -> String {
 
 /// `<prefix>-<namespace>-<name>-<hash>`, with namespace and name cut so the whole fits in `max`
 /// characters, and any character outside `[A-Za-z0-9-]` replaced by `-`.
-fn readable_unique_name(prefix: &str, namespace: &str, name: &str, hash: &str, max: usize) -> String {
+fn readable_unique_name(
+    prefix: &str,
+    namespace: &str,
+    name: &str,
+    hash: &str,
+    max: usize,
+) -> String {
     let clean = |s: &str| -> String {
         s.chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect()
     };
     let fixed = prefix.len() + hash.len() + 3; // three dashes
@@ -166,11 +182,21 @@ mod tests {
         let long = owner(&"n".repeat(63), &"x".repeat(253));
         let name = long.function_name();
         assert!(name.len() <= 64, "{name}");
-        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
         let other = owner(&"n".repeat(63), &format!("{}y", "x".repeat(252)));
         assert_ne!(name, other.function_name());
-        assert_eq!(owner("team-a", "orders").function_name().len(), "papi-team-a-orders-".len() + 10);
-        assert!(owner("team-a", "orders.v2").function_name().starts_with("papi-team-a-orders-v2-"));
+        assert_eq!(
+            owner("team-a", "orders").function_name().len(),
+            "papi-team-a-orders-".len() + 10
+        );
+        assert!(
+            owner("team-a", "orders.v2")
+                .function_name()
+                .starts_with("papi-team-a-orders-v2-")
+        );
     }
 
     #[test]
@@ -207,6 +233,9 @@ mod tests {
         assert_eq!(t1, a.endpoint_client_token("vpc-1|subnet-1", None));
         assert!(t1.len() <= 64);
         assert_ne!(t1, a.endpoint_client_token("vpc-1|subnet-2", None));
-        assert_ne!(t1, a.endpoint_client_token("vpc-1|subnet-1", Some("vpce-0123")));
+        assert_ne!(
+            t1,
+            a.endpoint_client_token("vpc-1|subnet-1", Some("vpce-0123"))
+        );
     }
 }

@@ -12,14 +12,14 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
         serde_yaml::to_string(&crd)?
     ))
 }
+pub mod admin;
 pub mod aws;
-pub mod error;
-pub mod metrics;
 pub mod conditions;
+pub mod config;
+pub mod error;
 pub mod identity;
-pub mod policy;
+pub mod metrics;
 pub mod parts;
+pub mod policy;
 pub mod reconciler;
 pub mod status;
-pub mod admin;
-pub mod config;

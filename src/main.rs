@@ -54,7 +54,12 @@ async fn run(args: Args) -> Result<()> {
     admin_state.leader.store(true, Ordering::Relaxed);
     let (admin_addr, _admin_task) = admin::serve(args.admin_addr, admin_state.clone())
         .await
-        .map_err(|e| Error::Config(format!("cannot bind the admin server to {}: {e}", args.admin_addr)))?;
+        .map_err(|e| {
+            Error::Config(format!(
+                "cannot bind the admin server to {}: {e}",
+                args.admin_addr
+            ))
+        })?;
     if let Some(path) = &args.admin_addr_file {
         std::fs::write(path, admin_addr.to_string())
             .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))?;

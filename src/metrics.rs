@@ -60,7 +60,9 @@ pub struct CallCounts {
 impl Metrics {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain counters behind: still usable.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn record_aws_call(&self, service: &str, operation: &str, status: Option<u16>) {
@@ -91,7 +93,9 @@ impl Metrics {
         let mut inner = self.lock();
         match ready {
             Some(ready) => {
-                inner.ready_objects.insert(object.to_string(), (true, ready));
+                inner
+                    .ready_objects
+                    .insert(object.to_string(), (true, ready));
             }
             None => {
                 inner.ready_objects.remove(object);
@@ -129,22 +133,35 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE privateapi_aws_calls_total counter");
         for ((service, operation, outcome), n) in &inner.aws_calls {
-            let kind = if is_read_operation(operation) { "read" } else { "write" };
+            let kind = if is_read_operation(operation) {
+                "read"
+            } else {
+                "write"
+            };
             let _ = writeln!(
                 out,
                 "privateapi_aws_calls_total{{service=\"{service}\",operation=\"{operation}\",kind=\"{kind}\",outcome=\"{outcome}\"}} {n}"
             );
         }
-        let _ = writeln!(out, "# HELP privateapi_reconciles_total Reconciles by result.");
+        let _ = writeln!(
+            out,
+            "# HELP privateapi_reconciles_total Reconciles by result."
+        );
         let _ = writeln!(out, "# TYPE privateapi_reconciles_total counter");
         for (result, n) in &inner.reconciles {
-            let _ = writeln!(out, "privateapi_reconciles_total{{result=\"{result}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "privateapi_reconciles_total{{result=\"{result}\"}} {n}"
+            );
         }
         let _ = writeln!(
             out,
             "# HELP privateapi_reconcile_duration_seconds Duration of one reconcile."
         );
-        let _ = writeln!(out, "# TYPE privateapi_reconcile_duration_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# TYPE privateapi_reconcile_duration_seconds histogram"
+        );
         let histogram = &inner.reconcile_duration;
         for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
             let _ = writeln!(
@@ -158,15 +175,29 @@ impl Metrics {
             "privateapi_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {}",
             histogram.count
         );
-        let _ = writeln!(out, "privateapi_reconcile_duration_seconds_sum {}", histogram.sum);
-        let _ = writeln!(out, "privateapi_reconcile_duration_seconds_count {}", histogram.count);
+        let _ = writeln!(
+            out,
+            "privateapi_reconcile_duration_seconds_sum {}",
+            histogram.sum
+        );
+        let _ = writeln!(
+            out,
+            "privateapi_reconcile_duration_seconds_count {}",
+            histogram.count
+        );
         let ready = inner.ready_objects.values().filter(|(_, r)| *r).count();
         let not_ready = inner.ready_objects.len() - ready;
-        let _ = writeln!(out, "# HELP privateapi_objects PrivateApi objects by Ready status.");
+        let _ = writeln!(
+            out,
+            "# HELP privateapi_objects PrivateApi objects by Ready status."
+        );
         let _ = writeln!(out, "# TYPE privateapi_objects gauge");
         let _ = writeln!(out, "privateapi_objects{{ready=\"true\"}} {ready}");
         let _ = writeln!(out, "privateapi_objects{{ready=\"false\"}} {not_ready}");
-        let _ = writeln!(out, "# HELP privateapi_leader Whether this process is the leader.");
+        let _ = writeln!(
+            out,
+            "# HELP privateapi_leader Whether this process is the leader."
+        );
         let _ = writeln!(out, "# TYPE privateapi_leader gauge");
         let _ = writeln!(out, "privateapi_leader {}", u8::from(leader));
         out

@@ -333,13 +333,18 @@ mod tests {
     fn real_changes_are_drift() {
         let desired = desired_policy(&["vpce-a".into()]);
         let other_endpoint = desired_policy(&["vpce-b".into()]);
-        assert!(!equivalent(Some(&other_endpoint.to_string()), &desired, PREFIX));
+        assert!(!equivalent(
+            Some(&other_endpoint.to_string()),
+            &desired,
+            PREFIX
+        ));
         let mut no_deny = desired.clone();
         no_deny["Statement"].as_array_mut().map(|s| s.remove(0));
         assert!(!equivalent(Some(&no_deny.to_string()), &desired, PREFIX));
-        let other_api = desired
-            .to_string()
-            .replace("\"execute-api:/*\"", "\"arn:aws:execute-api:us-east-1:123456789012:zzz/*\"");
+        let other_api = desired.to_string().replace(
+            "\"execute-api:/*\"",
+            "\"arn:aws:execute-api:us-east-1:123456789012:zzz/*\"",
+        );
         assert!(!equivalent(Some(&other_api), &desired, PREFIX));
         assert!(!equivalent(None, &desired, PREFIX));
         assert!(!equivalent(Some("not json"), &desired, PREFIX));
@@ -351,18 +356,37 @@ mod tests {
         let resource = format!("{PREFIX}prod/GET/");
         let live = parse_policy(&as_aws_returns_it(&policy)).expect("parses");
         for p in [&policy, &live] {
-            assert_eq!(evaluate(p, PREFIX, INVOKE_ACTION, &resource, Some("vpce-owned")), Decision::Allow);
-            assert_eq!(evaluate(p, PREFIX, INVOKE_ACTION, &resource, Some("vpce-extra")), Decision::Allow);
+            assert_eq!(
+                evaluate(p, PREFIX, INVOKE_ACTION, &resource, Some("vpce-owned")),
+                Decision::Allow
+            );
+            assert_eq!(
+                evaluate(p, PREFIX, INVOKE_ACTION, &resource, Some("vpce-extra")),
+                Decision::Allow
+            );
             assert_eq!(
                 evaluate(p, PREFIX, INVOKE_ACTION, &resource, Some("vpce-other")),
                 Decision::ExplicitDeny
             );
-            assert_eq!(evaluate(p, PREFIX, INVOKE_ACTION, &resource, None), Decision::ExplicitDeny);
+            assert_eq!(
+                evaluate(p, PREFIX, INVOKE_ACTION, &resource, None),
+                Decision::ExplicitDeny
+            );
         }
-        let allow_only = json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
-        assert_eq!(evaluate(&allow_only, PREFIX, INVOKE_ACTION, &resource, None), Decision::Allow);
+        let allow_only =
+            json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
         assert_eq!(
-            evaluate(&json!({"Statement": []}), PREFIX, INVOKE_ACTION, &resource, None),
+            evaluate(&allow_only, PREFIX, INVOKE_ACTION, &resource, None),
+            Decision::Allow
+        );
+        assert_eq!(
+            evaluate(
+                &json!({"Statement": []}),
+                PREFIX,
+                INVOKE_ACTION,
+                &resource,
+                None
+            ),
             Decision::ImplicitDeny
         );
     }
@@ -370,8 +394,14 @@ mod tests {
     #[test]
     fn wildcards() {
         assert!(wildcard_match("execute-api:/*", "execute-api:/prod/GET/"));
-        assert!(wildcard_match("arn:aws:execute-api:*:*:abc/*", "arn:aws:execute-api:us-east-1:1:abc/x"));
-        assert!(!wildcard_match("execute-api:Invoke", "execute-api:ManageConnections"));
+        assert!(wildcard_match(
+            "arn:aws:execute-api:*:*:abc/*",
+            "arn:aws:execute-api:us-east-1:1:abc/x"
+        ));
+        assert!(!wildcard_match(
+            "execute-api:Invoke",
+            "execute-api:ManageConnections"
+        ));
         assert!(wildcard_match("execute-api:*", "execute-api:Invoke"));
     }
 }

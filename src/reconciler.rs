@@ -83,16 +83,17 @@ fn object_key(meta: &kube::core::ObjectMeta) -> String {
 
 /// A delay with up to 10 % jitter, so objects created together do not resync together.
 fn with_jitter(delay: Duration, key: &str) -> Duration {
-    let seed = crate::identity::short_hash(
-        &[key, &format!("{:?}", std::time::SystemTime::now())],
-        8,
-    );
+    let seed =
+        crate::identity::short_hash(&[key, &format!("{:?}", std::time::SystemTime::now())], 8);
     let fraction = u64::from_str_radix(&seed, 16).unwrap_or(0) % 1000;
     delay + delay.mul_f64(fraction as f64 / 10_000.0)
 }
 
 /// Entry point of the controller: only the finalizer decides between apply and cleanup.
-pub async fn reconcile(guard: Arc<DeserializeGuard<PrivateApi>>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<PrivateApi>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
     let object = match &guard.0 {
         Ok(object) => Arc::new(object.clone()),
         Err(invalid) => {
@@ -103,7 +104,9 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<PrivateApi>>, ctx: Arc<Contex
         }
     };
     let key = object_key(&object.metadata);
-    let namespace = object.namespace().ok_or_else(|| Error::Config("PrivateApi without namespace".into()))?;
+    let namespace = object
+        .namespace()
+        .ok_or_else(|| Error::Config("PrivateApi without namespace".into()))?;
     let api: Api<PrivateApi> = Api::namespaced(ctx.client.clone(), &namespace);
     let started = Instant::now();
     let result = finalizer(&api, FINALIZER, object, |event| async {
@@ -138,7 +141,11 @@ fn inner_error(err: &Error) -> &Error {
 }
 
 /// Exponential backoff per object, capped; other objects are not affected.
-pub fn error_policy(guard: Arc<DeserializeGuard<PrivateApi>>, err: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(
+    guard: Arc<DeserializeGuard<PrivateApi>>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     let key = match &guard.0 {
         Ok(object) => object_key(&object.metadata),
         Err(invalid) => object_key(&invalid.metadata),
@@ -236,7 +243,8 @@ async fn publish(ctx: &Context, object: &PrivateApi, changes: &[Change], errors:
 async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     let key = object_key(&object.metadata);
     let name = object.name_any();
-    let kube_api: Api<PrivateApi> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let kube_api: Api<PrivateApi> =
+        Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     let owner = owner_of(&object, ctx);
     let region = region_of(&object, ctx);
     let generation = object.metadata.generation;
@@ -257,8 +265,10 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     let mut errors: Vec<Error> = Vec::new();
 
     // 1. The endpoint and the function do not depend on each other: in parallel.
-    let (endpoint_result, function_result) =
-        tokio::join!(endpoint::reconcile(&pctx), backend::reconcile_function(&pctx));
+    let (endpoint_result, function_result) = tokio::join!(
+        endpoint::reconcile(&pctx),
+        backend::reconcile_function(&pctx)
+    );
     let (endpoint_state, endpoint) = match endpoint_result {
         Ok(outcome) => {
             changes.extend(outcome.changes);
@@ -330,7 +340,9 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
             }
         }
     } else if function.is_some() {
-        backend_states.push(dependency("waiting for the REST API to wire the function to it"));
+        backend_states.push(dependency(
+            "waiting for the REST API to wire the function to it",
+        ));
     }
     let backend_state = combine(&backend_states);
 
@@ -359,7 +371,10 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
 
     // 5. The spec moved from `endpoint.create` to `endpoint.id`: once the API uses the new
     // endpoint, remove the one the operator owned.
-    if object.spec.endpoint.id.is_some() && rest_api.is_some() && previous.security_group_id.is_some() {
+    if object.spec.endpoint.id.is_some()
+        && rest_api.is_some()
+        && previous.security_group_id.is_some()
+    {
         match endpoint::cleanup_owned(&pctx).await {
             Ok(cleanup) => {
                 changes.extend(cleanup.changes);
@@ -372,7 +387,9 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     }
 
     // 6. Conditions and status.
-    if let (Some(rest_api), Some(endpoint), Some(stage)) = (&rest_api, &endpoint, &status.stage_name) {
+    if let (Some(rest_api), Some(endpoint), Some(stage)) =
+        (&rest_api, &endpoint, &status.stage_name)
+    {
         let (url, urls) = status::invoke_urls(
             &clients.region,
             &rest_api.rest_api_id,
@@ -395,7 +412,13 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
         conditions::set_condition(&mut status.conditions, type_, state, generation, now);
     }
     let ready = conditions::ready_state(&parts);
-    conditions::set_condition(&mut status.conditions, conditions::READY, &ready, generation, now);
+    conditions::set_condition(
+        &mut status.conditions,
+        conditions::READY,
+        &ready,
+        generation,
+        now,
+    );
     status.observed_generation = generation;
     // Compared with the object's status: an unchanged outcome writes nothing.
     status::write_if_changed(&kube_api, &name, object.status.as_ref(), &status).await?;
@@ -468,7 +491,10 @@ mod tests {
     fn combine_reports_the_first_problem() {
         let ok = PartState::ready("Available", "fine");
         let updating = PartState::not_ready("Updating", "function updating");
-        assert_eq!(combine(&[ok.clone(), updating.clone(), ok.clone()]), updating);
+        assert_eq!(
+            combine(&[ok.clone(), updating.clone(), ok.clone()]),
+            updating
+        );
         assert_eq!(combine(&[ok.clone(), ok.clone()]), ok);
     }
 
@@ -476,7 +502,10 @@ mod tests {
     fn jitter_stays_within_ten_percent() {
         for i in 0..50 {
             let d = with_jitter(Duration::from_secs(100), &format!("ns/o{i}"));
-            assert!(d >= Duration::from_secs(100) && d <= Duration::from_secs(110), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(100) && d <= Duration::from_secs(110),
+                "{d:?}"
+            );
         }
     }
 }

@@ -21,8 +21,11 @@ pub fn invoke_urls(
     private_dns: bool,
     endpoint_dns_names: &[String],
 ) -> (String, InvokeUrls) {
-    let private_dns_url = format!("https://{rest_api_id}.execute-api.{region}.amazonaws.com/{stage}/");
-    let alias = format!("https://{rest_api_id}-{vpc_endpoint_id}.execute-api.{region}.amazonaws.com/{stage}/");
+    let private_dns_url =
+        format!("https://{rest_api_id}.execute-api.{region}.amazonaws.com/{stage}/");
+    let alias = format!(
+        "https://{rest_api_id}-{vpc_endpoint_id}.execute-api.{region}.amazonaws.com/{stage}/"
+    );
     let endpoint_dns = endpoint_dns_names
         .iter()
         .find(|name| name.starts_with("vpce-"))
@@ -57,9 +60,13 @@ pub async fn write_if_changed(
         "kind": "PrivateApi",
         "status": desired,
     });
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(Error::Kube)?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
     Ok(true)
 }
 
@@ -71,20 +78,45 @@ mod tests {
     fn urls_follow_private_dns() {
         let names = vec![
             "vpce-0123456789abcdef0-abcd1234.execute-api.us-east-1.vpce.amazonaws.com".to_string(),
-            "vpce-0123456789abcdef0-abcd1234-us-east-1a.execute-api.us-east-1.vpce.amazonaws.com".to_string(),
+            "vpce-0123456789abcdef0-abcd1234-us-east-1a.execute-api.us-east-1.vpce.amazonaws.com"
+                .to_string(),
         ];
-        let (url, urls) = invoke_urls("us-east-1", "abc123defg", "prod", "vpce-0123456789abcdef0", true, &names);
-        assert_eq!(url, "https://abc123defg.execute-api.us-east-1.amazonaws.com/prod/");
+        let (url, urls) = invoke_urls(
+            "us-east-1",
+            "abc123defg",
+            "prod",
+            "vpce-0123456789abcdef0",
+            true,
+            &names,
+        );
+        assert_eq!(
+            url,
+            "https://abc123defg.execute-api.us-east-1.amazonaws.com/prod/"
+        );
         assert_eq!(
             urls.endpoint_alias.as_deref(),
-            Some("https://abc123defg-vpce-0123456789abcdef0.execute-api.us-east-1.amazonaws.com/prod/")
+            Some(
+                "https://abc123defg-vpce-0123456789abcdef0.execute-api.us-east-1.amazonaws.com/prod/"
+            )
         );
         assert_eq!(
             urls.endpoint_dns.as_deref(),
-            Some("https://vpce-0123456789abcdef0-abcd1234.execute-api.us-east-1.vpce.amazonaws.com/prod/")
+            Some(
+                "https://vpce-0123456789abcdef0-abcd1234.execute-api.us-east-1.vpce.amazonaws.com/prod/"
+            )
         );
-        let (url, urls) = invoke_urls("us-east-1", "abc123defg", "prod", "vpce-0123456789abcdef0", false, &[]);
-        assert_eq!(url, "https://abc123defg-vpce-0123456789abcdef0.execute-api.us-east-1.amazonaws.com/prod/");
+        let (url, urls) = invoke_urls(
+            "us-east-1",
+            "abc123defg",
+            "prod",
+            "vpce-0123456789abcdef0",
+            false,
+            &[],
+        );
+        assert_eq!(
+            url,
+            "https://abc123defg-vpce-0123456789abcdef0.execute-api.us-east-1.amazonaws.com/prod/"
+        );
         assert_eq!(urls.private_dns, None);
         assert_eq!(urls.endpoint_dns, None);
     }

@@ -32,25 +32,49 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
     // Status: URL, endpoint, IDs, every condition True.
     let status = &object["status"];
     let rest_api_id = status["restApiId"].as_str().expect("restApiId").to_string();
-    let vpce_id = status["vpcEndpointId"].as_str().expect("vpcEndpointId").to_string();
-    let sg_id = status["securityGroupId"].as_str().expect("securityGroupId").to_string();
-    let function_arn = status["functionArn"].as_str().expect("functionArn").to_string();
-    let deployment_id = status["deploymentId"].as_str().expect("deploymentId").to_string();
+    let vpce_id = status["vpcEndpointId"]
+        .as_str()
+        .expect("vpcEndpointId")
+        .to_string();
+    let sg_id = status["securityGroupId"]
+        .as_str()
+        .expect("securityGroupId")
+        .to_string();
+    let function_arn = status["functionArn"]
+        .as_str()
+        .expect("functionArn")
+        .to_string();
+    let deployment_id = status["deploymentId"]
+        .as_str()
+        .expect("deploymentId")
+        .to_string();
     assert_eq!(
         status["url"].as_str(),
         Some(format!("https://{rest_api_id}.execute-api.us-east-1.amazonaws.com/prod/").as_str())
     );
     assert_eq!(
         status["urls"]["endpointAlias"].as_str(),
-        Some(format!("https://{rest_api_id}-{vpce_id}.execute-api.us-east-1.amazonaws.com/prod/").as_str())
+        Some(
+            format!("https://{rest_api_id}-{vpce_id}.execute-api.us-east-1.amazonaws.com/prod/")
+                .as_str()
+        )
     );
     assert_eq!(status["region"], "us-east-1");
-    for type_ in ["Ready", "EndpointReady", "ApiReady", "BackendReady", "Deployed"] {
+    for type_ in [
+        "Ready",
+        "EndpointReady",
+        "ApiReady",
+        "BackendReady",
+        "Deployed",
+    ] {
         let c = condition(&object, type_).unwrap_or_else(|| panic!("condition {type_}"));
         assert_eq!(c["status"], "True", "{type_}: {c}");
     }
     let printed = kubectl(&["get", "papi", "-n", &namespace, "-o", "wide"]);
-    assert!(printed.contains("True") && printed.contains(&vpce_id), "{printed}");
+    assert!(
+        printed.contains("True") && printed.contains(&vpce_id),
+        "{printed}"
+    );
 
     // The endpoint: execute-api, interface, in the subnets, private DNS, the managed group.
     let endpoint = aws
@@ -64,8 +88,14 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
         .unwrap_or_default()
         .pop()
         .expect("the endpoint exists");
-    assert_eq!(endpoint.service_name.as_deref(), Some("com.amazonaws.us-east-1.execute-api"));
-    assert_eq!(endpoint.vpc_endpoint_type.as_ref().map(|t| t.as_str()), Some("Interface"));
+    assert_eq!(
+        endpoint.service_name.as_deref(),
+        Some("com.amazonaws.us-east-1.execute-api")
+    );
+    assert_eq!(
+        endpoint.vpc_endpoint_type.as_ref().map(|t| t.as_str()),
+        Some("Interface")
+    );
     assert_eq!(endpoint.private_dns_enabled, Some(true));
     let mut subnets = endpoint.subnet_ids.clone().unwrap_or_default();
     subnets.sort();
@@ -104,7 +134,10 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
     let ingress = group.ip_permissions.unwrap_or_default();
     assert_eq!(ingress.len(), 1, "{ingress:?}");
     assert_eq!(ingress[0].ip_protocol.as_deref(), Some("tcp"));
-    assert_eq!((ingress[0].from_port, ingress[0].to_port), (Some(443), Some(443)));
+    assert_eq!(
+        (ingress[0].from_port, ingress[0].to_port),
+        (Some(443), Some(443))
+    );
     let sources: Vec<String> = ingress[0]
         .user_id_group_pairs
         .clone()
@@ -124,27 +157,52 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
         .send()
         .await
         .expect("GetRestApi");
-    let configuration = api.endpoint_configuration.clone().expect("endpoint configuration");
+    let configuration = api
+        .endpoint_configuration
+        .clone()
+        .expect("endpoint configuration");
     let types: Vec<&str> = configuration.types().iter().map(|t| t.as_str()).collect();
     assert_eq!(types, vec!["PRIVATE"]);
     assert_eq!(configuration.vpc_endpoint_ids(), [vpce_id.clone()]);
-    let live_policy = policy::parse_policy(api.policy.as_deref().expect("policy")).expect("policy parses");
+    let live_policy =
+        policy::parse_policy(api.policy.as_deref().expect("policy")).expect("policy parses");
     let prefix = policy::execute_api_arn_prefix("us-east-1", &aws.account_id, &rest_api_id);
     let resource = format!("{prefix}prod/GET/");
     assert_eq!(
-        policy::evaluate(&live_policy, &prefix, policy::INVOKE_ACTION, &resource, Some(&vpce_id)),
+        policy::evaluate(
+            &live_policy,
+            &prefix,
+            policy::INVOKE_ACTION,
+            &resource,
+            Some(&vpce_id)
+        ),
         Decision::Allow
     );
     assert_eq!(
-        policy::evaluate(&live_policy, &prefix, policy::INVOKE_ACTION, &resource, Some("vpce-0000000000000000a")),
+        policy::evaluate(
+            &live_policy,
+            &prefix,
+            policy::INVOKE_ACTION,
+            &resource,
+            Some("vpce-0000000000000000a")
+        ),
         Decision::ExplicitDeny
     );
     assert_eq!(
-        policy::evaluate(&live_policy, &prefix, policy::INVOKE_ACTION, &resource, None),
+        policy::evaluate(
+            &live_policy,
+            &prefix,
+            policy::INVOKE_ACTION,
+            &resource,
+            None
+        ),
         Decision::ExplicitDeny
     );
     let api_tags = api.tags.clone().unwrap_or_default();
-    assert_eq!(api_tags.get("privateapi.io/owner"), Some(&format!("{namespace}/orders")));
+    assert_eq!(
+        api_tags.get("privateapi.io/owner"),
+        Some(&format!("{namespace}/orders"))
+    );
 
     // Routes: ANY / and ANY /{proxy+}, AWS_PROXY to the function.
     let resources = aws
@@ -174,7 +232,10 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
             .send()
             .await
             .expect("GetIntegration");
-        assert_eq!(integration.r#type.as_ref().map(|t| t.as_str()), Some("AWS_PROXY"));
+        assert_eq!(
+            integration.r#type.as_ref().map(|t| t.as_str()),
+            Some("AWS_PROXY")
+        );
         assert_eq!(integration.http_method.as_deref(), Some("POST"));
         assert_eq!(integration.uri.as_deref(), Some(expected_uri.as_str()));
     }
@@ -201,12 +262,18 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
     let configuration = function.configuration.expect("configuration");
     assert_eq!(configuration.memory_size, Some(256));
     assert_eq!(configuration.handler.as_deref(), Some("bootstrap"));
-    assert_eq!(configuration.runtime.as_ref().map(|r| r.as_str()), Some("provided.al2023"));
+    assert_eq!(
+        configuration.runtime.as_ref().map(|r| r.as_str()),
+        Some("provided.al2023")
+    );
     let environment = configuration
         .environment
         .and_then(|e| e.variables)
         .unwrap_or_default();
-    assert_eq!(environment.get("MESSAGE").map(String::as_str), Some("Private API executed!!"));
+    assert_eq!(
+        environment.get("MESSAGE").map(String::as_str),
+        Some("Private API executed!!")
+    );
     assert_eq!(
         function.tags.unwrap_or_default().get("privateapi.io/owner"),
         Some(&format!("{namespace}/orders"))
@@ -232,14 +299,32 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
     let before = operator.aws_calls();
     poke_and_wait(&operator, &namespace, "orders");
     let steady = before.since(&operator.aws_calls());
-    eprintln!("steady-state reconcile: {} reads, {} writes: {:?}", steady.reads, steady.writes, steady.by_operation);
-    assert_eq!(steady.writes, 0, "steady state wrote: {:?}", steady.by_operation);
+    eprintln!(
+        "steady-state reconcile: {} reads, {} writes: {:?}",
+        steady.reads, steady.writes, steady.by_operation
+    );
+    assert_eq!(
+        steady.writes, 0,
+        "steady state wrote: {:?}",
+        steady.by_operation
+    );
     assert!(steady.reads > 0, "the poke did not reconcile");
     let again = get_object(&namespace, "orders").expect("object");
-    assert_eq!(again["status"]["deploymentId"], deployment_id.as_str(), "no redeploy");
+    assert_eq!(
+        again["status"]["deploymentId"],
+        deployment_id.as_str(),
+        "no redeploy"
+    );
 
     // Delete: everything this object made is gone, nothing else.
-    kubectl(&["delete", "privateapi", "orders", "-n", &namespace, "--wait=false"]);
+    kubectl(&[
+        "delete",
+        "privateapi",
+        "orders",
+        "-n",
+        &namespace,
+        "--wait=false",
+    ]);
     wait_gone(&namespace, "orders", Duration::from_secs(90));
     let left = owned_resources(&aws, &cluster).await;
     assert!(left.is_empty(), "left behind: {left:?}");

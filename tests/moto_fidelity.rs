@@ -110,7 +110,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -119,7 +122,12 @@ fn tag_spec(rt: ResourceType, uid: &str) -> TagSpecification {
     TagSpecification::builder()
         .resource_type(rt)
         .tags(Tag::builder().key("privateapi.io/uid").value(uid).build())
-        .tags(Tag::builder().key("privateapi.io/owner").value("team-a/orders").build())
+        .tags(
+            Tag::builder()
+                .key("privateapi.io/owner")
+                .value("team-a/orders")
+                .build(),
+        )
         .build()
 }
 
@@ -229,7 +237,10 @@ fn operator_policy(vpce: &[&str]) -> String {
 /// AWS's rendering of a policy in GetRestApi: minified, then JSON-escaped inside the string
 /// (`"` -> `\"`, `/` -> `\/`), `execute-api:` expanded to the API's ARN.
 fn aws_escaped(minified: &str) -> String {
-    minified.replace('\\', "\\\\").replace('"', "\\\"").replace('/', "\\/")
+    minified
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('/', "\\/")
 }
 
 const CRC_POLY: u32 = 0xEDB8_8320;
@@ -239,7 +250,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ CRC_POLY } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ CRC_POLY
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -288,7 +303,11 @@ fn role_arn() -> String {
         .unwrap_or_else(|_| format!("arn:aws:iam::{ACCOUNT}:role/papi-backend"))
 }
 
-async fn create_function(aws: &Aws, name: &str, zip: &[u8]) -> aws_sdk_lambda::operation::create_function::CreateFunctionOutput {
+async fn create_function(
+    aws: &Aws,
+    name: &str,
+    zip: &[u8],
+) -> aws_sdk_lambda::operation::create_function::CreateFunctionOutput {
     aws.lambda
         .create_function()
         .function_name(name)
@@ -298,9 +317,17 @@ async fn create_function(aws: &Aws, name: &str, zip: &[u8]) -> aws_sdk_lambda::o
         .architectures(Architecture::Arm64)
         .memory_size(256)
         .timeout(10)
-        .environment(Environment::builder().variables("PAPI_MESSAGE", "Private API executed!!").build())
+        .environment(
+            Environment::builder()
+                .variables("PAPI_MESSAGE", "Private API executed!!")
+                .build(),
+        )
         .tags("privateapi.io/uid", name)
-        .code(FunctionCode::builder().zip_file(Blob::new(zip.to_vec())).build())
+        .code(
+            FunctionCode::builder()
+                .zip_file(Blob::new(zip.to_vec()))
+                .build(),
+        )
         .send()
         .await
         .unwrap()
@@ -351,13 +378,31 @@ async fn apigw_policy_is_escaped_and_expanded() {
         &format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:{id}/*"),
     );
     let expected = aws_escaped(&expected_doc);
-    assert!(expected.starts_with(r#"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Deny\""#));
-    assert!(expected.contains(&format!(r#"\"Resource\":\"arn:aws:execute-api:{REGION}:{ACCOUNT}:{id}\/*\""#)));
+    assert!(
+        expected.starts_with(r#"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Deny\""#)
+    );
+    assert!(expected.contains(&format!(
+        r#"\"Resource\":\"arn:aws:execute-api:{REGION}:{ACCOUNT}:{id}\/*\""#
+    )));
 
-    assert_eq!(created.policy(), Some(expected.as_str()), "CreateRestApi response");
-    let got = aws.apigw.get_rest_api().rest_api_id(&id).send().await.unwrap();
+    assert_eq!(
+        created.policy(),
+        Some(expected.as_str()),
+        "CreateRestApi response"
+    );
+    let got = aws
+        .apigw
+        .get_rest_api()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.policy(), Some(expected.as_str()), "GetRestApi");
-    assert_ne!(got.policy(), Some(policy.as_str()), "a literal comparison must not match");
+    assert_ne!(
+        got.policy(),
+        Some(policy.as_str()),
+        "a literal comparison must not match"
+    );
 
     let mut seen = false;
     let mut pages = aws.apigw.get_rest_apis().limit(500).into_paginator().send();
@@ -376,7 +421,10 @@ async fn apigw_policy_is_escaped_and_expanded() {
         serde_json::from_str(&format!("\"{}\"", got.policy().unwrap()))
             .and_then(|s: String| serde_json::from_str(&s))
             .unwrap();
-    assert_eq!(unescaped, serde_json::from_str::<serde_json::Value>(&expected_doc).unwrap());
+    assert_eq!(
+        unescaped,
+        serde_json::from_str::<serde_json::Value>(&expected_doc).unwrap()
+    );
 
     // UpdateRestApi replace /policy: same rendering in the response and afterwards.
     let policy2 = operator_policy(&["vpce-0123456789abcdef0", "vpce-0fedcba9876543210"]);
@@ -384,7 +432,13 @@ async fn apigw_policy_is_escaped_and_expanded() {
         .apigw
         .update_rest_api()
         .rest_api_id(&id)
-        .patch_operations(PatchOperation::builder().op(Op::Replace).path("/policy").value(&policy2).build())
+        .patch_operations(
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/policy")
+                .value(&policy2)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -392,14 +446,28 @@ async fn apigw_policy_is_escaped_and_expanded() {
         "execute-api:/*",
         &format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:{id}/*"),
     ));
-    assert_eq!(updated.policy(), Some(expected2.as_str()), "UpdateRestApi response");
+    assert_eq!(
+        updated.policy(),
+        Some(expected2.as_str()),
+        "UpdateRestApi response"
+    );
 
     // A policy that is not JSON is refused, as on AWS.
     let (code, status, _) = failure(
-        aws.apigw.create_rest_api().name(unique("papi-badpolicy")).policy("{not json").send().await,
+        aws.apigw
+            .create_rest_api()
+            .name(unique("papi-badpolicy"))
+            .policy("{not json")
+            .send()
+            .await,
     );
     assert_eq!((code.as_str(), status), ("BadRequestException", 400));
-    aws.apigw.delete_rest_api().rest_api_id(&id).send().await.unwrap();
+    aws.apigw
+        .delete_rest_api()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// UpdateRestApi add/remove/replace on /endpointConfiguration/vpcEndpointIds.
@@ -441,7 +509,10 @@ async fn apigw_update_vpc_endpoint_ids() {
         .send()
         .await
         .unwrap();
-    assert_eq!(ids(&out), ["vpce-0aaaaaaaaaaaaaaaa", "vpce-0bbbbbbbbbbbbbbbb"]);
+    assert_eq!(
+        ids(&out),
+        ["vpce-0aaaaaaaaaaaaaaaa", "vpce-0bbbbbbbbbbbbbbbb"]
+    );
     let out = aws
         .apigw
         .update_rest_api()
@@ -455,46 +526,123 @@ async fn apigw_update_vpc_endpoint_ids() {
         .apigw
         .update_rest_api()
         .rest_api_id(&id)
-        .patch_operations(patch(Op::Replace, "vpce-0cccccccccccccccc,vpce-0dddddddddddddddd"))
+        .patch_operations(patch(
+            Op::Replace,
+            "vpce-0cccccccccccccccc,vpce-0dddddddddddddddd",
+        ))
         .send()
         .await
         .unwrap();
-    assert_eq!(ids(&out), ["vpce-0cccccccccccccccc", "vpce-0dddddddddddddddd"]);
-    let got = aws.apigw.get_rest_api().rest_api_id(&id).send().await.unwrap();
+    assert_eq!(
+        ids(&out),
+        ["vpce-0cccccccccccccccc", "vpce-0dddddddddddddddd"]
+    );
+    let got = aws
+        .apigw
+        .get_rest_api()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         got.endpoint_configuration().unwrap().vpc_endpoint_ids(),
         ["vpce-0cccccccccccccccc", "vpce-0dddddddddddddddd"]
     );
-    aws.apigw.delete_rest_api().rest_api_id(&id).send().await.unwrap();
+    aws.apigw
+        .delete_rest_api()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// Deletes of things that are gone answer 404 NotFoundException (moto: 500 or 400).
 #[tokio::test]
 async fn apigw_deletes_are_404_when_gone() {
     let aws = aws().await;
-    let id = aws.apigw.create_rest_api().name(unique("papi-404")).send().await.unwrap().id.unwrap();
-    let root = aws.apigw.get_resources().rest_api_id(&id).send().await.unwrap().items()[0]
+    let id = aws
+        .apigw
+        .create_rest_api()
+        .name(unique("papi-404"))
+        .send()
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    let root = aws
+        .apigw
+        .get_resources()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap()
+        .items()[0]
         .id()
         .unwrap()
         .to_string();
     let nf = ("NotFoundException".to_string(), 404u16);
-    let (c, s, _) = failure(aws.apigw.get_deployment().rest_api_id(&id).deployment_id("nosuchdep").send().await);
+    let (c, s, _) = failure(
+        aws.apigw
+            .get_deployment()
+            .rest_api_id(&id)
+            .deployment_id("nosuchdep")
+            .send()
+            .await,
+    );
     assert_eq!((c, s), nf, "GetDeployment unknown");
-    let (c, s, _) = failure(aws.apigw.delete_deployment().rest_api_id(&id).deployment_id("nosuchdep").send().await);
+    let (c, s, _) = failure(
+        aws.apigw
+            .delete_deployment()
+            .rest_api_id(&id)
+            .deployment_id("nosuchdep")
+            .send()
+            .await,
+    );
     assert_eq!((c, s), nf, "DeleteDeployment unknown");
-    let (c, s, _) = failure(aws.apigw.delete_stage().rest_api_id(&id).stage_name("prod").send().await);
+    let (c, s, _) = failure(
+        aws.apigw
+            .delete_stage()
+            .rest_api_id(&id)
+            .stage_name("prod")
+            .send()
+            .await,
+    );
     assert_eq!((c, s), nf, "DeleteStage unknown");
-    let (c, s, _) = failure(aws.apigw.get_stage().rest_api_id(&id).stage_name("prod").send().await);
+    let (c, s, _) = failure(
+        aws.apigw
+            .get_stage()
+            .rest_api_id(&id)
+            .stage_name("prod")
+            .send()
+            .await,
+    );
     assert_eq!((c, s), nf, "GetStage unknown");
     let (c, s, _) = failure(
-        aws.apigw.delete_method().rest_api_id(&id).resource_id(&root).http_method("ANY").send().await,
+        aws.apigw
+            .delete_method()
+            .rest_api_id(&id)
+            .resource_id(&root)
+            .http_method("ANY")
+            .send()
+            .await,
     );
     assert_eq!((c, s), nf, "DeleteMethod unknown");
     let (c, s, _) = failure(
-        aws.apigw.get_integration().rest_api_id(&id).resource_id(&root).http_method("ANY").send().await,
+        aws.apigw
+            .get_integration()
+            .rest_api_id(&id)
+            .resource_id(&root)
+            .http_method("ANY")
+            .send()
+            .await,
     );
     assert_eq!((c, s), nf, "GetIntegration on a missing method");
-    aws.apigw.delete_rest_api().rest_api_id(&id).send().await.unwrap();
+    aws.apigw
+        .delete_rest_api()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap();
     let (c, s, _) = failure(aws.apigw.delete_rest_api().rest_api_id(&id).send().await);
     assert_eq!((c, s), nf, "DeleteRestApi twice");
     let (c, s, _) = failure(aws.apigw.get_rest_api().rest_api_id(&id).send().await);
@@ -503,13 +651,43 @@ async fn apigw_deletes_are_404_when_gone() {
     // Lambda: DeleteFunction twice, RemovePermission of an unknown statement.
     let name = unique("papi-404fn");
     create_function(&aws, &name, &tiny_zip("bootstrap", b"#!/bin/sh\n")).await;
-    let (c, s, _) = failure(aws.lambda.remove_permission().function_name(&name).statement_id("nope").send().await);
-    assert_eq!((c.as_str(), s), ("ResourceNotFoundException", 404), "RemovePermission unknown sid");
-    aws.lambda.delete_function().function_name(&name).send().await.unwrap();
-    let (c, s, _) = failure(aws.lambda.delete_function().function_name(&name).send().await);
-    assert_eq!((c.as_str(), s), ("ResourceNotFoundException", 404), "DeleteFunction twice");
+    let (c, s, _) = failure(
+        aws.lambda
+            .remove_permission()
+            .function_name(&name)
+            .statement_id("nope")
+            .send()
+            .await,
+    );
+    assert_eq!(
+        (c.as_str(), s),
+        ("ResourceNotFoundException", 404),
+        "RemovePermission unknown sid"
+    );
+    aws.lambda
+        .delete_function()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let (c, s, _) = failure(
+        aws.lambda
+            .delete_function()
+            .function_name(&name)
+            .send()
+            .await,
+    );
+    assert_eq!(
+        (c.as_str(), s),
+        ("ResourceNotFoundException", 404),
+        "DeleteFunction twice"
+    );
     let (c, s, _) = failure(aws.lambda.get_function().function_name(&name).send().await);
-    assert_eq!((c.as_str(), s), ("ResourceNotFoundException", 404), "GetFunction after delete");
+    assert_eq!(
+        (c.as_str(), s),
+        ("ResourceNotFoundException", 404),
+        "GetFunction after delete"
+    );
 }
 
 /// TagResource/GetTags/UntagResource by REST API ARN; CreateRestApi tags are the same tags.
@@ -526,10 +704,29 @@ async fn apigw_tags_by_rest_api_arn() {
         .await
         .unwrap();
     let id = created.id().unwrap().to_string();
-    assert_eq!(created.tags().unwrap().get("privateapi.io/uid").map(String::as_str), Some("u-1"));
+    assert_eq!(
+        created
+            .tags()
+            .unwrap()
+            .get("privateapi.io/uid")
+            .map(String::as_str),
+        Some("u-1")
+    );
     let arn = format!("arn:aws:apigateway:{REGION}::/restapis/{id}");
-    let tags = aws.apigw.get_tags().resource_arn(&arn).send().await.unwrap();
-    assert_eq!(tags.tags().unwrap().get("privateapi.io/owner").map(String::as_str), Some("team-a/orders"));
+    let tags = aws
+        .apigw
+        .get_tags()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags.tags()
+            .unwrap()
+            .get("privateapi.io/owner")
+            .map(String::as_str),
+        Some("team-a/orders")
+    );
 
     aws.apigw
         .tag_resource()
@@ -545,13 +742,31 @@ async fn apigw_tags_by_rest_api_arn() {
         .send()
         .await
         .unwrap();
-    let tags = aws.apigw.get_tags().resource_arn(&arn).send().await.unwrap();
+    let tags = aws
+        .apigw
+        .get_tags()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap();
     let tags = tags.tags().unwrap();
-    assert_eq!(tags.get("privateapi.io/cluster").map(String::as_str), Some("kind-a"));
-    assert_eq!(tags.get("privateapi.io/uid").map(String::as_str), Some("u-1"));
+    assert_eq!(
+        tags.get("privateapi.io/cluster").map(String::as_str),
+        Some("kind-a")
+    );
+    assert_eq!(
+        tags.get("privateapi.io/uid").map(String::as_str),
+        Some("u-1")
+    );
     assert!(!tags.contains_key("privateapi.io/owner"));
     // ... and GetRestApi / GetRestApis show the same tags.
-    let got = aws.apigw.get_rest_api().rest_api_id(&id).send().await.unwrap();
+    let got = aws
+        .apigw
+        .get_rest_api()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.tags(), Some(tags));
     let mut pages = aws.apigw.get_rest_apis().limit(500).into_paginator().send();
     let mut seen = false;
@@ -564,15 +779,35 @@ async fn apigw_tags_by_rest_api_arn() {
         }
     }
     assert!(seen);
-    aws.apigw.delete_rest_api().rest_api_id(&id).send().await.unwrap();
+    aws.apigw
+        .delete_rest_api()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap();
     let (c, s, _) = failure(aws.apigw.get_tags().resource_arn(&arn).send().await);
     assert_eq!((c.as_str(), s), ("NotFoundException", 404));
 }
 
 /// Methods `ANY /` and `ANY /{proxy+}` with an AWS_PROXY integration to `fn_arn`.
 async fn build_api(aws: &Aws, id: &str, fn_arn: &str) -> (String, String) {
-    let res = aws.apigw.get_resources().rest_api_id(id).embed("methods").limit(500).send().await.unwrap();
-    let root = res.items().iter().find(|r| r.path() == Some("/")).unwrap().id().unwrap().to_string();
+    let res = aws
+        .apigw
+        .get_resources()
+        .rest_api_id(id)
+        .embed("methods")
+        .limit(500)
+        .send()
+        .await
+        .unwrap();
+    let root = res
+        .items()
+        .iter()
+        .find(|r| r.path() == Some("/"))
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string();
     let proxy = aws
         .apigw
         .create_resource()
@@ -584,7 +819,9 @@ async fn build_api(aws: &Aws, id: &str, fn_arn: &str) -> (String, String) {
         .unwrap()
         .id
         .unwrap();
-    let uri = format!("arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{fn_arn}/invocations");
+    let uri = format!(
+        "arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{fn_arn}/invocations"
+    );
     for rid in [&root, &proxy] {
         aws.apigw
             .put_method()
@@ -614,44 +851,151 @@ async fn build_api(aws: &Aws, id: &str, fn_arn: &str) -> (String, String) {
 #[tokio::test]
 async fn apigw_delete_deployment_follows_stage() {
     let aws = aws().await;
-    let id = aws.apigw.create_rest_api().name(unique("papi-deploy")).send().await.unwrap().id.unwrap();
-    build_api(&aws, &id, &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:x")).await;
-    let d1 = aws.apigw.create_deployment().rest_api_id(&id).stage_name("prod").send().await.unwrap().id.unwrap();
-    let d2 = aws.apigw.create_deployment().rest_api_id(&id).description("second").send().await.unwrap().id.unwrap();
+    let id = aws
+        .apigw
+        .create_rest_api()
+        .name(unique("papi-deploy"))
+        .send()
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    build_api(
+        &aws,
+        &id,
+        &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:x"),
+    )
+    .await;
+    let d1 = aws
+        .apigw
+        .create_deployment()
+        .rest_api_id(&id)
+        .stage_name("prod")
+        .send()
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    let d2 = aws
+        .apigw
+        .create_deployment()
+        .rest_api_id(&id)
+        .description("second")
+        .send()
+        .await
+        .unwrap()
+        .id
+        .unwrap();
     aws.apigw
         .update_stage()
         .rest_api_id(&id)
         .stage_name("prod")
-        .patch_operations(PatchOperation::builder().op(Op::Replace).path("/deploymentId").value(&d2).build())
+        .patch_operations(
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/deploymentId")
+                .value(&d2)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
-    let (c, s, msg) = failure(aws.apigw.delete_deployment().rest_api_id(&id).deployment_id(&d2).send().await);
+    let (c, s, msg) = failure(
+        aws.apigw
+            .delete_deployment()
+            .rest_api_id(&id)
+            .deployment_id(&d2)
+            .send()
+            .await,
+    );
     assert_eq!((c.as_str(), s), ("BadRequestException", 400), "{msg}");
-    assert!(msg.contains("Active stages pointing to this deployment"), "{msg}");
-    aws.apigw.delete_deployment().rest_api_id(&id).deployment_id(&d1).send().await.unwrap();
-    let deps = aws.apigw.get_deployments().rest_api_id(&id).limit(500).send().await.unwrap();
+    assert!(
+        msg.contains("Active stages pointing to this deployment"),
+        "{msg}"
+    );
+    aws.apigw
+        .delete_deployment()
+        .rest_api_id(&id)
+        .deployment_id(&d1)
+        .send()
+        .await
+        .unwrap();
+    let deps = aws
+        .apigw
+        .get_deployments()
+        .rest_api_id(&id)
+        .limit(500)
+        .send()
+        .await
+        .unwrap();
     let ids: Vec<_> = deps.items().iter().filter_map(|d| d.id()).collect();
     assert_eq!(ids, [d2.as_str()]);
-    aws.apigw.delete_rest_api().rest_api_id(&id).send().await.unwrap();
+    aws.apigw
+        .delete_rest_api()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// A stage can only point at a deployment that exists.
 #[tokio::test]
 async fn apigw_stage_needs_existing_deployment() {
     let aws = aws().await;
-    let id = aws.apigw.create_rest_api().name(unique("papi-stage")).send().await.unwrap().id.unwrap();
-    build_api(&aws, &id, &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:x")).await;
-    let (c, s, _) = failure(aws.apigw.create_stage().rest_api_id(&id).stage_name("prod").deployment_id("nosuchdep").send().await);
+    let id = aws
+        .apigw
+        .create_rest_api()
+        .name(unique("papi-stage"))
+        .send()
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    build_api(
+        &aws,
+        &id,
+        &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:x"),
+    )
+    .await;
+    let (c, s, _) = failure(
+        aws.apigw
+            .create_stage()
+            .rest_api_id(&id)
+            .stage_name("prod")
+            .deployment_id("nosuchdep")
+            .send()
+            .await,
+    );
     assert_eq!((c.as_str(), s), ("NotFoundException", 404));
-    let d = aws.apigw.create_deployment().rest_api_id(&id).send().await.unwrap().id.unwrap();
-    aws.apigw.create_stage().rest_api_id(&id).stage_name("prod").deployment_id(&d).send().await.unwrap();
+    let d = aws
+        .apigw
+        .create_deployment()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    aws.apigw
+        .create_stage()
+        .rest_api_id(&id)
+        .stage_name("prod")
+        .deployment_id(&d)
+        .send()
+        .await
+        .unwrap();
     let (c, s, _) = failure(
         aws.apigw
             .update_stage()
             .rest_api_id(&id)
             .stage_name("prod")
-            .patch_operations(PatchOperation::builder().op(Op::Replace).path("/deploymentId").value("nosuchdep").build())
+            .patch_operations(
+                PatchOperation::builder()
+                    .op(Op::Replace)
+                    .path("/deploymentId")
+                    .value("nosuchdep")
+                    .build(),
+            )
             .send()
             .await,
     );
@@ -661,24 +1005,65 @@ async fn apigw_stage_needs_existing_deployment() {
             .update_stage()
             .rest_api_id(&id)
             .stage_name("nosuchstage")
-            .patch_operations(PatchOperation::builder().op(Op::Replace).path("/deploymentId").value(&d).build())
+            .patch_operations(
+                PatchOperation::builder()
+                    .op(Op::Replace)
+                    .path("/deploymentId")
+                    .value(&d)
+                    .build(),
+            )
             .send()
             .await,
     );
-    assert_eq!((c.as_str(), s), ("NotFoundException", 404), "UpdateStage of a missing stage");
-    let st = aws.apigw.get_stage().rest_api_id(&id).stage_name("prod").send().await.unwrap();
+    assert_eq!(
+        (c.as_str(), s),
+        ("NotFoundException", 404),
+        "UpdateStage of a missing stage"
+    );
+    let st = aws
+        .apigw
+        .get_stage()
+        .rest_api_id(&id)
+        .stage_name("prod")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(st.deployment_id(), Some(d.as_str()));
-    aws.apigw.delete_rest_api().rest_api_id(&id).send().await.unwrap();
+    aws.apigw
+        .delete_rest_api()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// CreateResource/PutMethod on what exists: 409 ConflictException.
 #[tokio::test]
 async fn apigw_create_existing_conflicts() {
     let aws = aws().await;
-    let id = aws.apigw.create_rest_api().name(unique("papi-conflict")).send().await.unwrap().id.unwrap();
-    let (root, _) = build_api(&aws, &id, &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:x")).await;
+    let id = aws
+        .apigw
+        .create_rest_api()
+        .name(unique("papi-conflict"))
+        .send()
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    let (root, _) = build_api(
+        &aws,
+        &id,
+        &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:x"),
+    )
+    .await;
     let (c, s, msg) = failure(
-        aws.apigw.create_resource().rest_api_id(&id).parent_id(&root).path_part("{proxy+}").send().await,
+        aws.apigw
+            .create_resource()
+            .rest_api_id(&id)
+            .parent_id(&root)
+            .path_part("{proxy+}")
+            .send()
+            .await,
     );
     assert_eq!((c.as_str(), s), ("ConflictException", 409), "{msg}");
     let (c, s, _) = failure(
@@ -693,11 +1078,34 @@ async fn apigw_create_existing_conflicts() {
     );
     assert_eq!((c.as_str(), s), ("ConflictException", 409));
     // The integration survived the refused PutMethod.
-    let integ = aws.apigw.get_integration().rest_api_id(&id).resource_id(&root).http_method("ANY").send().await.unwrap();
-    assert_eq!(integ.r#type(), Some(&aws_sdk_apigateway::types::IntegrationType::AwsProxy));
-    let res = aws.apigw.get_resources().rest_api_id(&id).limit(500).send().await.unwrap();
+    let integ = aws
+        .apigw
+        .get_integration()
+        .rest_api_id(&id)
+        .resource_id(&root)
+        .http_method("ANY")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        integ.r#type(),
+        Some(&aws_sdk_apigateway::types::IntegrationType::AwsProxy)
+    );
+    let res = aws
+        .apigw
+        .get_resources()
+        .rest_api_id(&id)
+        .limit(500)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.items().len(), 2, "one / and one /{{proxy+}}");
-    aws.apigw.delete_rest_api().rest_api_id(&id).send().await.unwrap();
+    aws.apigw
+        .delete_rest_api()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// GetRestApis pages (default 25, `position`), ListFunctions pages (`NextMarker`).
@@ -706,17 +1114,33 @@ async fn paging_get_rest_apis_and_list_functions() {
     let aws = aws().await;
     let mut mine = vec![];
     for _ in 0..3 {
-        mine.push(aws.apigw.create_rest_api().name(unique("papi-page")).send().await.unwrap().id.unwrap());
+        mine.push(
+            aws.apigw
+                .create_rest_api()
+                .name(unique("papi-page"))
+                .send()
+                .await
+                .unwrap()
+                .id
+                .unwrap(),
+        );
     }
     let first = aws.apigw.get_rest_apis().limit(2).send().await.unwrap();
     assert_eq!(first.items().len(), 2, "limit is honoured");
-    assert!(first.position().is_some(), "a position token when there is more");
+    assert!(
+        first.position().is_some(),
+        "a position token when there is more"
+    );
     let mut all = vec![];
     let mut pages = aws.apigw.get_rest_apis().limit(2).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.unwrap();
         assert!(page.items().len() <= 2);
-        all.extend(page.items().iter().filter_map(|a| a.id().map(str::to_string)));
+        all.extend(
+            page.items()
+                .iter()
+                .filter_map(|a| a.id().map(str::to_string)),
+        );
     }
     for id in &mine {
         assert!(all.contains(id), "paging reaches {id}");
@@ -727,20 +1151,46 @@ async fn paging_get_rest_apis_and_list_functions() {
         create_function(&aws, &name, &tiny_zip("bootstrap", b"x")).await;
         fns.push(name);
     }
-    let first = aws.lambda.list_functions().max_items(2).send().await.unwrap();
+    let first = aws
+        .lambda
+        .list_functions()
+        .max_items(2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(first.functions().len(), 2);
     assert!(first.next_marker().is_some());
     let mut names = vec![];
-    let mut pages = aws.lambda.list_functions().max_items(2).into_paginator().send();
+    let mut pages = aws
+        .lambda
+        .list_functions()
+        .max_items(2)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
-        names.extend(page.unwrap().functions().iter().filter_map(|f| f.function_name().map(str::to_string)));
+        names.extend(
+            page.unwrap()
+                .functions()
+                .iter()
+                .filter_map(|f| f.function_name().map(str::to_string)),
+        );
     }
     for n in &fns {
         assert!(names.contains(n), "paging reaches {n}");
-        aws.lambda.delete_function().function_name(n).send().await.unwrap();
+        aws.lambda
+            .delete_function()
+            .function_name(n)
+            .send()
+            .await
+            .unwrap();
     }
     for id in &mine {
-        aws.apigw.delete_rest_api().rest_api_id(id).send().await.unwrap();
+        aws.apigw
+            .delete_rest_api()
+            .rest_api_id(id)
+            .send()
+            .await
+            .unwrap();
     }
 }
 
@@ -755,22 +1205,41 @@ async fn ec2_endpoint_client_token_idempotent() {
     let (vpc, subnets, sg) = network(&aws, 11).await;
     let uid = unique("uid");
     let token = unique("token");
-    let a = create_endpoint(&aws, &vpc, &subnets, &sg, true, Some(&token), &uid).await.unwrap();
-    let b = create_endpoint(&aws, &vpc, &subnets, &sg, true, Some(&token), &uid).await.unwrap();
+    let a = create_endpoint(&aws, &vpc, &subnets, &sg, true, Some(&token), &uid)
+        .await
+        .unwrap();
+    let b = create_endpoint(&aws, &vpc, &subnets, &sg, true, Some(&token), &uid)
+        .await
+        .unwrap();
     let id = a.vpc_endpoint().unwrap().vpc_endpoint_id().unwrap();
-    assert_eq!(Some(id), b.vpc_endpoint().unwrap().vpc_endpoint_id(), "same endpoint");
+    assert_eq!(
+        Some(id),
+        b.vpc_endpoint().unwrap().vpc_endpoint_id(),
+        "same endpoint"
+    );
     assert_eq!(b.client_token(), Some(token.as_str()));
     let found = aws
         .ec2
         .describe_vpc_endpoints()
-        .filters(Filter::builder().name("tag:privateapi.io/uid").values(&uid).build())
+        .filters(
+            Filter::builder()
+                .name("tag:privateapi.io/uid")
+                .values(&uid)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(found.vpc_endpoints().len(), 1, "no duplicate");
-    let (c, s, _) = failure(create_endpoint(&aws, &vpc, &subnets[..1], &sg, true, Some(&token), &uid).await);
+    let (c, s, _) =
+        failure(create_endpoint(&aws, &vpc, &subnets[..1], &sg, true, Some(&token), &uid).await);
     assert_eq!((c.as_str(), s), ("IdempotentParameterMismatch", 400));
-    aws.ec2.delete_vpc_endpoints().vpc_endpoint_ids(id).send().await.unwrap();
+    aws.ec2
+        .delete_vpc_endpoints()
+        .vpc_endpoint_ids(id)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// A new endpoint is `pending`, then `available`.
@@ -778,10 +1247,16 @@ async fn ec2_endpoint_client_token_idempotent() {
 async fn ec2_endpoint_pending_then_available() {
     let aws = aws().await;
     let (vpc, subnets, sg) = network(&aws, 12).await;
-    let out = create_endpoint(&aws, &vpc, &subnets, &sg, true, None, &unique("uid")).await.unwrap();
+    let out = create_endpoint(&aws, &vpc, &subnets, &sg, true, None, &unique("uid"))
+        .await
+        .unwrap();
     let ep = out.vpc_endpoint().unwrap();
     let id = ep.vpc_endpoint_id().unwrap().to_string();
-    assert_eq!(ep.state().map(|s| s.as_str()), Some("pending"), "CreateVpcEndpoint answers pending");
+    assert_eq!(
+        ep.state().map(|s| s.as_str()),
+        Some("pending"),
+        "CreateVpcEndpoint answers pending"
+    );
     // Trap: AWS (and moto) send lowercase states ("pending", "available", "deleting", "deleted"),
     // while the SDK's `State` enum spells them "Pending", "Available", ...: the value parses as
     // `State::Unknown`, so an operator must compare `state.as_str()` (case-insensitively), never
@@ -793,15 +1268,36 @@ async fn ec2_endpoint_pending_then_available() {
         (endpoint_state(&aws, &id).await.as_deref() == Some("available")).then_some(())
     })
     .await;
-    assert!(started.elapsed() >= Duration::from_millis(100), "it was pending for a while");
+    assert!(
+        started.elapsed() >= Duration::from_millis(100),
+        "it was pending for a while"
+    );
     // DNS entries in AWS's shape: regional first, then one per AZ.
-    let desc = aws.ec2.describe_vpc_endpoints().vpc_endpoint_ids(&id).send().await.unwrap();
-    let dns: Vec<_> = desc.vpc_endpoints()[0].dns_entries().iter().filter_map(|d| d.dns_name()).collect();
+    let desc = aws
+        .ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    let dns: Vec<_> = desc.vpc_endpoints()[0]
+        .dns_entries()
+        .iter()
+        .filter_map(|d| d.dns_name())
+        .collect();
     assert_eq!(dns.len(), 3, "{dns:?}");
     assert!(dns[0].starts_with(&format!("{id}-")), "{dns:?}");
-    assert!(dns[0].ends_with(".execute-api.us-east-1.vpce.amazonaws.com"), "{dns:?}");
+    assert!(
+        dns[0].ends_with(".execute-api.us-east-1.vpce.amazonaws.com"),
+        "{dns:?}"
+    );
     assert!(dns[1].contains("-us-east-1a.execute-api."), "{dns:?}");
-    aws.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&id).send().await.unwrap();
+    aws.ec2
+        .delete_vpc_endpoints()
+        .vpc_endpoint_ids(&id)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// At most one subnet per Availability Zone, on create and on ModifyVpcEndpoint.
@@ -823,22 +1319,83 @@ async fn ec2_endpoint_one_subnet_per_az() {
         .subnet_id
         .unwrap();
     let (c, s, msg) = failure(
-        create_endpoint(&aws, &vpc, &[subnets[0].clone(), same_az.clone()], &sg, false, None, &unique("uid")).await,
+        create_endpoint(
+            &aws,
+            &vpc,
+            &[subnets[0].clone(), same_az.clone()],
+            &sg,
+            false,
+            None,
+            &unique("uid"),
+        )
+        .await,
     );
     assert_eq!((c.as_str(), s), ("DuplicateSubnetsInSameZone", 400));
-    assert!(msg.starts_with(&format!("Found another VPC endpoint subnet in the availability zone of {}", subnets[0])), "{msg}");
-    let ep = create_endpoint(&aws, &vpc, &subnets[..1], &sg, false, None, &unique("uid")).await.unwrap();
-    let id = ep.vpc_endpoint().unwrap().vpc_endpoint_id().unwrap().to_string();
-    let (c, _, _) = failure(aws.ec2.modify_vpc_endpoint().vpc_endpoint_id(&id).add_subnet_ids(&same_az).send().await);
+    assert!(
+        msg.starts_with(&format!(
+            "Found another VPC endpoint subnet in the availability zone of {}",
+            subnets[0]
+        )),
+        "{msg}"
+    );
+    let ep = create_endpoint(&aws, &vpc, &subnets[..1], &sg, false, None, &unique("uid"))
+        .await
+        .unwrap();
+    let id = ep
+        .vpc_endpoint()
+        .unwrap()
+        .vpc_endpoint_id()
+        .unwrap()
+        .to_string();
+    let (c, _, _) = failure(
+        aws.ec2
+            .modify_vpc_endpoint()
+            .vpc_endpoint_id(&id)
+            .add_subnet_ids(&same_az)
+            .send()
+            .await,
+    );
     assert_eq!(c, "DuplicateSubnetsInSameZone");
     // Remove first, then add: fine (what an operator moving an endpoint within an AZ must do).
-    aws.ec2.modify_vpc_endpoint().vpc_endpoint_id(&id).add_subnet_ids(&subnets[1]).send().await.unwrap();
-    aws.ec2.modify_vpc_endpoint().vpc_endpoint_id(&id).remove_subnet_ids(&subnets[0]).send().await.unwrap();
-    aws.ec2.modify_vpc_endpoint().vpc_endpoint_id(&id).add_subnet_ids(&same_az).send().await.unwrap();
-    let d = aws.ec2.describe_vpc_endpoints().vpc_endpoint_ids(&id).send().await.unwrap();
-    assert_eq!(d.vpc_endpoints()[0].subnet_ids(), [subnets[1].clone(), same_az]);
+    aws.ec2
+        .modify_vpc_endpoint()
+        .vpc_endpoint_id(&id)
+        .add_subnet_ids(&subnets[1])
+        .send()
+        .await
+        .unwrap();
+    aws.ec2
+        .modify_vpc_endpoint()
+        .vpc_endpoint_id(&id)
+        .remove_subnet_ids(&subnets[0])
+        .send()
+        .await
+        .unwrap();
+    aws.ec2
+        .modify_vpc_endpoint()
+        .vpc_endpoint_id(&id)
+        .add_subnet_ids(&same_az)
+        .send()
+        .await
+        .unwrap();
+    let d = aws
+        .ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        d.vpc_endpoints()[0].subnet_ids(),
+        [subnets[1].clone(), same_az]
+    );
     assert_eq!(d.vpc_endpoints()[0].network_interface_ids().len(), 2);
-    aws.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&id).send().await.unwrap();
+    aws.ec2
+        .delete_vpc_endpoints()
+        .vpc_endpoint_ids(&id)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// An endpoint for another region's service (spec.region != the client's region) is refused.
@@ -858,7 +1415,10 @@ async fn ec2_endpoint_service_of_other_region_is_invalid() {
             .await,
     );
     assert_eq!((c.as_str(), s), ("InvalidServiceName", 400));
-    assert_eq!(msg, "The Vpc Endpoint Service 'com.amazonaws.eu-west-1.execute-api' does not exist");
+    assert_eq!(
+        msg,
+        "The Vpc Endpoint Service 'com.amazonaws.eu-west-1.execute-api' does not exist"
+    );
 }
 
 /// DeleteVpcEndpoints: `deleting`, then `deleted`; an unknown id is an Unsuccessful item.
@@ -866,9 +1426,22 @@ async fn ec2_endpoint_service_of_other_region_is_invalid() {
 async fn ec2_endpoint_delete_lifecycle() {
     let aws = aws().await;
     let (vpc, subnets, sg) = network(&aws, 13).await;
-    let out = create_endpoint(&aws, &vpc, &subnets, &sg, false, None, &unique("uid")).await.unwrap();
-    let id = out.vpc_endpoint().unwrap().vpc_endpoint_id().unwrap().to_string();
-    let del = aws.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&id).send().await.unwrap();
+    let out = create_endpoint(&aws, &vpc, &subnets, &sg, false, None, &unique("uid"))
+        .await
+        .unwrap();
+    let id = out
+        .vpc_endpoint()
+        .unwrap()
+        .vpc_endpoint_id()
+        .unwrap()
+        .to_string();
+    let del = aws
+        .ec2
+        .delete_vpc_endpoints()
+        .vpc_endpoint_ids(&id)
+        .send()
+        .await
+        .unwrap();
     assert!(del.unsuccessful().is_empty());
     assert_eq!(endpoint_state(&aws, &id).await.as_deref(), Some("deleting"));
     eventually(30, "endpoint deleted", || async {
@@ -881,11 +1454,26 @@ async fn ec2_endpoint_delete_lifecycle() {
 #[tokio::test]
 async fn ec2_delete_unknown_endpoint_is_unsuccessful_item() {
     let aws = aws().await;
-    let out = aws.ec2.delete_vpc_endpoints().vpc_endpoint_ids("vpce-0123456789abcdef0").send().await.unwrap();
+    let out = aws
+        .ec2
+        .delete_vpc_endpoints()
+        .vpc_endpoint_ids("vpce-0123456789abcdef0")
+        .send()
+        .await
+        .unwrap();
     let item = &out.unsuccessful()[0];
     assert_eq!(item.resource_id(), Some("vpce-0123456789abcdef0"));
-    assert_eq!(item.error().and_then(|e| e.code()), Some("InvalidVpcEndpoint.NotFound"));
-    let (c, _, _) = failure(aws.ec2.describe_vpc_endpoints().vpc_endpoint_ids("vpce-0123456789abcdef0").send().await);
+    assert_eq!(
+        item.error().and_then(|e| e.code()),
+        Some("InvalidVpcEndpoint.NotFound")
+    );
+    let (c, _, _) = failure(
+        aws.ec2
+            .describe_vpc_endpoints()
+            .vpc_endpoint_ids("vpce-0123456789abcdef0")
+            .send()
+            .await,
+    );
     assert_eq!(c, "InvalidVpcEndpointId.NotFound");
 }
 
@@ -894,9 +1482,17 @@ async fn ec2_delete_unknown_endpoint_is_unsuccessful_item() {
 async fn ec2_second_private_dns_endpoint_conflicts() {
     let aws = aws().await;
     let (vpc, subnets, sg) = network(&aws, 14).await;
-    let first = create_endpoint(&aws, &vpc, &subnets, &sg, true, None, &unique("uid")).await.unwrap();
-    let first = first.vpc_endpoint().unwrap().vpc_endpoint_id().unwrap().to_string();
-    let (c, s, msg) = failure(create_endpoint(&aws, &vpc, &subnets, &sg, true, None, &unique("uid")).await);
+    let first = create_endpoint(&aws, &vpc, &subnets, &sg, true, None, &unique("uid"))
+        .await
+        .unwrap();
+    let first = first
+        .vpc_endpoint()
+        .unwrap()
+        .vpc_endpoint_id()
+        .unwrap()
+        .to_string();
+    let (c, s, msg) =
+        failure(create_endpoint(&aws, &vpc, &subnets, &sg, true, None, &unique("uid")).await);
     assert_eq!((c.as_str(), s), ("InvalidParameter", 400));
     assert_eq!(
         msg,
@@ -905,27 +1501,74 @@ async fn ec2_second_private_dns_endpoint_conflicts() {
         )
     );
     // Without private DNS a second endpoint is fine, but turning it on later conflicts too.
-    let second = create_endpoint(&aws, &vpc, &subnets, &sg, false, None, &unique("uid")).await.unwrap();
-    let second = second.vpc_endpoint().unwrap().vpc_endpoint_id().unwrap().to_string();
-    let (c, _, _) = failure(aws.ec2.modify_vpc_endpoint().vpc_endpoint_id(&second).private_dns_enabled(true).send().await);
+    let second = create_endpoint(&aws, &vpc, &subnets, &sg, false, None, &unique("uid"))
+        .await
+        .unwrap();
+    let second = second
+        .vpc_endpoint()
+        .unwrap()
+        .vpc_endpoint_id()
+        .unwrap()
+        .to_string();
+    let (c, _, _) = failure(
+        aws.ec2
+            .modify_vpc_endpoint()
+            .vpc_endpoint_id(&second)
+            .private_dns_enabled(true)
+            .send()
+            .await,
+    );
     assert_eq!(c, "InvalidParameter");
     // While the first is still `deleting` it keeps the domain.
-    aws.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&first).send().await.unwrap();
+    aws.ec2
+        .delete_vpc_endpoints()
+        .vpc_endpoint_ids(&first)
+        .send()
+        .await
+        .unwrap();
     if endpoint_state(&aws, &first).await.as_deref() == Some("deleting") {
-        let (c, _, _) = failure(create_endpoint(&aws, &vpc, &subnets, &sg, true, None, &unique("uid")).await);
+        let (c, _, _) =
+            failure(create_endpoint(&aws, &vpc, &subnets, &sg, true, None, &unique("uid")).await);
         assert_eq!(c, "InvalidParameter");
     }
     eventually(30, "first endpoint deleted", || async {
         (endpoint_state(&aws, &first).await.as_deref() == Some("deleted")).then_some(())
     })
     .await;
-    aws.ec2.modify_vpc_endpoint().vpc_endpoint_id(&second).private_dns_enabled(true).send().await.unwrap();
-    let d = aws.ec2.describe_vpc_endpoints().vpc_endpoint_ids(&second).send().await.unwrap();
+    aws.ec2
+        .modify_vpc_endpoint()
+        .vpc_endpoint_id(&second)
+        .private_dns_enabled(true)
+        .send()
+        .await
+        .unwrap();
+    let d = aws
+        .ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(&second)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(d.vpc_endpoints()[0].private_dns_enabled(), Some(true));
-    aws.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&second).send().await.unwrap();
+    aws.ec2
+        .delete_vpc_endpoints()
+        .vpc_endpoint_ids(&second)
+        .send()
+        .await
+        .unwrap();
 
     // A new VPC has enableDnsHostnames=false: private DNS is refused there.
-    let bare = aws.ec2.create_vpc().cidr_block("10.15.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
+    let bare = aws
+        .ec2
+        .create_vpc()
+        .cidr_block("10.15.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
     let sn = aws
         .ec2
         .create_subnet()
@@ -939,7 +1582,8 @@ async fn ec2_second_private_dns_endpoint_conflicts() {
         .unwrap()
         .subnet_id
         .unwrap();
-    let (c, _, msg) = failure(create_endpoint(&aws, &bare, &[sn], &sg, true, None, &unique("uid")).await);
+    let (c, _, msg) =
+        failure(create_endpoint(&aws, &bare, &[sn], &sg, true, None, &unique("uid")).await);
     assert_eq!(c, "InvalidParameter", "{msg}");
     assert!(msg.contains("enableDnsHostnames"), "{msg}");
 }
@@ -949,8 +1593,15 @@ async fn ec2_second_private_dns_endpoint_conflicts() {
 async fn ec2_security_group_in_use_by_endpoint() {
     let aws = aws().await;
     let (vpc, subnets, sg) = network(&aws, 16).await;
-    let out = create_endpoint(&aws, &vpc, &subnets, &sg, false, None, &unique("uid")).await.unwrap();
-    let id = out.vpc_endpoint().unwrap().vpc_endpoint_id().unwrap().to_string();
+    let out = create_endpoint(&aws, &vpc, &subnets, &sg, false, None, &unique("uid"))
+        .await
+        .unwrap();
+    let id = out
+        .vpc_endpoint()
+        .unwrap()
+        .vpc_endpoint_id()
+        .unwrap()
+        .to_string();
     let (c, s, msg) = failure(aws.ec2.delete_security_group().group_id(&sg).send().await);
     assert_eq!((c.as_str(), s), ("DependencyViolation", 400));
     assert_eq!(msg, format!("resource {sg} has a dependent object"));
@@ -980,15 +1631,36 @@ async fn ec2_security_group_in_use_by_endpoint() {
         .send()
         .await
         .unwrap();
-    let (c, _, _) = failure(aws.ec2.delete_security_group().group_id(&other).send().await);
+    let (c, _, _) = failure(
+        aws.ec2
+            .delete_security_group()
+            .group_id(&other)
+            .send()
+            .await,
+    );
     assert_eq!(c, "DependencyViolation");
 
-    aws.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&id).send().await.unwrap();
+    aws.ec2
+        .delete_vpc_endpoints()
+        .vpc_endpoint_ids(&id)
+        .send()
+        .await
+        .unwrap();
     eventually(30, "security group deletable", || async {
-        aws.ec2.delete_security_group().group_id(&sg).send().await.ok()
+        aws.ec2
+            .delete_security_group()
+            .group_id(&sg)
+            .send()
+            .await
+            .ok()
     })
     .await;
-    aws.ec2.delete_security_group().group_id(&other).send().await.unwrap();
+    aws.ec2
+        .delete_security_group()
+        .group_id(&other)
+        .send()
+        .await
+        .unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1003,7 +1675,10 @@ async fn lambda_function_pending_then_active() {
     let zip = tiny_zip("bootstrap", b"#!/bin/sh\necho hi\n");
     let out = create_function(&aws, &name, &zip).await;
     assert_eq!(out.state().map(|s| s.as_str()), Some("Pending"));
-    assert_eq!(out.state_reason_code().map(|s| s.as_str()), Some("Creating"));
+    assert_eq!(
+        out.state_reason_code().map(|s| s.as_str()),
+        Some("Creating")
+    );
     // CodeSha256 is base64(sha256(zip)), as on AWS: the operator can compare it.
     use base64::Engine;
     use sha2::Digest;
@@ -1011,10 +1686,24 @@ async fn lambda_function_pending_then_active() {
     assert_eq!(out.code_sha256(), Some(sha.as_str()));
     assert_eq!(out.architectures(), &[Architecture::Arm64]);
     wait_active(&aws, &name).await;
-    let f = aws.lambda.get_function().function_name(&name).send().await.unwrap();
-    assert_eq!(f.configuration().unwrap().state().map(|s| s.as_str()), Some("Active"));
+    let f = aws
+        .lambda
+        .get_function()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        f.configuration().unwrap().state().map(|s| s.as_str()),
+        Some("Active")
+    );
     assert_eq!(f.tags().unwrap().get("privateapi.io/uid"), Some(&name));
-    aws.lambda.delete_function().function_name(&name).send().await.unwrap();
+    aws.lambda
+        .delete_function()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// LastUpdateStatus InProgress -> Successful; updates while Pending/InProgress conflict.
@@ -1023,13 +1712,33 @@ async fn lambda_update_in_progress_conflicts() {
     let aws = aws().await;
     let name = unique("papi-update");
     create_function(&aws, &name, &tiny_zip("bootstrap", b"v1")).await;
-    let (c, s, msg) = failure(aws.lambda.update_function_configuration().function_name(&name).memory_size(512).send().await);
+    let (c, s, msg) = failure(
+        aws.lambda
+            .update_function_configuration()
+            .function_name(&name)
+            .memory_size(512)
+            .send()
+            .await,
+    );
     assert_eq!((c.as_str(), s), ("ResourceConflictException", 409));
-    assert!(msg.contains("currently in the following state: Pending"), "{msg}");
+    assert!(
+        msg.contains("currently in the following state: Pending"),
+        "{msg}"
+    );
     wait_active(&aws, &name).await;
 
-    let out = aws.lambda.update_function_configuration().function_name(&name).memory_size(512).send().await.unwrap();
-    assert_eq!(out.last_update_status().map(|s| s.as_str()), Some("InProgress"));
+    let out = aws
+        .lambda
+        .update_function_configuration()
+        .function_name(&name)
+        .memory_size(512)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.last_update_status().map(|s| s.as_str()),
+        Some("InProgress")
+    );
     let (c, s, msg) = failure(
         aws.lambda
             .update_function_code()
@@ -1039,10 +1748,22 @@ async fn lambda_update_in_progress_conflicts() {
             .await,
     );
     assert_eq!((c.as_str(), s), ("ResourceConflictException", 409));
-    assert!(msg.contains("An update is in progress for resource: arn:aws:lambda:"), "{msg}");
+    assert!(
+        msg.contains("An update is in progress for resource: arn:aws:lambda:"),
+        "{msg}"
+    );
     wait_active(&aws, &name).await;
-    let cfg = aws.lambda.get_function_configuration().function_name(&name).send().await.unwrap();
-    assert_eq!(cfg.last_update_status().map(|s| s.as_str()), Some("Successful"));
+    let cfg = aws
+        .lambda
+        .get_function_configuration()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cfg.last_update_status().map(|s| s.as_str()),
+        Some("Successful")
+    );
     assert_eq!(cfg.memory_size(), Some(512));
     let out = aws
         .lambda
@@ -1053,8 +1774,16 @@ async fn lambda_update_in_progress_conflicts() {
         .send()
         .await
         .unwrap();
-    assert_eq!(out.last_update_status().map(|s| s.as_str()), Some("InProgress"));
-    aws.lambda.delete_function().function_name(&name).send().await.unwrap();
+    assert_eq!(
+        out.last_update_status().map(|s| s.as_str()),
+        Some("InProgress")
+    );
+    aws.lambda
+        .delete_function()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// CreateFunction with an S3 object that does not exist fails as on AWS.
@@ -1071,7 +1800,12 @@ async fn lambda_s3_code_must_exist() {
             .runtime(Runtime::Providedal2023)
             .role(role_arn())
             .handler("bootstrap")
-            .code(FunctionCode::builder().s3_bucket(&bucket).s3_key(key).build())
+            .code(
+                FunctionCode::builder()
+                    .s3_bucket(&bucket)
+                    .s3_key(key)
+                    .build(),
+            )
             .send()
     };
     let (c, s, msg) = failure(create("no/such/key.zip".into()).await);
@@ -1079,7 +1813,12 @@ async fn lambda_s3_code_must_exist() {
     assert!(msg.contains("NoSuchKey"), "{msg}");
     let out = create(key).await.unwrap();
     assert!(out.code_size() > 0);
-    aws.lambda.delete_function().function_name(&name).send().await.unwrap();
+    aws.lambda
+        .delete_function()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// AddPermission with an existing StatementId conflicts; GetPolicy is AWS's minified JSON.
@@ -1106,9 +1845,18 @@ async fn lambda_permission_duplicate_sid_conflicts() {
     assert_eq!(st["Sid"], "privateapi-apigateway-invoke");
     let (c, s, msg) = failure(add().await);
     assert_eq!((c.as_str(), s), ("ResourceConflictException", 409));
-    assert!(msg.contains("The statement id (privateapi-apigateway-invoke) provided already exists"), "{msg}");
+    assert!(
+        msg.contains("The statement id (privateapi-apigateway-invoke) provided already exists"),
+        "{msg}"
+    );
 
-    let pol = aws.lambda.get_policy().function_name(&name).send().await.unwrap();
+    let pol = aws
+        .lambda
+        .get_policy()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
     let text = pol.policy().unwrap();
     assert!(!text.contains(": "), "minified: {text}");
     let expected = serde_json::json!({
@@ -1121,8 +1869,14 @@ async fn lambda_permission_duplicate_sid_conflicts() {
                           "StringEquals": {"AWS:SourceAccount": ACCOUNT}}
         }]
     });
-    assert_eq!(serde_json::from_str::<serde_json::Value>(text).unwrap(), expected);
-    assert!(text.starts_with(r#"{"Version":"2012-10-17","Id":"default","Statement":[{"Sid":"#), "{text}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(text).unwrap(),
+        expected
+    );
+    assert!(
+        text.starts_with(r#"{"Version":"2012-10-17","Id":"default","Statement":[{"Sid":"#),
+        "{text}"
+    );
     aws.lambda
         .remove_permission()
         .function_name(&name)
@@ -1132,7 +1886,12 @@ async fn lambda_permission_duplicate_sid_conflicts() {
         .unwrap();
     let (c, s, _) = failure(aws.lambda.get_policy().function_name(&name).send().await);
     assert_eq!((c.as_str(), s), ("ResourceNotFoundException", 404));
-    aws.lambda.delete_function().function_name(&name).send().await.unwrap();
+    aws.lambda
+        .delete_function()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1156,14 +1915,25 @@ async fn ec2_operator_calls_work() {
     let subnets = aws
         .ec2
         .describe_subnets()
-        .filters(Filter::builder().name("vpc-id").values(&default_vpc).build())
+        .filters(
+            Filter::builder()
+                .name("vpc-id")
+                .values(&default_vpc)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     assert!(subnets.subnets().len() >= 2, "default subnets exist");
 
     let (vpc, subnet_ids, user_sg) = network(&aws, 17).await;
-    let d = aws.ec2.describe_subnets().set_subnet_ids(Some(subnet_ids.clone())).send().await.unwrap();
+    let d = aws
+        .ec2
+        .describe_subnets()
+        .set_subnet_ids(Some(subnet_ids.clone()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(d.subnets().len(), 2);
     assert!(d.subnets().iter().all(|s| s.vpc_id() == Some(vpc.as_str())));
     let d = aws.ec2.describe_vpcs().vpc_ids(&vpc).send().await.unwrap();
@@ -1188,20 +1958,39 @@ async fn ec2_operator_calls_work() {
         .describe_security_groups()
         .filters(Filter::builder().name("group-name").values(&name).build())
         .filters(Filter::builder().name("vpc-id").values(&vpc).build())
-        .filters(Filter::builder().name("tag:privateapi.io/uid").values(&uid).build())
+        .filters(
+            Filter::builder()
+                .name("tag:privateapi.io/uid")
+                .values(&uid)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(found.security_groups().len(), 1);
     assert_eq!(found.security_groups()[0].group_id(), Some(sg.as_str()));
-    let by_id = aws.ec2.describe_security_groups().group_ids(&sg).send().await.unwrap();
+    let by_id = aws
+        .ec2
+        .describe_security_groups()
+        .group_ids(&sg)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(by_id.security_groups()[0].tags().len(), 2);
 
     // Ingress tcp/443 from a CIDR and a group; default egress revoked.
     let https = |cidr: Option<&str>, group: Option<&str>| {
-        let mut p = IpPermission::builder().ip_protocol("tcp").from_port(443).to_port(443);
+        let mut p = IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(443)
+            .to_port(443);
         if let Some(c) = cidr {
-            p = p.ip_ranges(IpRange::builder().cidr_ip(c).description("allowedCidrs").build());
+            p = p.ip_ranges(
+                IpRange::builder()
+                    .cidr_ip(c)
+                    .description("allowedCidrs")
+                    .build(),
+            );
         }
         if let Some(g) = group {
             p = p.user_id_group_pairs(UserIdGroupPair::builder().group_id(g).build());
@@ -1224,7 +2013,10 @@ async fn ec2_operator_calls_work() {
             .send()
             .await,
     );
-    assert_eq!(c, "InvalidPermission.Duplicate", "AWS refuses a duplicate rule");
+    assert_eq!(
+        c, "InvalidPermission.Duplicate",
+        "AWS refuses a duplicate rule"
+    );
     aws.ec2
         .revoke_security_group_egress()
         .group_id(&sg)
@@ -1237,15 +2029,37 @@ async fn ec2_operator_calls_work() {
         .send()
         .await
         .unwrap();
-    let g = aws.ec2.describe_security_groups().group_ids(&sg).send().await.unwrap();
+    let g = aws
+        .ec2
+        .describe_security_groups()
+        .group_ids(&sg)
+        .send()
+        .await
+        .unwrap();
     let g = &g.security_groups()[0];
-    assert!(g.ip_permissions_egress().is_empty(), "egress revoked: {:?}", g.ip_permissions_egress());
+    assert!(
+        g.ip_permissions_egress().is_empty(),
+        "egress revoked: {:?}",
+        g.ip_permissions_egress()
+    );
     let ingress = g.ip_permissions();
-    let cidrs: Vec<_> = ingress.iter().flat_map(|p| p.ip_ranges()).filter_map(|r| r.cidr_ip()).collect();
-    let groups: Vec<_> = ingress.iter().flat_map(|p| p.user_id_group_pairs()).filter_map(|p| p.group_id()).collect();
+    let cidrs: Vec<_> = ingress
+        .iter()
+        .flat_map(|p| p.ip_ranges())
+        .filter_map(|r| r.cidr_ip())
+        .collect();
+    let groups: Vec<_> = ingress
+        .iter()
+        .flat_map(|p| p.user_id_group_pairs())
+        .filter_map(|p| p.group_id())
+        .collect();
     assert_eq!(cidrs, ["10.17.0.0/16"]);
     assert_eq!(groups, [user_sg.as_str()]);
-    assert!(ingress.iter().all(|p| p.from_port() == Some(443) && p.to_port() == Some(443)));
+    assert!(
+        ingress
+            .iter()
+            .all(|p| p.from_port() == Some(443) && p.to_port() == Some(443))
+    );
     aws.ec2
         .revoke_security_group_ingress()
         .group_id(&sg)
@@ -1253,8 +2067,21 @@ async fn ec2_operator_calls_work() {
         .send()
         .await
         .unwrap();
-    let g = aws.ec2.describe_security_groups().group_ids(&sg).send().await.unwrap();
-    assert_eq!(g.security_groups()[0].ip_permissions().iter().flat_map(|p| p.ip_ranges()).count(), 0);
+    let g = aws
+        .ec2
+        .describe_security_groups()
+        .group_ids(&sg)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        g.security_groups()[0]
+            .ip_permissions()
+            .iter()
+            .flat_map(|p| p.ip_ranges())
+            .count(),
+        0
+    );
 
     // The endpoint: create in one subnet, then ModifyVpcEndpoint adds/removes subnets and groups.
     let ep = aws
@@ -1291,7 +2118,11 @@ async fn ec2_operator_calls_work() {
             .await
             .unwrap();
         assert_eq!(out.vpc_endpoints().len(), 1, "filter {f}");
-        assert_eq!(out.vpc_endpoints()[0].vpc_endpoint_id(), Some(id.as_str()), "filter {f}");
+        assert_eq!(
+            out.vpc_endpoints()[0].vpc_endpoint_id(),
+            Some(id.as_str()),
+            "filter {f}"
+        );
     }
     aws.ec2
         .modify_vpc_endpoint()
@@ -1301,7 +2132,13 @@ async fn ec2_operator_calls_work() {
         .send()
         .await
         .unwrap();
-    let e = aws.ec2.describe_vpc_endpoints().vpc_endpoint_ids(&id).send().await.unwrap();
+    let e = aws
+        .ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(&id)
+        .send()
+        .await
+        .unwrap();
     let e = &e.vpc_endpoints()[0];
     assert_eq!(e.subnet_ids(), subnet_ids.as_slice());
     assert_eq!(e.network_interface_ids().len(), 2, "one ENI per subnet");
@@ -1319,27 +2156,53 @@ async fn ec2_operator_calls_work() {
         .send()
         .await
         .unwrap();
-    let e = aws.ec2.describe_vpc_endpoints().vpc_endpoint_ids(&id).send().await.unwrap();
+    let e = aws
+        .ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(&id)
+        .send()
+        .await
+        .unwrap();
     let e = &e.vpc_endpoints()[0];
     assert_eq!(e.subnet_ids(), &subnet_ids[1..]);
     assert_eq!(e.network_interface_ids().len(), 1);
-    assert_eq!(e.groups().iter().filter_map(|g| g.group_id()).collect::<Vec<_>>(), [sg.as_str()]);
+    assert_eq!(
+        e.groups()
+            .iter()
+            .filter_map(|g| g.group_id())
+            .collect::<Vec<_>>(),
+        [sg.as_str()]
+    );
     assert_eq!(e.private_dns_enabled(), Some(false));
-    assert!(e.tags().iter().any(|t| t.key() == Some("privateapi.io/uid")));
+    assert!(
+        e.tags()
+            .iter()
+            .any(|t| t.key() == Some("privateapi.io/uid"))
+    );
 
     // CreateTags on an existing endpoint (adoption) and on the group.
     aws.ec2
         .create_tags()
         .resources(&id)
         .resources(&sg)
-        .tags(Tag::builder().key("privateapi.io/cluster").value("kind-a").build())
+        .tags(
+            Tag::builder()
+                .key("privateapi.io/cluster")
+                .value("kind-a")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     let out = aws
         .ec2
         .describe_vpc_endpoints()
-        .filters(Filter::builder().name("tag:privateapi.io/cluster").values("kind-a").build())
+        .filters(
+            Filter::builder()
+                .name("tag:privateapi.io/cluster")
+                .values("kind-a")
+                .build(),
+        )
         .filters(Filter::builder().name("vpc-id").values(&vpc).build())
         .send()
         .await
@@ -1347,9 +2210,19 @@ async fn ec2_operator_calls_work() {
     assert_eq!(out.vpc_endpoints().len(), 1);
 
     // Teardown in the operator's order.
-    aws.ec2.delete_vpc_endpoints().vpc_endpoint_ids(&id).send().await.unwrap();
+    aws.ec2
+        .delete_vpc_endpoints()
+        .vpc_endpoint_ids(&id)
+        .send()
+        .await
+        .unwrap();
     eventually(30, "managed group deletable", || async {
-        aws.ec2.delete_security_group().group_id(&sg).send().await.ok()
+        aws.ec2
+            .delete_security_group()
+            .group_id(&sg)
+            .send()
+            .await
+            .ok()
     })
     .await;
     let (c, _, _) = failure(aws.ec2.delete_security_group().group_id(&sg).send().await);
@@ -1360,7 +2233,10 @@ async fn ec2_operator_calls_work() {
 #[tokio::test]
 async fn apigw_operator_calls_work() {
     let aws = aws().await;
-    let fn_arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{}", unique("papi-fn"));
+    let fn_arn = format!(
+        "arn:aws:lambda:{REGION}:{ACCOUNT}:function:{}",
+        unique("papi-fn")
+    );
     let api = aws
         .apigw
         .create_rest_api()
@@ -1384,30 +2260,75 @@ async fn apigw_operator_calls_work() {
         .apigw
         .update_rest_api()
         .rest_api_id(&id)
-        .patch_operations(PatchOperation::builder().op(Op::Replace).path("/description").value("new").build())
+        .patch_operations(
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/description")
+                .value("new")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(updated.description(), Some("new"));
-    assert_eq!(updated.endpoint_configuration().unwrap().types(), &[EndpointType::Private]);
+    assert_eq!(
+        updated.endpoint_configuration().unwrap().types(),
+        &[EndpointType::Private]
+    );
 
     let (root, proxy) = build_api(&aws, &id, &fn_arn).await;
-    let res = aws.apigw.get_resources().rest_api_id(&id).embed("methods").limit(500).send().await.unwrap();
+    let res = aws
+        .apigw
+        .get_resources()
+        .rest_api_id(&id)
+        .embed("methods")
+        .limit(500)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.items().len(), 2);
     for r in res.items() {
         let m = r.resource_methods().unwrap().get("ANY").unwrap();
         let i = m.method_integration().unwrap();
-        assert_eq!(i.r#type(), Some(&aws_sdk_apigateway::types::IntegrationType::AwsProxy));
+        assert_eq!(
+            i.r#type(),
+            Some(&aws_sdk_apigateway::types::IntegrationType::AwsProxy)
+        );
         assert_eq!(i.http_method(), Some("POST"));
         assert!(i.uri().unwrap().contains(&fn_arn));
     }
-    let m = aws.apigw.get_method().rest_api_id(&id).resource_id(&proxy).http_method("ANY").send().await.unwrap();
+    let m = aws
+        .apigw
+        .get_method()
+        .rest_api_id(&id)
+        .resource_id(&proxy)
+        .http_method("ANY")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(m.authorization_type(), Some("NONE"));
-    let i = aws.apigw.get_integration().rest_api_id(&id).resource_id(&root).http_method("ANY").send().await.unwrap();
+    let i = aws
+        .apigw
+        .get_integration()
+        .rest_api_id(&id)
+        .resource_id(&root)
+        .http_method("ANY")
+        .send()
+        .await
+        .unwrap();
     assert!(i.uri().unwrap().ends_with(&format!("{fn_arn}/invocations")));
 
     // Deployment + stage, then a new deployment moved onto the stage, the old one deleted.
-    let d1 = aws.apigw.create_deployment().rest_api_id(&id).description("d1").send().await.unwrap().id.unwrap();
+    let d1 = aws
+        .apigw
+        .create_deployment()
+        .rest_api_id(&id)
+        .description("d1")
+        .send()
+        .await
+        .unwrap()
+        .id
+        .unwrap();
     aws.apigw
         .create_stage()
         .rest_api_id(&id)
@@ -1417,43 +2338,147 @@ async fn apigw_operator_calls_work() {
         .send()
         .await
         .unwrap();
-    let (c, s, _) = failure(aws.apigw.create_stage().rest_api_id(&id).stage_name("prod").deployment_id(&d1).send().await);
-    assert_eq!((c.as_str(), s), ("ConflictException", 409), "CreateStage twice");
-    let st = aws.apigw.get_stage().rest_api_id(&id).stage_name("prod").send().await.unwrap();
+    let (c, s, _) = failure(
+        aws.apigw
+            .create_stage()
+            .rest_api_id(&id)
+            .stage_name("prod")
+            .deployment_id(&d1)
+            .send()
+            .await,
+    );
+    assert_eq!(
+        (c.as_str(), s),
+        ("ConflictException", 409),
+        "CreateStage twice"
+    );
+    let st = aws
+        .apigw
+        .get_stage()
+        .rest_api_id(&id)
+        .stage_name("prod")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(st.deployment_id(), Some(d1.as_str()));
-    let d2 = aws.apigw.create_deployment().rest_api_id(&id).description("d2").send().await.unwrap().id.unwrap();
+    let d2 = aws
+        .apigw
+        .create_deployment()
+        .rest_api_id(&id)
+        .description("d2")
+        .send()
+        .await
+        .unwrap()
+        .id
+        .unwrap();
     let st = aws
         .apigw
         .update_stage()
         .rest_api_id(&id)
         .stage_name("prod")
-        .patch_operations(PatchOperation::builder().op(Op::Replace).path("/deploymentId").value(&d2).build())
+        .patch_operations(
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/deploymentId")
+                .value(&d2)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(st.deployment_id(), Some(d2.as_str()));
-    let stages = aws.apigw.get_stages().rest_api_id(&id).send().await.unwrap();
+    let stages = aws
+        .apigw
+        .get_stages()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(stages.item().len(), 1);
     assert_eq!(stages.item()[0].deployment_id(), Some(d2.as_str()));
-    let dep = aws.apigw.get_deployment().rest_api_id(&id).deployment_id(&d2).send().await.unwrap();
+    let dep = aws
+        .apigw
+        .get_deployment()
+        .rest_api_id(&id)
+        .deployment_id(&d2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(dep.description(), Some("d2"));
-    aws.apigw.delete_deployment().rest_api_id(&id).deployment_id(&d1).send().await.unwrap();
-    let deps = aws.apigw.get_deployments().rest_api_id(&id).limit(500).send().await.unwrap();
+    aws.apigw
+        .delete_deployment()
+        .rest_api_id(&id)
+        .deployment_id(&d1)
+        .send()
+        .await
+        .unwrap();
+    let deps = aws
+        .apigw
+        .get_deployments()
+        .rest_api_id(&id)
+        .limit(500)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deps.items().len(), 1);
 
     // Stage tags by ARN.
     let stage_arn = format!("arn:aws:apigateway:{REGION}::/restapis/{id}/stages/prod");
-    aws.apigw.tag_resource().resource_arn(&stage_arn).tags("privateapi.io/owner", "team-a/orders").send().await.unwrap();
-    let t = aws.apigw.get_tags().resource_arn(&stage_arn).send().await.unwrap();
+    aws.apigw
+        .tag_resource()
+        .resource_arn(&stage_arn)
+        .tags("privateapi.io/owner", "team-a/orders")
+        .send()
+        .await
+        .unwrap();
+    let t = aws
+        .apigw
+        .get_tags()
+        .resource_arn(&stage_arn)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(t.tags().unwrap().len(), 2);
 
     // Removing a method, the stage, the API.
-    aws.apigw.delete_method().rest_api_id(&id).resource_id(&proxy).http_method("ANY").send().await.unwrap();
-    let (c, _, _) = failure(aws.apigw.get_method().rest_api_id(&id).resource_id(&proxy).http_method("ANY").send().await);
+    aws.apigw
+        .delete_method()
+        .rest_api_id(&id)
+        .resource_id(&proxy)
+        .http_method("ANY")
+        .send()
+        .await
+        .unwrap();
+    let (c, _, _) = failure(
+        aws.apigw
+            .get_method()
+            .rest_api_id(&id)
+            .resource_id(&proxy)
+            .http_method("ANY")
+            .send()
+            .await,
+    );
     assert_eq!(c, "NotFoundException");
-    aws.apigw.delete_stage().rest_api_id(&id).stage_name("prod").send().await.unwrap();
-    aws.apigw.delete_deployment().rest_api_id(&id).deployment_id(&d2).send().await.unwrap();
-    aws.apigw.delete_rest_api().rest_api_id(&id).send().await.unwrap();
+    aws.apigw
+        .delete_stage()
+        .rest_api_id(&id)
+        .stage_name("prod")
+        .send()
+        .await
+        .unwrap();
+    aws.apigw
+        .delete_deployment()
+        .rest_api_id(&id)
+        .deployment_id(&d2)
+        .send()
+        .await
+        .unwrap();
+    aws.apigw
+        .delete_rest_api()
+        .rest_api_id(&id)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// Lambda: create (zip and S3), read, update, permissions, tags, delete.
@@ -1463,18 +2488,40 @@ async fn lambda_operator_calls_work() {
     let name = unique("papi-backend");
     let created = create_function(&aws, &name, &tiny_zip("bootstrap", b"#!/bin/sh\n")).await;
     let arn = created.function_arn().unwrap().to_string();
-    assert_eq!(arn, format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"));
+    assert_eq!(
+        arn,
+        format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
+    );
     assert_eq!(created.runtime(), Some(&Runtime::Providedal2023));
     assert_eq!(created.memory_size(), Some(256));
     assert_eq!(created.timeout(), Some(10));
     assert_eq!(
-        created.environment().and_then(|e| e.variables()).and_then(|v| v.get("PAPI_MESSAGE")).map(String::as_str),
+        created
+            .environment()
+            .and_then(|e| e.variables())
+            .and_then(|v| v.get("PAPI_MESSAGE"))
+            .map(String::as_str),
         Some("Private API executed!!")
     );
     wait_active(&aws, &name).await;
-    let f = aws.lambda.get_function().function_name(&arn).send().await.unwrap();
-    assert_eq!(f.configuration().unwrap().function_name(), Some(name.as_str()));
-    let cfg = aws.lambda.get_function_configuration().function_name(&name).send().await.unwrap();
+    let f = aws
+        .lambda
+        .get_function()
+        .function_name(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        f.configuration().unwrap().function_name(),
+        Some(name.as_str())
+    );
+    let cfg = aws
+        .lambda
+        .get_function_configuration()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cfg.role(), Some(role_arn().as_str()));
 
     let out = aws
@@ -1483,14 +2530,25 @@ async fn lambda_operator_calls_work() {
         .function_name(&name)
         .memory_size(512)
         .timeout(20)
-        .environment(Environment::builder().variables("PAPI_MESSAGE", "hello").build())
+        .environment(
+            Environment::builder()
+                .variables("PAPI_MESSAGE", "hello")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(out.memory_size(), Some(512));
     wait_active(&aws, &name).await;
     let zip2 = tiny_zip("bootstrap", b"#!/bin/sh\necho v2\n");
-    let out = aws.lambda.update_function_code().function_name(&name).zip_file(Blob::new(zip2.clone())).send().await.unwrap();
+    let out = aws
+        .lambda
+        .update_function_code()
+        .function_name(&name)
+        .zip_file(Blob::new(zip2.clone()))
+        .send()
+        .await
+        .unwrap();
     use base64::Engine;
     use sha2::Digest;
     let sha = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&zip2));
@@ -1498,10 +2556,19 @@ async fn lambda_operator_calls_work() {
     wait_active(&aws, &name).await;
 
     // Tags.
-    aws.lambda.tag_resource().resource(&arn).tags("privateapi.io/cluster", "kind-a").send().await.unwrap();
+    aws.lambda
+        .tag_resource()
+        .resource(&arn)
+        .tags("privateapi.io/cluster", "kind-a")
+        .send()
+        .await
+        .unwrap();
     let tags = aws.lambda.list_tags().resource(&arn).send().await.unwrap();
     let tags = tags.tags().unwrap();
-    assert_eq!(tags.get("privateapi.io/cluster").map(String::as_str), Some("kind-a"));
+    assert_eq!(
+        tags.get("privateapi.io/cluster").map(String::as_str),
+        Some("kind-a")
+    );
     assert_eq!(tags.get("privateapi.io/uid"), Some(&name));
 
     // Invoke permission for the API.
@@ -1511,20 +2578,42 @@ async fn lambda_operator_calls_work() {
         .statement_id("privateapi-invoke")
         .action("lambda:InvokeFunction")
         .principal("apigateway.amazonaws.com")
-        .source_arn(format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:abc123defg/*"))
+        .source_arn(format!(
+            "arn:aws:execute-api:{REGION}:{ACCOUNT}:abc123defg/*"
+        ))
         .source_account(ACCOUNT)
         .send()
         .await
         .unwrap();
-    let pol = aws.lambda.get_policy().function_name(&name).send().await.unwrap();
-    assert!(pol.policy().unwrap().contains("arn:aws:execute-api:us-east-1:123456789012:abc123defg/*"));
-    aws.lambda.remove_permission().function_name(&name).statement_id("privateapi-invoke").send().await.unwrap();
+    let pol = aws
+        .lambda
+        .get_policy()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        pol.policy()
+            .unwrap()
+            .contains("arn:aws:execute-api:us-east-1:123456789012:abc123defg/*")
+    );
+    aws.lambda
+        .remove_permission()
+        .function_name(&name)
+        .statement_id("privateapi-invoke")
+        .send()
+        .await
+        .unwrap();
 
     // ListFunctions finds it.
     let mut found = false;
     let mut pages = aws.lambda.list_functions().into_paginator().send();
     while let Some(p) = pages.next().await {
-        found |= p.unwrap().functions().iter().any(|f| f.function_name() == Some(name.as_str()));
+        found |= p
+            .unwrap()
+            .functions()
+            .iter()
+            .any(|f| f.function_name() == Some(name.as_str()));
     }
     assert!(found);
 
@@ -1540,7 +2629,9 @@ async fn lambda_operator_calls_work() {
         .architectures(Architecture::X8664)
         .code(
             FunctionCode::builder()
-                .s3_bucket(std::env::var("PAPI_TEST_CODE_BUCKET").unwrap_or("papi-testbed-code".into()))
+                .s3_bucket(
+                    std::env::var("PAPI_TEST_CODE_BUCKET").unwrap_or("papi-testbed-code".into()),
+                )
                 .s3_key(std::env::var("PAPI_TEST_CODE_KEY").unwrap_or("handler.zip".into()))
                 .build(),
         )
@@ -1548,6 +2639,16 @@ async fn lambda_operator_calls_work() {
         .await
         .unwrap();
     assert_eq!(out.architectures(), &[Architecture::X8664]);
-    aws.lambda.delete_function().function_name(&s3name).send().await.unwrap();
-    aws.lambda.delete_function().function_name(&name).send().await.unwrap();
+    aws.lambda
+        .delete_function()
+        .function_name(&s3name)
+        .send()
+        .await
+        .unwrap();
+    aws.lambda
+        .delete_function()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
 }

@@ -44,7 +44,8 @@ impl LiveApi {
         tags: Option<HashMap<String, String>>,
         root_resource_id: Option<String>,
     ) -> Option<Self> {
-        let endpoint_configuration = endpoint_configuration.unwrap_or_else(|| EndpointConfiguration::builder().build());
+        let endpoint_configuration =
+            endpoint_configuration.unwrap_or_else(|| EndpointConfiguration::builder().build());
         Some(Self {
             id: id?,
             description: description.filter(|d| !d.is_empty()),
@@ -86,7 +87,12 @@ pub struct DesiredApi {
 
 impl DesiredApi {
     pub fn new(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Self {
-        let mut ids: BTreeSet<String> = ctx.spec.additional_vpc_endpoint_ids.iter().cloned().collect();
+        let mut ids: BTreeSet<String> = ctx
+            .spec
+            .additional_vpc_endpoint_ids
+            .iter()
+            .cloned()
+            .collect();
         ids.insert(vpc_endpoint_id.to_string());
         let id_list: Vec<String> = ids.iter().cloned().collect();
         Self {
@@ -113,7 +119,11 @@ pub fn diff(
             .build()
     };
     // Someone turned the API into REGIONAL or EDGE: back to PRIVATE.
-    for other in live.endpoint_types.iter().filter(|t| t.as_str() != "PRIVATE") {
+    for other in live
+        .endpoint_types
+        .iter()
+        .filter(|t| t.as_str() != "PRIVATE")
+    {
         ops.push(patch(
             Op::Replace,
             &format!("/endpointConfiguration/types/{other}"),
@@ -121,17 +131,40 @@ pub fn diff(
         ));
     }
     if live.endpoint_types.is_empty() {
-        ops.push(patch(Op::Add, "/endpointConfiguration/types", Some("PRIVATE")));
+        ops.push(patch(
+            Op::Add,
+            "/endpointConfiguration/types",
+            Some("PRIVATE"),
+        ));
     }
     let live_ids: BTreeSet<&String> = live.vpc_endpoint_ids.iter().collect();
-    for id in desired.vpc_endpoint_ids.iter().filter(|id| !live_ids.contains(id)) {
-        ops.push(patch(Op::Add, "/endpointConfiguration/vpcEndpointIds", Some(id)));
+    for id in desired
+        .vpc_endpoint_ids
+        .iter()
+        .filter(|id| !live_ids.contains(id))
+    {
+        ops.push(patch(
+            Op::Add,
+            "/endpointConfiguration/vpcEndpointIds",
+            Some(id),
+        ));
     }
-    for id in live_ids.iter().filter(|id| !desired.vpc_endpoint_ids.contains(**id)) {
-        ops.push(patch(Op::Remove, "/endpointConfiguration/vpcEndpointIds", Some(id)));
+    for id in live_ids
+        .iter()
+        .filter(|id| !desired.vpc_endpoint_ids.contains(**id))
+    {
+        ops.push(patch(
+            Op::Remove,
+            "/endpointConfiguration/vpcEndpointIds",
+            Some(id),
+        ));
     }
     if !policy::equivalent(live.policy.as_deref(), &desired.policy, api_arn_prefix) {
-        ops.push(patch(Op::Replace, "/policy", Some(&desired.policy.to_string())));
+        ops.push(patch(
+            Op::Replace,
+            "/policy",
+            Some(&desired.policy.to_string()),
+        ));
     }
     if live.description != desired.description {
         ops.push(patch(
@@ -201,13 +234,17 @@ pub async fn find_owned(ctx: &PartContext<'_>) -> Result<Vec<LiveApi>> {
             .aws(SERVICE, "GetRestApis")?;
         for item in page.items.unwrap_or_default() {
             if let Some(api) = LiveApi::from_item(item)
-                && ctx.owner.owns(api.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                && ctx
+                    .owner
+                    .owns(api.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             {
                 owned.push(api);
             }
         }
         match page.position {
-            Some(next) if Some(&next) != position.as_ref() && !next.is_empty() => position = Some(next),
+            Some(next) if Some(&next) != position.as_ref() && !next.is_empty() => {
+                position = Some(next)
+            }
             _ => break,
         }
     }
@@ -220,7 +257,9 @@ pub async fn find_owned(ctx: &PartContext<'_>) -> Result<Vec<LiveApi>> {
 async fn observe(ctx: &PartContext<'_>) -> Result<(Option<LiveApi>, Vec<LiveApi>)> {
     if let Some(id) = ctx.status.rest_api_id.as_deref()
         && let Some(api) = get_api(ctx, id).await?
-        && ctx.owner.owns(api.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        && ctx
+            .owner
+            .owns(api.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     {
         return Ok((Some(api), Vec::new()));
     }
@@ -253,7 +292,10 @@ pub async fn reconcile(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Result<O
         ));
         return Ok(Outcome {
             value: api,
-            state: PartState::ready(reason::AVAILABLE, "private REST API and resource policy in sync"),
+            state: PartState::ready(
+                reason::AVAILABLE,
+                "private REST API and resource policy in sync",
+            ),
             changes,
         });
     };
@@ -278,7 +320,11 @@ pub async fn reconcile(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Result<O
             .send()
             .await
             .aws(SERVICE, "UpdateRestApi")?;
-        changes.push(Change::new("Updated", format!("REST API {}", live.id), detail));
+        changes.push(Change::new(
+            "Updated",
+            format!("REST API {}", live.id),
+            detail,
+        ));
     }
     if !missing_tags.is_empty() {
         ctx.aws
@@ -289,14 +335,21 @@ pub async fn reconcile(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Result<O
             .send()
             .await
             .aws(SERVICE, "TagResource")?;
-        changes.push(Change::new("Updated", format!("REST API {}", live.id), "tags"));
+        changes.push(Change::new(
+            "Updated",
+            format!("REST API {}", live.id),
+            "tags",
+        ));
     }
     Ok(Outcome {
         value: ApiInfo {
             rest_api_id: live.id,
             root_resource_id: live.root_resource_id,
         },
-        state: PartState::ready(reason::AVAILABLE, "private REST API and resource policy in sync"),
+        state: PartState::ready(
+            reason::AVAILABLE,
+            "private REST API and resource policy in sync",
+        ),
         changes,
     })
 }
@@ -318,12 +371,17 @@ async fn create(ctx: &PartContext<'_>, desired: &DesiredApi) -> Result<ApiInfo> 
         .policy(desired.policy.to_string())
         .set_tags(Some(desired.tags.clone().into_iter().collect()))
         .customize()
-        .config_override(aws_sdk_apigateway::config::Builder::default().retry_config(no_sdk_retries()))
+        .config_override(
+            aws_sdk_apigateway::config::Builder::default().retry_config(no_sdk_retries()),
+        )
         .send()
         .await
         .aws(SERVICE, "CreateRestApi")
         .map_err(|err| {
-            err.into_invalid_spec_if(&[crate::error::AwsErrorKind::InvalidRequest], "spec.endpoint")
+            err.into_invalid_spec_if(
+                &[crate::error::AwsErrorKind::InvalidRequest],
+                "spec.endpoint",
+            )
         })?;
     let rest_api_id = out.id.ok_or_else(|| Error::Unexpected {
         operation: "CreateRestApi",
@@ -351,18 +409,31 @@ async fn delete_api(ctx: &PartContext<'_>, id: &str) -> Result<()> {
 /// deployments, resources and methods go with it.
 pub async fn cleanup(ctx: &PartContext<'_>) -> Result<Cleanup> {
     let mut changes = Vec::new();
-    let mut ids: BTreeSet<String> = find_owned(ctx).await?.into_iter().map(|api| api.id).collect();
+    let mut ids: BTreeSet<String> = find_owned(ctx)
+        .await?
+        .into_iter()
+        .map(|api| api.id)
+        .collect();
     if let Some(id) = ctx.status.rest_api_id.as_deref()
         && let Some(api) = get_api(ctx, id).await?
-        && ctx.owner.owns(api.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        && ctx
+            .owner
+            .owns(api.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     {
         ids.insert(api.id);
     }
     for id in ids {
         delete_api(ctx, &id).await?;
-        changes.push(Change::new("Deleted", format!("REST API {id}"), "with its stages and deployments"));
+        changes.push(Change::new(
+            "Deleted",
+            format!("REST API {id}"),
+            "with its stages and deployments",
+        ));
     }
-    Ok(Cleanup { done: true, changes })
+    Ok(Cleanup {
+        done: true,
+        changes,
+    })
 }
 
 #[cfg(test)]

@@ -21,7 +21,11 @@ const FINGERPRINT_PREFIX: &str = "privateapi.io fingerprint=";
 /// The fingerprint of what a deployment of this API must capture.
 pub fn fingerprint(desired: &DesiredApi, integration_uri: &str) -> String {
     let canonical_policy = policy::canonical(&desired.policy, "").to_string();
-    let ids: Vec<&str> = desired.vpc_endpoint_ids.iter().map(String::as_str).collect();
+    let ids: Vec<&str> = desired
+        .vpc_endpoint_ids
+        .iter()
+        .map(String::as_str)
+        .collect();
     short_hash(
         &[
             "v1",
@@ -59,7 +63,10 @@ impl FingerprintCache {
         self.by_deployment
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert((rest_api_id.to_string(), deployment_id.to_string()), fingerprint);
+            .insert(
+                (rest_api_id.to_string(), deployment_id.to_string()),
+                fingerprint,
+            );
     }
 }
 
@@ -77,7 +84,12 @@ pub struct StagePlan {
     pub delete_stages: Vec<String>,
 }
 
-pub fn plan(stage_names: &[String], desired_stage: &str, serving: Option<&str>, desired_fingerprint: &str) -> StagePlan {
+pub fn plan(
+    stage_names: &[String],
+    desired_stage: &str,
+    serving: Option<&str>,
+    desired_fingerprint: &str,
+) -> StagePlan {
     StagePlan {
         deploy: serving != Some(desired_fingerprint),
         delete_stages: stage_names
@@ -154,7 +166,9 @@ pub async fn reconcile(
             .stage_name(stage_name)
             .description(format!("{FINGERPRINT_PREFIX}{desired_fingerprint}"))
             .customize()
-            .config_override(aws_sdk_apigateway::config::Builder::default().retry_config(no_sdk_retries()))
+            .config_override(
+                aws_sdk_apigateway::config::Builder::default().retry_config(no_sdk_retries()),
+            )
             .send()
             .await
             .aws(SERVICE, "CreateDeployment")?;
@@ -200,7 +214,9 @@ pub async fn reconcile(
         },
         state: PartState::ready(
             reason::DEPLOYED,
-            format!("stage {stage_name} serves deployment {deployment_id} of the current API and policy"),
+            format!(
+                "stage {stage_name} serves deployment {deployment_id} of the current API and policy"
+            ),
         ),
         changes,
     })

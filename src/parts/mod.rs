@@ -67,7 +67,10 @@ impl Settings {
         if self.handler_package(Architecture::Arm64).is_some() {
             return Some(Architecture::Arm64);
         }
-        self.handler_packages.values().next().map(|p| p.architecture)
+        self.handler_packages
+            .values()
+            .next()
+            .map(|p| p.architecture)
     }
 }
 
@@ -101,7 +104,11 @@ pub struct Change {
 }
 
 impl Change {
-    pub fn new(action: &'static str, resource: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn new(
+        action: &'static str,
+        resource: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             action,
             resource: resource.into(),

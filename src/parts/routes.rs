@@ -16,7 +16,9 @@ pub const METHOD: &str = "ANY";
 
 /// The integration URI that makes API Gateway invoke `function_arn`.
 pub fn integration_uri(region: &str, function_arn: &str) -> String {
-    format!("arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations")
+    format!(
+        "arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
+    )
 }
 
 /// A method's integration as AWS reports it.
@@ -46,11 +48,22 @@ pub struct LiveResource {
 pub enum RouteAction {
     CreateProxyResource,
     /// (Re)create the method on the resource at `path` (authorization NONE).
-    PutMethod { path: String },
+    PutMethod {
+        path: String,
+    },
     /// (Re)create the method's integration.
-    PutIntegration { path: String },
-    DeleteMethod { resource_id: String, path: String, method: String },
-    DeleteResource { resource_id: String, path: String },
+    PutIntegration {
+        path: String,
+    },
+    DeleteMethod {
+        resource_id: String,
+        path: String,
+        method: String,
+    },
+    DeleteResource {
+        resource_id: String,
+        path: String,
+    },
 }
 
 /// What to do so that exactly `ANY /` and `ANY /{proxy+}` exist, each integrated with `uri`.
@@ -73,13 +86,19 @@ pub fn diff(live: &[LiveResource], uri: &str) -> Vec<RouteAction> {
         match method {
             Some(m) if m.authorization_type == "NONE" => {
                 if m.integration.as_ref() != Some(&desired_integration) {
-                    actions.push(RouteAction::PutIntegration { path: path.to_string() });
+                    actions.push(RouteAction::PutIntegration {
+                        path: path.to_string(),
+                    });
                 }
             }
             // Missing, or with an authorizer someone added: put it back as it should be.
             _ => {
-                actions.push(RouteAction::PutMethod { path: path.to_string() });
-                actions.push(RouteAction::PutIntegration { path: path.to_string() });
+                actions.push(RouteAction::PutMethod {
+                    path: path.to_string(),
+                });
+                actions.push(RouteAction::PutIntegration {
+                    path: path.to_string(),
+                });
             }
         }
     }
@@ -104,7 +123,10 @@ pub fn diff(live: &[LiveResource], uri: &str) -> Vec<RouteAction> {
             path: resource.path.clone(),
         });
     }
-    for resource in live.iter().filter(|r| r.path == "/" || r.path == proxy_path) {
+    for resource in live
+        .iter()
+        .filter(|r| r.path == "/" || r.path == proxy_path)
+    {
         for method in resource.methods.keys().filter(|m| m.as_str() != METHOD) {
             actions.push(RouteAction::DeleteMethod {
                 resource_id: resource.id.clone(),
@@ -174,14 +196,20 @@ async fn observe(ctx: &PartContext<'_>, rest_api_id: &str) -> Result<Vec<LiveRes
             resources.push(LiveResource { id, path, methods });
         }
         match page.position {
-            Some(next) if Some(&next) != position.as_ref() && !next.is_empty() => position = Some(next),
+            Some(next) if Some(&next) != position.as_ref() && !next.is_empty() => {
+                position = Some(next)
+            }
             _ => break,
         }
     }
     Ok(resources)
 }
 
-pub async fn reconcile(ctx: &PartContext<'_>, api: &ApiInfo, function_arn: &str) -> Result<Outcome<()>> {
+pub async fn reconcile(
+    ctx: &PartContext<'_>,
+    api: &ApiInfo,
+    function_arn: &str,
+) -> Result<Outcome<()>> {
     let rest_api_id = api.rest_api_id.as_str();
     let uri = integration_uri(&ctx.aws.region, function_arn);
     let mut live = observe(ctx, rest_api_id).await?;
@@ -298,7 +326,10 @@ pub async fn reconcile(ctx: &PartContext<'_>, api: &ApiInfo, function_arn: &str)
     }
     Ok(Outcome {
         value: (),
-        state: PartState::ready(reason::AVAILABLE, "ANY / and ANY /{proxy+} integrated with the function"),
+        state: PartState::ready(
+            reason::AVAILABLE,
+            "ANY / and ANY /{proxy+} integrated with the function",
+        ),
         changes,
     })
 }
@@ -334,7 +365,10 @@ mod tests {
         LiveResource {
             id: id.into(),
             path: path.into(),
-            methods: methods.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            methods: methods
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
         }
     }
 
@@ -347,8 +381,12 @@ mod tests {
                 RouteAction::CreateProxyResource,
                 RouteAction::PutMethod { path: "/".into() },
                 RouteAction::PutIntegration { path: "/".into() },
-                RouteAction::PutMethod { path: "/{proxy+}".into() },
-                RouteAction::PutIntegration { path: "/{proxy+}".into() },
+                RouteAction::PutMethod {
+                    path: "/{proxy+}".into()
+                },
+                RouteAction::PutIntegration {
+                    path: "/{proxy+}".into()
+                },
             ]
         );
     }
@@ -367,7 +405,11 @@ mod tests {
         let mut with_authorizer = method(URI);
         with_authorizer.authorization_type = "AWS_IAM".into();
         let live = [
-            resource("root", "/", &[("ANY", method("arn:other")), ("GET", method(URI))]),
+            resource(
+                "root",
+                "/",
+                &[("ANY", method("arn:other")), ("GET", method(URI))],
+            ),
             resource("p", "/{proxy+}", &[("ANY", with_authorizer)]),
             resource("x", "/extra", &[]),
             resource("y", "/extra/child", &[]),
@@ -377,8 +419,12 @@ mod tests {
             actions,
             vec![
                 RouteAction::PutIntegration { path: "/".into() },
-                RouteAction::PutMethod { path: "/{proxy+}".into() },
-                RouteAction::PutIntegration { path: "/{proxy+}".into() },
+                RouteAction::PutMethod {
+                    path: "/{proxy+}".into()
+                },
+                RouteAction::PutIntegration {
+                    path: "/{proxy+}".into()
+                },
                 RouteAction::DeleteResource {
                     resource_id: "x".into(),
                     path: "/extra".into()

@@ -36,10 +36,16 @@ pub fn kubectl_raw(args: &[&str], stdin: Option<&str>) -> Output {
     let mut command = Command::new("kubectl");
     command
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("kubectl runs (PATH from the test bed)");
+    let mut child = command
+        .spawn()
+        .expect("kubectl runs (PATH from the test bed)");
     if let Some(input) = stdin {
         child
             .stdin
@@ -82,8 +88,14 @@ pub fn install_crd() {
         "--timeout=60s",
     ]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !kubectl_raw(&["get", "privateapis", "-A"], None).status.success() {
-        assert!(Instant::now() < deadline, "the API server never served privateapis");
+    while !kubectl_raw(&["get", "privateapis", "-A"], None)
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the API server never served privateapis"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -94,7 +106,10 @@ pub fn create_namespace(name: &str) {
 
 /// The object as JSON.
 pub fn get_object(namespace: &str, name: &str) -> Option<Value> {
-    let out = kubectl_raw(&["get", "privateapi", name, "-n", namespace, "-o", "json"], None);
+    let out = kubectl_raw(
+        &["get", "privateapi", name, "-n", namespace, "-o", "json"],
+        None,
+    );
     if !out.status.success() {
         return None;
     }
@@ -109,7 +124,13 @@ pub fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
 }
 
 /// Wait until `check(object)` holds, polling; panic after `timeout` with the last object.
-pub fn wait_for(namespace: &str, name: &str, timeout: Duration, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+pub fn wait_for(
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + timeout;
     let mut last = None;
     loop {
@@ -131,17 +152,28 @@ pub fn wait_for(namespace: &str, name: &str, timeout: Duration, what: &str, chec
 
 /// Ready=True for the current generation.
 pub fn wait_ready(namespace: &str, name: &str, timeout: Duration) -> Value {
-    wait_for(namespace, name, timeout, "Ready=True for the current generation", |o| {
-        let generation = o["metadata"]["generation"].as_i64();
-        o["status"]["observedGeneration"].as_i64() == generation
-            && condition(o, "Ready").is_some_and(|c| c["status"] == "True" && c["observedGeneration"].as_i64() == generation)
-    })
+    wait_for(
+        namespace,
+        name,
+        timeout,
+        "Ready=True for the current generation",
+        |o| {
+            let generation = o["metadata"]["generation"].as_i64();
+            o["status"]["observedGeneration"].as_i64() == generation
+                && condition(o, "Ready").is_some_and(|c| {
+                    c["status"] == "True" && c["observedGeneration"].as_i64() == generation
+                })
+        },
+    )
 }
 
 pub fn wait_gone(namespace: &str, name: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while get_object(namespace, name).is_some() {
-        assert!(Instant::now() < deadline, "{namespace}/{name} still exists after {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{namespace}/{name} still exists after {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -221,7 +253,11 @@ impl Operator {
             {
                 panic!("the operator exited with {status}: {}", self.log());
             }
-            assert!(Instant::now() < deadline, "the operator did not start: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "the operator did not start: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -273,7 +309,11 @@ impl Operator {
 impl Drop for Operator {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("---- operator log ({}) ----\n{}", self.namespace, self.log());
+            eprintln!(
+                "---- operator log ({}) ----\n{}",
+                self.namespace,
+                self.log()
+            );
         }
         self.kill();
     }
@@ -306,9 +346,16 @@ impl AwsCalls {
 
 pub fn parse_aws_calls(metrics: &str) -> AwsCalls {
     let mut calls = AwsCalls::default();
-    for line in metrics.lines().filter(|l| l.starts_with("privateapi_aws_calls_total{")) {
-        let Some((labels, value)) = line.rsplit_once(' ') else { continue };
-        let Ok(n) = value.parse::<u64>() else { continue };
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("privateapi_aws_calls_total{"))
+    {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(n) = value.parse::<u64>() else {
+            continue;
+        };
         let label = |name: &str| -> String {
             labels
                 .split(&format!("{name}=\""))
@@ -334,7 +381,15 @@ pub fn parse_aws_calls(metrics: &str) -> AwsCalls {
 pub fn poke_and_wait(operator: &Operator, namespace: &str, name: &str) {
     let before = operator.reconciles();
     let value = format!("papi-test/poke={}", unique("p"));
-    kubectl(&["annotate", "privateapi", name, "-n", namespace, &value, "--overwrite"]);
+    kubectl(&[
+        "annotate",
+        "privateapi",
+        name,
+        "-n",
+        namespace,
+        &value,
+        "--overwrite",
+    ]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while operator.reconciles() <= before {
         assert!(Instant::now() < deadline, "no reconcile after the poke");
@@ -361,11 +416,18 @@ pub struct TestVpc {
 
 pub async fn make_vpc(ec2: &aws_sdk_ec2::Client, second_octet: u8) -> TestVpc {
     let cidr = format!("10.{second_octet}.0.0/16");
-    let vpc = ec2.create_vpc().cidr_block(&cidr).send().await.expect("CreateVpc");
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block(&cidr)
+        .send()
+        .await
+        .expect("CreateVpc");
     let vpc_id = vpc.vpc.and_then(|v| v.vpc_id).expect("vpc id");
     for attribute in ["hostnames", "support"] {
         let mut request = ec2.modify_vpc_attribute().vpc_id(&vpc_id);
-        let value = aws_sdk_ec2::types::AttributeBooleanValue::builder().value(true).build();
+        let value = aws_sdk_ec2::types::AttributeBooleanValue::builder()
+            .value(true)
+            .build();
         request = if attribute == "hostnames" {
             request.enable_dns_hostnames(value)
         } else {
@@ -415,9 +477,16 @@ pub async fn owned_resources(aws: &RegionClients, cluster: &str) -> Vec<(String,
         .await
         .expect("DescribeVpcEndpoints");
     for endpoint in endpoints.vpc_endpoints.unwrap_or_default() {
-        let state = endpoint.state.as_ref().map(|s| s.as_str().to_ascii_lowercase()).unwrap_or_default();
+        let state = endpoint
+            .state
+            .as_ref()
+            .map(|s| s.as_str().to_ascii_lowercase())
+            .unwrap_or_default();
         if state != "deleted" && state != "deleting" {
-            found.push(("vpc-endpoint".to_string(), endpoint.vpc_endpoint_id.unwrap_or_default()));
+            found.push((
+                "vpc-endpoint".to_string(),
+                endpoint.vpc_endpoint_id.unwrap_or_default(),
+            ));
         }
     }
     let groups = aws
@@ -428,7 +497,10 @@ pub async fn owned_resources(aws: &RegionClients, cluster: &str) -> Vec<(String,
         .await
         .expect("DescribeSecurityGroups");
     for group in groups.security_groups.unwrap_or_default() {
-        found.push(("security-group".to_string(), group.group_id.unwrap_or_default()));
+        found.push((
+            "security-group".to_string(),
+            group.group_id.unwrap_or_default(),
+        ));
     }
     let apis = aws
         .apigateway
@@ -438,7 +510,13 @@ pub async fn owned_resources(aws: &RegionClients, cluster: &str) -> Vec<(String,
         .await
         .expect("GetRestApis");
     for api in apis.items.unwrap_or_default() {
-        if api.tags.as_ref().and_then(|t| t.get("privateapi.io/cluster")).map(String::as_str) == Some(cluster) {
+        if api
+            .tags
+            .as_ref()
+            .and_then(|t| t.get("privateapi.io/cluster"))
+            .map(String::as_str)
+            == Some(cluster)
+        {
             found.push(("rest-api".to_string(), api.id.unwrap_or_default()));
         }
     }
@@ -452,7 +530,9 @@ pub async fn owned_resources(aws: &RegionClients, cluster: &str) -> Vec<(String,
             .await
             .expect("ListFunctions");
         for function in page.functions.unwrap_or_default() {
-            let Some(arn) = function.function_arn else { continue };
+            let Some(arn) = function.function_arn else {
+                continue;
+            };
             let tags = aws
                 .lambda
                 .list_tags()
