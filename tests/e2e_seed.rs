@@ -163,7 +163,10 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
         .expect("endpoint configuration");
     let types: Vec<&str> = configuration.types().iter().map(|t| t.as_str()).collect();
     assert_eq!(types, vec!["PRIVATE"]);
-    assert_eq!(configuration.vpc_endpoint_ids(), std::slice::from_ref(&vpce_id));
+    assert_eq!(
+        configuration.vpc_endpoint_ids(),
+        std::slice::from_ref(&vpce_id)
+    );
     let live_policy =
         policy::parse_policy(api.policy.as_deref().expect("policy")).expect("policy parses");
     let prefix = policy::execute_api_arn_prefix("us-east-1", &aws.account_id, &rest_api_id);

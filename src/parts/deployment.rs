@@ -4,7 +4,7 @@
 //! configuration, routes, integration), and deploys again exactly when the stage's deployment
 //! carries another fingerprint (or none: deployed by someone else).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::api::{ApiInfo, DesiredApi};
@@ -222,7 +222,8 @@ pub async fn reconcile(
     })
 }
 
-/// Delete deployments no stage uses any more, so they do not pile up with every change.
+/// Delete deployments no stage uses any more, so they do not pile up with every change. Called
+/// after the other stages were deleted: the one stage left serves `keep`.
 async fn prune_deployments(
     ctx: &PartContext<'_>,
     rest_api_id: &str,
@@ -230,16 +231,6 @@ async fn prune_deployments(
     changes: &mut Vec<Change>,
 ) -> Result<()> {
     let client = &ctx.aws.apigateway;
-    let stages = client
-        .get_stages()
-        .rest_api_id(rest_api_id)
-        .send()
-        .await
-        .aws(SERVICE, "GetStages")?
-        .item
-        .unwrap_or_default();
-    let mut in_use: BTreeSet<String> = stages.into_iter().filter_map(|s| s.deployment_id).collect();
-    in_use.insert(keep.to_string());
     let deployments = client
         .get_deployments()
         .rest_api_id(rest_api_id)
@@ -251,7 +242,7 @@ async fn prune_deployments(
         .unwrap_or_default();
     for deployment in deployments {
         let Some(id) = deployment.id else { continue };
-        if in_use.contains(&id) {
+        if id == keep {
             continue;
         }
         client
