@@ -294,7 +294,30 @@ impl LiveFunction {
     /// Usable: Lambda accepts invocations and updates.
     pub fn active(&self) -> bool {
         matches!(self.state.as_str(), "Active" | "Inactive")
-            && self.last_update_status.as_deref() != Some("InProgress")
+            && !matches!(
+                self.last_update_status.as_deref(),
+                Some("InProgress" | "Failed")
+            )
+    }
+
+    /// Why the function is not [`active`](Self::active), for the condition message.
+    pub fn unusable_reason(&self) -> String {
+        if matches!(self.state.as_str(), "Active" | "Inactive") {
+            format!(
+                "the last update of function {} failed: {}",
+                self.name,
+                self.last_update_status_reason
+                    .as_deref()
+                    .unwrap_or("no reason given")
+            )
+        } else {
+            format!(
+                "function {} is {}: {}",
+                self.name,
+                self.state,
+                self.state_reason.as_deref().unwrap_or("no reason given")
+            )
+        }
     }
 
     /// Why the function can't take an update now (Lambda would answer ResourceConflictException),
@@ -408,10 +431,11 @@ pub fn missing_tags(
 /// Which AWS field a Lambda rejection (`InvalidParameterValueException`) is about.
 pub fn field_of_rejection(message: &str) -> &'static str {
     let m = message.to_ascii_lowercase();
+    let any = |words: &[&str]| words.iter().any(|w| m.contains(w));
     if m.contains("role") {
         FIELD_ROLE
-    } else if m.contains("s3") || m.contains("getobject") || m.contains("zip") || m.contains("code")
-    {
+    } else if any(&["s3", "getobject", "bucket", "zip", "runtime", "handler"]) {
+        // The package, its runtime and handler are all under spec.backend.code.
         FIELD_CODE
     } else if m.contains("environment") {
         FIELD_ENVIRONMENT
@@ -775,14 +799,7 @@ async fn reconcile_referenced(ctx: &PartContext<'_>, arn: &str) -> Result<Outcom
             format!("function {arn} exists (not managed by the operator)"),
         )
     } else {
-        PartState::not_ready(
-            reason::DEPENDENCY_NOT_READY,
-            format!(
-                "function {arn} is {}: {}",
-                live.state,
-                live.state_reason.as_deref().unwrap_or("no reason given")
-            ),
-        )
+        PartState::not_ready(reason::DEPENDENCY_NOT_READY, live.unusable_reason())
     };
     Ok(outcome(value, state, changes))
 }
@@ -848,15 +865,9 @@ async fn reconcile_owned(
                 format!("function {} is active and in sync", live.name),
             )
         } else {
-            PartState::not_ready(
-                reason::AWS_ERROR,
-                format!(
-                    "function {} is {}: {}",
-                    live.name,
-                    live.state,
-                    live.state_reason.as_deref().unwrap_or("no reason given")
-                ),
-            )
+            // Nothing differs, yet Lambda says the function is unusable (Failed state or a failed
+            // last update): report it rather than repeat an update Lambda already refused.
+            PartState::not_ready(reason::AWS_ERROR, live.unusable_reason())
         };
         return Ok(outcome(info(&live, true), state, changes));
     }
@@ -1626,7 +1637,15 @@ mod tests {
         assert_eq!(live.busy().map(|s| s.reason), Some("Updating".to_string()));
         assert!(!live.active());
         live.last_update_status = Some("Failed".into());
+        live.last_update_status_reason = Some("KMS key is disabled".into());
         assert!(live.busy().is_none());
+        assert!(!live.active());
+        assert!(live.unusable_reason().contains("KMS key is disabled"));
+        let mut live = live_from(&d);
+        live.state = "Failed".into();
+        live.state_reason = Some("subnet gone".into());
+        assert!(!live.active() && live.busy().is_none());
+        assert!(live.unusable_reason().contains("is Failed: subnet gone"));
     }
 
     #[test]
@@ -1642,6 +1661,16 @@ mod tests {
                 "InvalidParameterValueException Error occurred while GetObject. S3 Error Code: NoSuchKey."
             ),
             FIELD_CODE
+        );
+        assert_eq!(
+            field_of_rejection(
+                "InvalidParameterValueException The runtime parameter of python3.7 is no longer supported"
+            ),
+            FIELD_CODE
+        );
+        assert_eq!(
+            field_of_rejection("InvalidParameterValueException Unsupported value"),
+            FIELD_BACKEND
         );
         assert_eq!(
             field_of_rejection(
