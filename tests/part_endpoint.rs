@@ -251,7 +251,11 @@ impl Object {
 
     async fn reconcile(&mut self) -> (Result<Outcome<EndpointInfo>, Error>, Calls) {
         let before = self.bed.metrics.aws_call_counts();
-        let result = endpoint::reconcile(&self.ctx()).await;
+        let ctx = self.ctx();
+        let future = endpoint::reconcile(&ctx);
+        // The controller runs reconciles on a multi-threaded runtime: the future must be Send.
+        assert_send(&future);
+        let result = future.await;
         let calls = Calls::between(&before, &self.bed.metrics.aws_call_counts());
         if let Ok(outcome) = &result {
             self.status.vpc_endpoint_id = Some(outcome.value.vpc_endpoint_id.clone());
@@ -296,7 +300,10 @@ impl Object {
 
     async fn cleanup(&self) -> (Cleanup, Calls) {
         let before = self.bed.metrics.aws_call_counts();
-        let result = endpoint::cleanup_owned(&self.ctx()).await;
+        let ctx = self.ctx();
+        let future = endpoint::cleanup_owned(&ctx);
+        assert_send(&future);
+        let result = future.await;
         let calls = Calls::between(&before, &self.bed.metrics.aws_call_counts());
         match result {
             Ok(cleanup) => (cleanup, calls),
@@ -319,6 +326,8 @@ impl Object {
         }
     }
 }
+
+fn assert_send<T: Send>(_: &T) {}
 
 fn invalid_spec<T: std::fmt::Debug>(result: Result<T, Error>) -> (String, String) {
     match result {

@@ -1611,8 +1611,8 @@ async fn reconcile_owned(
     }
 
     let desired = DesiredEndpoint::new(create, &group.id);
-    let mut endpoint = match observed.keep {
-        Some(live) => live,
+    let (mut endpoint, created) = match observed.keep {
+        Some(live) => (live, false),
         None => {
             if let Some(failed) = observed.failed.first() {
                 // Creating again would most likely fail again: wait for a spec change.
@@ -1646,11 +1646,17 @@ async fn reconcile_owned(
                         .join(" ")
                 ),
             ));
-            live
+            (live, true)
         }
     };
 
-    let diff = diff_endpoint(&endpoint, &desired);
+    // A new endpoint was made from the desired state: nothing to compare yet (the create answer
+    // may not echo every field).
+    let diff = if created {
+        EndpointDiff::default()
+    } else {
+        diff_endpoint(&endpoint, &desired)
+    };
     let mut waiting_to_modify = None;
     if !diff.is_empty() {
         if endpoint.lifecycle() == Lifecycle::Pending {
