@@ -887,19 +887,20 @@ pub fn rejection_field(code: &str, message: &str, create: &CreateEndpointSpec) -
 /// An AWS rejection of the user's input becomes `InvalidSpec` naming the field; anything else
 /// stays an AWS error (retried).
 fn rejected(err: Error, create: &CreateEndpointSpec) -> Error {
-    match err {
-        Error::Aws {
-            code,
-            message,
-            kind: AwsErrorKind::NotFound | AwsErrorKind::InvalidRequest,
-            ..
-        } if rejection_field(&code, &message, create).is_some() => Error::InvalidSpec {
-            field: rejection_field(&code, &message, create)
-                .unwrap_or_else(|| FIELD_CREATE.to_string()),
+    if let Error::Aws {
+        code,
+        message,
+        kind: AwsErrorKind::NotFound | AwsErrorKind::InvalidRequest,
+        ..
+    } = &err
+        && let Some(field) = rejection_field(code, message, create)
+    {
+        return Error::InvalidSpec {
+            field,
             message: format!("{code}: {message}"),
-        },
-        other => other,
+        };
     }
+    err
 }
 
 /// The user's references, each checked at most once per reconcile and only when a write needs
