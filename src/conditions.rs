@@ -87,7 +87,14 @@ pub fn set_condition(
 /// `Ready` from the part states: True when every part is True; otherwise the first part that is
 /// not, which is what the user has to look at.
 pub fn ready_state(parts: &[(&str, &PartState)]) -> PartState {
-    match parts.iter().find(|(_, state)| !state.ready) {
+    // An InvalidSpec part comes first, wherever it is: the operator then waits for a spec change
+    // and does not look again, so an earlier part's transient state (e.g. EndpointReady "Pending"
+    // next to an unknown functionArn) would otherwise stay in Ready for good and hide the reason
+    // the user has to act on.
+    let invalid = parts
+        .iter()
+        .find(|(_, state)| !state.ready && state.reason == reason::INVALID_SPEC);
+    match invalid.or_else(|| parts.iter().find(|(_, state)| !state.ready)) {
         None => PartState::ready(
             reason::AVAILABLE,
             "the private API is deployed and reachable through its VPC endpoint",
@@ -155,5 +162,20 @@ mod tests {
         assert_eq!(ready.reason, "Pending");
         assert_eq!(ready.message, "EndpointReady: endpoint vpce-1 is pending");
         assert!(ready_state(&[(ENDPOINT_READY, &ok), (API_READY, &ok)]).ready);
+    }
+
+    #[test]
+    fn ready_names_an_invalid_spec_before_a_transient_state() {
+        let pending = PartState::not_ready("Pending", "endpoint vpce-1 is pending");
+        let invalid = PartState::not_ready(
+            reason::INVALID_SPEC,
+            "spec.backend.functionArn: no such function",
+        );
+        let ready = ready_state(&[(ENDPOINT_READY, &pending), (BACKEND_READY, &invalid)]);
+        assert_eq!(ready.reason, "InvalidSpec");
+        assert_eq!(
+            ready.message,
+            "BackendReady: spec.backend.functionArn: no such function"
+        );
     }
 }
