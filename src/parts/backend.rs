@@ -126,15 +126,16 @@ pub fn desired_function(
     let (runtime, handler, architecture, code, description) = if let Some(builtin) =
         &backend.builtin
     {
-        let architecture = match backend.architecture {
-            Some(architecture) => architecture,
-            None => settings.default_builtin_architecture().ok_or_else(|| {
-                Error::Config(
-                    "no builtin handler package is configured: the builtin backend needs one"
-                        .into(),
-                )
-            })?,
-        };
+        // No package at all is the operator's configuration, whatever the spec says; a missing
+        // one for the requested architecture is the manifest's to change.
+        let architecture = settings.default_builtin_architecture().ok_or_else(|| {
+            Error::Config(
+                "no builtin handler package is configured (handler zip per architecture): \
+                 spec.backend.builtin cannot be served"
+                    .into(),
+            )
+        })?;
+        let architecture = backend.architecture.unwrap_or(architecture);
         let package = settings.handler_package(architecture).ok_or_else(|| {
             let available: Vec<&str> = settings
                 .handler_packages
@@ -146,11 +147,7 @@ pub fn desired_function(
                 format!(
                     "the operator has no builtin handler package for {}; available: {}",
                     architecture.as_str(),
-                    if available.is_empty() {
-                        "none".to_string()
-                    } else {
-                        available.join(", ")
-                    }
+                    available.join(", ")
                 ),
             )
         })?;
@@ -1452,13 +1449,14 @@ mod tests {
             text.contains("arm64") && text.contains("available: x86_64"),
             "{text}"
         );
-        let err = desired_function(
-            &spec(serde_json::json!({"builtin": {}})),
-            &settings(&[], Some(ROLE)),
-            &owner(),
-        )
-        .expect_err("no package at all");
-        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        for backend in [
+            serde_json::json!({"builtin": {}}),
+            serde_json::json!({"builtin": {}, "architecture": "x86_64"}),
+        ] {
+            let err = desired_function(&spec(backend), &settings(&[], Some(ROLE)), &owner())
+                .expect_err("no package at all");
+            assert!(matches!(err, Error::Config(_)), "{err:?}");
+        }
     }
 
     #[test]
