@@ -227,8 +227,9 @@ impl Operator {
             .arg("127.0.0.1:0")
             .arg("--admin-addr-file")
             .arg(&addr_file)
-            .arg("--resync-seconds")
-            .arg("600")
+            // The default resync by environment, so `start_with(.., &["--resync-seconds", "5"])`
+            // overrides it (the flag given twice is a clap error).
+            .env("PAPI_RESYNC_SECONDS", "600")
             .env("RUST_LOG", "info,privateapi_operator=debug")
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log));
