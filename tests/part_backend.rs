@@ -1230,3 +1230,36 @@ async fn switching_backends_releases_the_previous_one() {
         .await
         .expect("delete");
 }
+
+#[tokio::test]
+async fn a_referenced_function_is_never_deleted_even_one_the_operator_made() {
+    let bed = bed().await;
+    let mut api = Api::new(&bed, "keep", json!({"builtin": {}}));
+    let name = api.owner.function_name();
+    let (ready, _) = converge(&bed, &api).await;
+    let arn = ready.value.function_arn.clone();
+    api.status.function_arn = Some(arn.clone());
+
+    // The user now references that same function: it is no longer the operator's to change.
+    api.set_backend(json!({"functionArn": arn}));
+    let (out, calls) = measured(&bed, backend::reconcile_function(&api.ctx(&bed))).await;
+    let out = out.expect("reference the function");
+    assert!(!out.value.owned && out.value.function_arn == arn);
+    assert!(out.changes.is_empty(), "{:?}", out.changes);
+    assert_eq!(writes(&calls), ops(&[]));
+    backend::reconcile_permission(&api.ctx(&bed), &out.value, "api6ffffff")
+        .await
+        .expect("permission");
+
+    let (cleaned, calls) = measured(&bed, backend::cleanup(&api.ctx(&bed))).await;
+    assert!(cleaned.expect("cleanup").done);
+    assert_eq!(writes(&calls), ops(&[("Lambda:RemovePermission", 1)]));
+    assert!(exists(&bed, &name).await, "a referenced function stays");
+    assert!(statements(&bed, &name).await.is_empty());
+    bed.lambda()
+        .delete_function()
+        .function_name(&name)
+        .send()
+        .await
+        .expect("delete");
+}

@@ -1296,10 +1296,12 @@ pub async fn reconcile_permission(
 pub async fn cleanup(ctx: &PartContext<'_>) -> Result<Cleanup> {
     let owned_name = ctx.owner.function_name();
     let referenced = ctx.spec.backend.function_arn.as_deref();
+    // Compared by function name: the spec may reference (by ARN) the very function the operator
+    // once created under its deterministic name, and then it must stay.
+    let referenced_name = referenced.and_then(parse_function_arn).map(|a| a.name);
     let is_referenced = |id: &str| {
-        referenced.is_some_and(|r| {
-            r == id || matches!((parse_function_arn(r), parse_function_arn(id)), (Some(a), Some(b)) if a.name == b.name)
-        })
+        let name = parse_function_arn(id).map_or_else(|| id.to_string(), |a| a.name);
+        referenced_name.as_deref() == Some(name.as_str())
     };
     let mut changes = Vec::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
