@@ -1,0 +1,1601 @@
+//! The lifecycle of PrivateApi objects beyond the seed stack, end to end (kubectl against the real
+//! API server, the operator as a process, AWS checked through the SDK against the moto server):
+//! a shared endpoint, spec changes, drift, Retain, delete before Ready, InvalidSpec, and a crash in
+//! the middle of a create. Each test ends with the invariant: the AWS fake holds exactly the
+//! resources the live objects' status names — no duplicates, no orphans.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use aws_sdk_apigateway::types::{Op, PatchOperation};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, VpcEndpoint, VpcEndpointType};
+use privateapi_operator::aws::RegionClients;
+use privateapi_operator::policy::{self, Decision};
+use serde_json::{Value, json};
+use support::*;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+const GONE_TIMEOUT: Duration = Duration::from_secs(120);
+const EXECUTE_API: &str = "com.amazonaws.us-east-1.execute-api";
+/// An endpoint ID that is well-formed but is none of ours.
+const OTHER_VPCE: &str = "vpce-0000000000000000a";
+
+// ---------------------------------------------------------------------------------------------
+// Manifests and kubectl
+// ---------------------------------------------------------------------------------------------
+
+/// The reference stack's spec, with the operator creating the endpoint in `vpc`.
+fn owned_endpoint_spec(vpc: &TestVpc, private_dns: bool) -> Value {
+    json!({
+        "region": "us-east-1",
+        "endpoint": {"create": {
+            "vpcId": vpc.vpc_id,
+            "subnetIds": vpc.subnet_ids,
+            "privateDns": private_dns,
+            "allowedSecurityGroupIds": [vpc.client_sg_id],
+        }},
+        "backend": {
+            "builtin": {"message": "Private API executed!!"},
+            "architecture": "x86_64",
+            "memoryMiB": 256,
+        },
+        "stageName": "prod",
+        "tags": {"team": "test"},
+    })
+}
+
+/// A spec that uses an existing endpoint (`endpoint.id`).
+fn referenced_endpoint_spec(vpce: &str) -> Value {
+    json!({
+        "region": "us-east-1",
+        "endpoint": {"id": vpce},
+        "backend": {
+            "builtin": {"message": "Private API executed!!"},
+            "architecture": "x86_64",
+        },
+        "stageName": "prod",
+    })
+}
+
+fn apply_spec(namespace: &str, name: &str, spec: &Value) {
+    let manifest = json!({
+        "apiVersion": "privateapi.io/v1alpha1",
+        "kind": "PrivateApi",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    });
+    apply(&manifest.to_string());
+}
+
+/// A user's edit: a JSON merge patch of the spec.
+fn patch_spec(namespace: &str, name: &str, patch: Value) {
+    let body = json!({ "spec": patch }).to_string();
+    kubectl(&[
+        "patch",
+        "privateapi",
+        name,
+        "-n",
+        namespace,
+        "--type",
+        "merge",
+        "-p",
+        &body,
+    ]);
+}
+
+fn delete_object(namespace: &str, name: &str) {
+    kubectl(&[
+        "delete",
+        "privateapi",
+        name,
+        "-n",
+        namespace,
+        "--wait=false",
+    ]);
+}
+
+fn list_objects(namespace: &str) -> Vec<Value> {
+    let out = kubectl(&["get", "privateapis", "-n", namespace, "-o", "json"]);
+    let list: Value = serde_json::from_str(&out).expect("kubectl JSON");
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn status_str(object: &Value, field: &str) -> String {
+    object["status"][field]
+        .as_str()
+        .unwrap_or_else(|| panic!("status.{field} missing: {}", object["status"]))
+        .to_string()
+}
+
+fn has_any_id(object: &Value) -> bool {
+    [
+        "vpcEndpointId",
+        "securityGroupId",
+        "functionArn",
+        "restApiId",
+    ]
+    .iter()
+    .any(|f| object["status"][f].is_string())
+}
+
+/// Wait until condition `type_` has `status` and `reason` for the current generation.
+fn wait_condition(
+    namespace: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    timeout: Duration,
+) -> Value {
+    let what = format!("{type_}={status} reason {reason} for the current generation");
+    wait_for(namespace, name, timeout, &what, |o| {
+        let generation = o["metadata"]["generation"].as_i64();
+        condition(o, type_).is_some_and(|c| {
+            c["status"] == status
+                && c["reason"] == reason
+                && c["observedGeneration"].as_i64() == generation
+        })
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The invariant: AWS holds exactly what the live objects name
+// ---------------------------------------------------------------------------------------------
+
+/// What the objects' status says they own: the endpoint and group only when the operator created
+/// them (`endpoint.create`), the function only when it is not a referenced `functionArn`.
+fn expected_owned(objects: &[Value]) -> Vec<(String, String)> {
+    let mut expected = Vec::new();
+    for object in objects {
+        let (spec, status) = (&object["spec"], &object["status"]);
+        let mut push = |kind: &str, field: &str| {
+            if let Some(id) = status[field].as_str() {
+                expected.push((kind.to_string(), id.to_string()));
+            }
+        };
+        if spec["endpoint"].get("create").is_some() {
+            push("vpc-endpoint", "vpcEndpointId");
+            push("security-group", "securityGroupId");
+        }
+        push("rest-api", "restApiId");
+        if spec["backend"].get("functionArn").is_none() {
+            push("function", "functionArn");
+        }
+    }
+    expected.sort();
+    expected
+}
+
+/// `owned_resources(cluster)` equals exactly what the namespace's live objects' status IDs name.
+async fn assert_invariant(
+    aws: &RegionClients,
+    cluster: &str,
+    namespace: &str,
+) -> Vec<(String, String)> {
+    let objects = list_objects(namespace);
+    let expected = expected_owned(&objects);
+    let found = owned_resources(aws, cluster).await;
+    assert_eq!(
+        found,
+        expected,
+        "AWS holds other resources than the live objects own (left: AWS, right: status of {})",
+        objects.len()
+    );
+    found
+}
+
+// ---------------------------------------------------------------------------------------------
+// AWS helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Poll `check` (Ok = done, Err = why not yet) until it holds; panic after `timeout`. Returns how
+/// long it took.
+async fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> (T, Duration) {
+    let started = Instant::now();
+    loop {
+        match check().await {
+            Ok(value) => return (value, started.elapsed()),
+            Err(why) => assert!(
+                started.elapsed() < timeout,
+                "{what}: not so after {timeout:?}: {why}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn create_endpoint(
+    aws: &RegionClients,
+    vpc: &TestVpc,
+    type_: VpcEndpointType,
+    service: &str,
+    tags: &[(&str, &str)],
+) -> String {
+    let mut request = aws
+        .ec2
+        .create_vpc_endpoint()
+        .vpc_endpoint_type(type_.clone())
+        .vpc_id(&vpc.vpc_id)
+        .service_name(service);
+    if type_ == VpcEndpointType::Interface {
+        request = request
+            .set_subnet_ids(Some(vpc.subnet_ids.clone()))
+            .private_dns_enabled(false);
+    }
+    if !tags.is_empty() {
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::VpcEndpoint);
+        for (k, v) in tags {
+            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+        }
+        request = request.tag_specifications(spec.build());
+    }
+    request
+        .send()
+        .await
+        .expect("CreateVpcEndpoint")
+        .vpc_endpoint
+        .and_then(|e| e.vpc_endpoint_id)
+        .expect("endpoint id")
+}
+
+async fn describe_endpoint(aws: &RegionClients, id: &str) -> Option<VpcEndpoint> {
+    aws.ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(id)
+        .send()
+        .await
+        .ok()?
+        .vpc_endpoints
+        .unwrap_or_default()
+        .pop()
+}
+
+fn endpoint_state(endpoint: &VpcEndpoint) -> String {
+    endpoint
+        .state
+        .as_ref()
+        .map(|s| s.as_str().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// What of an endpoint the operator must never change: tags, subnets, groups, private DNS, policy.
+fn endpoint_shape(endpoint: &VpcEndpoint) -> String {
+    let mut tags: Vec<(String, String)> = endpoint
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().into(),
+                t.value().unwrap_or_default().into(),
+            )
+        })
+        .collect();
+    tags.sort();
+    let mut subnets = endpoint.subnet_ids().to_vec();
+    subnets.sort();
+    let mut groups: Vec<String> = endpoint
+        .groups()
+        .iter()
+        .filter_map(|g| g.group_id.clone())
+        .collect();
+    groups.sort();
+    format!(
+        "tags={tags:?} subnets={subnets:?} groups={groups:?} privateDns={:?} policy={:?}",
+        endpoint.private_dns_enabled, endpoint.policy_document
+    )
+}
+
+async fn delete_endpoint(aws: &RegionClients, id: &str) {
+    aws.ec2
+        .delete_vpc_endpoints()
+        .vpc_endpoint_ids(id)
+        .send()
+        .await
+        .expect("DeleteVpcEndpoints");
+}
+
+async fn api_policy_decisions(
+    aws: &RegionClients,
+    rest_api_id: &str,
+    through: &[Option<&str>],
+) -> Vec<Decision> {
+    let api = aws
+        .apigateway
+        .get_rest_api()
+        .rest_api_id(rest_api_id)
+        .send()
+        .await
+        .expect("GetRestApi");
+    let live = api
+        .policy
+        .as_deref()
+        .and_then(policy::parse_policy)
+        .unwrap_or(Value::Null);
+    let prefix = policy::execute_api_arn_prefix("us-east-1", &aws.account_id, rest_api_id);
+    let resource = format!("{prefix}prod/GET/");
+    through
+        .iter()
+        .map(|vpce| policy::evaluate(&live, &prefix, policy::INVOKE_ACTION, &resource, *vpce))
+        .collect()
+}
+
+async fn api_vpc_endpoint_ids(aws: &RegionClients, rest_api_id: &str) -> BTreeSet<String> {
+    aws.apigateway
+        .get_rest_api()
+        .rest_api_id(rest_api_id)
+        .send()
+        .await
+        .expect("GetRestApi")
+        .endpoint_configuration
+        .map(|c| c.vpc_endpoint_ids().iter().cloned().collect())
+        .unwrap_or_default()
+}
+
+async fn rest_api_exists(aws: &RegionClients, rest_api_id: &str) -> bool {
+    match aws
+        .apigateway
+        .get_rest_api()
+        .rest_api_id(rest_api_id)
+        .send()
+        .await
+    {
+        Ok(_) => true,
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_not_found_exception()) =>
+        {
+            false
+        }
+        Err(err) => panic!("GetRestApi {rest_api_id}: {err:?}"),
+    }
+}
+
+async fn function_exists(aws: &RegionClients, arn: &str) -> bool {
+    match aws.lambda.get_function().function_name(arn).send().await {
+        Ok(_) => true,
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            false
+        }
+        Err(err) => panic!("GetFunction {arn}: {err:?}"),
+    }
+}
+
+/// (stage name → deployment id) of a REST API.
+async fn stages(aws: &RegionClients, rest_api_id: &str) -> Vec<(String, String)> {
+    let mut stages: Vec<(String, String)> = aws
+        .apigateway
+        .get_stages()
+        .rest_api_id(rest_api_id)
+        .send()
+        .await
+        .expect("GetStages")
+        .item
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| {
+            (
+                s.stage_name.unwrap_or_default(),
+                s.deployment_id.unwrap_or_default(),
+            )
+        })
+        .collect();
+    stages.sort();
+    stages
+}
+
+async fn function_configuration(
+    aws: &RegionClients,
+    arn: &str,
+) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
+    aws.lambda
+        .get_function_configuration()
+        .function_name(arn)
+        .send()
+        .await
+        .expect("GetFunctionConfiguration")
+}
+
+fn env_var(
+    config: &aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput,
+    key: &str,
+) -> Option<String> {
+    config
+        .environment
+        .as_ref()
+        .and_then(|e| e.variables.as_ref())
+        .and_then(|v| v.get(key).cloned())
+}
+
+/// The statements of a function's resource policy (empty when it has none).
+async fn lambda_statements(aws: &RegionClients, arn: &str) -> Vec<Value> {
+    match aws.lambda.get_policy().function_name(arn).send().await {
+        Ok(out) => {
+            let policy: Value =
+                serde_json::from_str(out.policy.as_deref().unwrap_or("{}")).expect("policy JSON");
+            policy["Statement"].as_array().cloned().unwrap_or_default()
+        }
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            Vec::new()
+        }
+        Err(err) => panic!("GetPolicy {arn}: {err:?}"),
+    }
+}
+
+/// Whether one statement lets API Gateway invoke the function from exactly this API.
+fn permits_api(statements: &[Value], aws: &RegionClients, rest_api_id: &str) -> bool {
+    let source = format!(
+        "{}*",
+        policy::execute_api_arn_prefix("us-east-1", &aws.account_id, rest_api_id)
+    );
+    statements
+        .iter()
+        .any(|s| s["Condition"]["ArnLike"]["AWS:SourceArn"] == source.as_str())
+}
+
+/// (protocol, from, to, sources) of each ingress permission of a group.
+async fn ingress_sources(
+    aws: &RegionClients,
+    group_id: &str,
+) -> Vec<(String, i32, i32, BTreeSet<String>)> {
+    let group = aws
+        .ec2
+        .describe_security_groups()
+        .group_ids(group_id)
+        .send()
+        .await
+        .expect("DescribeSecurityGroups")
+        .security_groups
+        .unwrap_or_default()
+        .pop()
+        .expect("the group exists");
+    group
+        .ip_permissions()
+        .iter()
+        .map(|p| {
+            let mut sources: BTreeSet<String> = p
+                .ip_ranges()
+                .iter()
+                .filter_map(|r| r.cidr_ip.clone())
+                .collect();
+            sources.extend(
+                p.user_id_group_pairs()
+                    .iter()
+                    .filter_map(|g| g.group_id.clone()),
+            );
+            (
+                p.ip_protocol().unwrap_or_default().to_string(),
+                p.from_port.unwrap_or(-1),
+                p.to_port.unwrap_or(-1),
+                sources,
+            )
+        })
+        .collect()
+}
+
+fn https_from(sources: &[&str]) -> Vec<(String, i32, i32, BTreeSet<String>)> {
+    vec![(
+        "tcp".to_string(),
+        443,
+        443,
+        sources.iter().map(|s| s.to_string()).collect(),
+    )]
+}
+
+/// Delete a security group, retrying while an endpoint that used it is still going away.
+async fn delete_group_when_free(aws: &RegionClients, group_id: &str) {
+    eventually(
+        &format!("security group {group_id} deleted"),
+        Duration::from_secs(60),
+        async || match aws
+            .ec2
+            .delete_security_group()
+            .group_id(group_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) => Err(format!(
+                "{:?}",
+                err.as_service_error().map(|e| e.to_string())
+            )),
+        },
+    )
+    .await;
+}
+
+/// Ops of `calls` that are EC2 writes (anything but Describe*).
+fn ec2_writes(calls: &AwsCalls) -> Vec<String> {
+    calls
+        .by_operation
+        .keys()
+        .filter(|op| op.starts_with("EC2:") && !op.starts_with("EC2:Describe"))
+        .cloned()
+        .collect()
+}
+
+fn deployments_created(calls: &AwsCalls) -> u64 {
+    calls
+        .by_operation
+        .iter()
+        .filter(|(op, _)| op.ends_with(":CreateDeployment"))
+        .map(|(_, n)| *n)
+        .sum()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Shared endpoint
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("shared");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 21).await;
+    let vpce = create_endpoint(
+        &aws,
+        &vpc,
+        VpcEndpointType::Interface,
+        EXECUTE_API,
+        &[("owner", "platform-team")],
+    )
+    .await;
+    let shape_before = endpoint_shape(&describe_endpoint(&aws, &vpce).await.expect("endpoint"));
+    let operator = Operator::start(&namespace, &cluster);
+
+    let started = Instant::now();
+    apply_spec(&namespace, "alpha", &referenced_endpoint_spec(&vpce));
+    apply_spec(&namespace, "beta", &referenced_endpoint_spec(&vpce));
+    let alpha = wait_ready(&namespace, "alpha", READY_TIMEOUT);
+    let beta = wait_ready(&namespace, "beta", READY_TIMEOUT);
+    let calls = operator.aws_calls();
+    eprintln!(
+        "shared endpoint: both Ready in {:?}; {} reads, {} writes: {:?}",
+        started.elapsed(),
+        calls.reads,
+        calls.writes,
+        calls.by_operation
+    );
+
+    let mut api_ids = Vec::new();
+    for object in [&alpha, &beta] {
+        assert_eq!(status_str(object, "vpcEndpointId"), vpce);
+        assert!(
+            object["status"]["securityGroupId"].is_null(),
+            "no managed group: {}",
+            object["status"]
+        );
+        let rest_api_id = status_str(object, "restApiId");
+        // Private DNS is off on the endpoint: the URL is the endpoint alias.
+        assert_eq!(
+            status_str(object, "url"),
+            format!("https://{rest_api_id}-{vpce}.execute-api.us-east-1.amazonaws.com/prod/")
+        );
+        assert_eq!(
+            api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+            BTreeSet::from([vpce.clone()])
+        );
+        assert_eq!(
+            api_policy_decisions(&aws, &rest_api_id, &[Some(&vpce), Some(OTHER_VPCE), None]).await,
+            vec![
+                Decision::Allow,
+                Decision::ExplicitDeny,
+                Decision::ExplicitDeny
+            ]
+        );
+        api_ids.push(rest_api_id);
+    }
+    assert_ne!(api_ids[0], api_ids[1], "each object has its own API");
+    assert_ne!(
+        status_str(&alpha, "functionArn"),
+        status_str(&beta, "functionArn")
+    );
+
+    // The endpoint is as it was, and the operator only ever described it.
+    let endpoint = describe_endpoint(&aws, &vpce).await.expect("endpoint");
+    assert_eq!(endpoint_shape(&endpoint), shape_before);
+    assert!(
+        ec2_writes(&calls).is_empty(),
+        "EC2 writes: {:?}",
+        calls.by_operation
+    );
+
+    // Delete alpha: its API and function go, the endpoint and beta stay as they are.
+    let (beta_api, beta_deployment) = (
+        status_str(&beta, "restApiId"),
+        status_str(&beta, "deploymentId"),
+    );
+    let before_delete = operator.aws_calls();
+    delete_object(&namespace, "alpha");
+    wait_gone(&namespace, "alpha", GONE_TIMEOUT);
+    let delete_calls = before_delete.since(&operator.aws_calls());
+    eprintln!(
+        "shared endpoint: delete of alpha: {} reads, {} writes: {:?}",
+        delete_calls.reads, delete_calls.writes, delete_calls.by_operation
+    );
+    assert!(
+        ec2_writes(&delete_calls).is_empty(),
+        "EC2 writes: {:?}",
+        delete_calls.by_operation
+    );
+    assert!(
+        !rest_api_exists(&aws, &api_ids[0]).await,
+        "alpha's API deleted"
+    );
+    assert!(
+        !function_exists(&aws, &status_str(&alpha, "functionArn")).await,
+        "alpha's function deleted"
+    );
+    let endpoint = describe_endpoint(&aws, &vpce)
+        .await
+        .expect("the endpoint still exists");
+    assert_eq!(endpoint_state(&endpoint), "available");
+    assert_eq!(endpoint_shape(&endpoint), shape_before);
+
+    assert!(rest_api_exists(&aws, &beta_api).await);
+    assert_eq!(
+        api_vpc_endpoint_ids(&aws, &beta_api).await,
+        BTreeSet::from([vpce.clone()])
+    );
+    assert_eq!(
+        stages(&aws, &beta_api).await,
+        vec![("prod".to_string(), beta_deployment.clone())]
+    );
+    let before_poke = operator.aws_calls();
+    poke_and_wait(&operator, &namespace, "beta");
+    let steady = before_poke.since(&operator.aws_calls());
+    assert_eq!(steady.writes, 0, "beta in sync: {:?}", steady.by_operation);
+    let beta = wait_ready(&namespace, "beta", Duration::from_secs(10));
+    assert_eq!(status_str(&beta, "restApiId"), beta_api);
+    assert_eq!(status_str(&beta, "deploymentId"), beta_deployment);
+
+    let owned = assert_invariant(&aws, &cluster, &namespace).await;
+    assert_eq!(owned.len(), 2, "beta's API and function: {owned:?}");
+
+    // Clean up: beta, then the endpoint (ours, made through the SDK).
+    delete_object(&namespace, "beta");
+    wait_gone(&namespace, "beta", GONE_TIMEOUT);
+    assert!(
+        describe_endpoint(&aws, &vpce)
+            .await
+            .is_some_and(|e| endpoint_state(&e) == "available")
+    );
+    assert_invariant(&aws, &cluster, &namespace).await;
+    delete_endpoint(&aws, &vpce).await;
+    drop(operator);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Spec changes
+// ---------------------------------------------------------------------------------------------
+
+/// Patch the spec, wait for Ready of the new generation, return the object, the AWS calls the
+/// change cost and the time it took.
+fn change(
+    operator: &Operator,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    patch: Value,
+) -> (Value, AwsCalls) {
+    let before = operator.aws_calls();
+    let started = Instant::now();
+    patch_spec(namespace, name, patch);
+    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    let elapsed = started.elapsed();
+    // Let the reconcile the status write queues finish, so its calls are counted too.
+    std::thread::sleep(Duration::from_millis(1500));
+    let calls = before.since(&operator.aws_calls());
+    eprintln!(
+        "change {what}: Ready in {elapsed:?}; {} reads, {} writes: {:?}",
+        calls.reads, calls.writes, calls.by_operation
+    );
+    (object, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("change");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 22).await;
+    let operator = Operator::start(&namespace, &cluster);
+    let name = "orders";
+    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, true));
+    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let rest_api_id = status_str(&object, "restApiId");
+    let function_arn = status_str(&object, "functionArn");
+    let vpce = status_str(&object, "vpcEndpointId");
+    let sg_id = status_str(&object, "securityGroupId");
+    let first_deployment = status_str(&object, "deploymentId");
+
+    // Memory: the function is updated, no redeploy.
+    let (object, calls) = change(
+        &operator,
+        &namespace,
+        name,
+        "memoryMiB 256→512",
+        json!({"backend": {"memoryMiB": 512}}),
+    );
+    assert_eq!(
+        function_configuration(&aws, &function_arn)
+            .await
+            .memory_size,
+        Some(512)
+    );
+    assert_eq!(status_str(&object, "deploymentId"), first_deployment);
+    assert_eq!(deployments_created(&calls), 0);
+    assert_eq!(
+        stages(&aws, &rest_api_id).await,
+        vec![("prod".to_string(), first_deployment.clone())]
+    );
+
+    // The builtin message reaches the function's environment, no redeploy.
+    let (object, calls) = change(
+        &operator,
+        &namespace,
+        name,
+        "builtin.message",
+        json!({"backend": {"builtin": {"message": "Hello from the lifecycle test"}}}),
+    );
+    let config = function_configuration(&aws, &function_arn).await;
+    assert_eq!(
+        env_var(&config, "MESSAGE").as_deref(),
+        Some("Hello from the lifecycle test")
+    );
+    assert_eq!(status_str(&object, "deploymentId"), first_deployment);
+    assert_eq!(deployments_created(&calls), 0);
+
+    // Timeout and environment: the function converges, no redeploy.
+    let (object, calls) = change(
+        &operator,
+        &namespace,
+        name,
+        "timeoutSeconds + environment",
+        json!({"backend": {"timeoutSeconds": 20, "environment": {"LOG_LEVEL": "debug"}}}),
+    );
+    let config = function_configuration(&aws, &function_arn).await;
+    assert_eq!(config.timeout, Some(20));
+    assert_eq!(env_var(&config, "LOG_LEVEL").as_deref(), Some("debug"));
+    assert_eq!(
+        env_var(&config, "MESSAGE").as_deref(),
+        Some("Hello from the lifecycle test")
+    );
+    assert_eq!(status_str(&object, "deploymentId"), first_deployment);
+    assert_eq!(deployments_created(&calls), 0);
+
+    // Another endpoint may invoke the API: endpoint configuration and policy change, and a new
+    // deployment makes the policy take effect.
+    let extra = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let (object, calls) = change(
+        &operator,
+        &namespace,
+        name,
+        "additionalVpcEndpointIds",
+        json!({"additionalVpcEndpointIds": [extra]}),
+    );
+    assert_eq!(
+        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        BTreeSet::from([vpce.clone(), extra.clone()])
+    );
+    assert_eq!(
+        api_policy_decisions(
+            &aws,
+            &rest_api_id,
+            &[Some(&vpce), Some(&extra), Some(OTHER_VPCE), None]
+        )
+        .await,
+        vec![
+            Decision::Allow,
+            Decision::Allow,
+            Decision::ExplicitDeny,
+            Decision::ExplicitDeny
+        ]
+    );
+    let second_deployment = status_str(&object, "deploymentId");
+    assert_ne!(
+        second_deployment, first_deployment,
+        "the policy change was deployed"
+    );
+    assert_eq!(deployments_created(&calls), 1);
+    assert_eq!(
+        stages(&aws, &rest_api_id).await,
+        vec![("prod".to_string(), second_deployment.clone())]
+    );
+
+    // Stage rename: the new stage serves the API, the old one is gone.
+    let (object, calls) = change(
+        &operator,
+        &namespace,
+        name,
+        "stageName prod→live",
+        json!({"stageName": "live"}),
+    );
+    let third_deployment = status_str(&object, "deploymentId");
+    assert_eq!(
+        stages(&aws, &rest_api_id).await,
+        vec![("live".to_string(), third_deployment.clone())]
+    );
+    assert_eq!(
+        status_str(&object, "url"),
+        format!("https://{rest_api_id}.execute-api.us-east-1.amazonaws.com/live/")
+    );
+    assert!(
+        calls.by_operation.contains_key("API Gateway:DeleteStage"),
+        "{:?}",
+        calls.by_operation
+    );
+
+    // Description: copied to the API, no redeploy.
+    let (object, calls) = change(
+        &operator,
+        &namespace,
+        name,
+        "description",
+        json!({"description": "orders API, second edition"}),
+    );
+    let api = aws
+        .apigateway
+        .get_rest_api()
+        .rest_api_id(&rest_api_id)
+        .send()
+        .await
+        .expect("GetRestApi");
+    assert_eq!(
+        api.description.as_deref(),
+        Some("orders API, second edition")
+    );
+    assert_eq!(status_str(&object, "deploymentId"), third_deployment);
+    assert_eq!(deployments_created(&calls), 0);
+
+    // allowedCidrs: an HTTPS rule from the CIDR on the managed group, no redeploy.
+    let (object, calls) = change(
+        &operator,
+        &namespace,
+        name,
+        "allowedCidrs",
+        json!({"endpoint": {"create": {"allowedCidrs": ["10.99.0.0/16"]}}}),
+    );
+    assert_eq!(
+        ingress_sources(&aws, &sg_id).await,
+        https_from(&["10.99.0.0/16", &vpc.client_sg_id])
+    );
+    assert_eq!(status_str(&object, "deploymentId"), third_deployment);
+    assert_eq!(deployments_created(&calls), 0);
+
+    // Nothing was replaced on the way.
+    assert_eq!(status_str(&object, "restApiId"), rest_api_id);
+    assert_eq!(status_str(&object, "functionArn"), function_arn);
+    assert_eq!(status_str(&object, "vpcEndpointId"), vpce);
+    assert_eq!(status_str(&object, "securityGroupId"), sg_id);
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    delete_object(&namespace, name);
+    wait_gone(&namespace, name, GONE_TIMEOUT);
+    assert_invariant(&aws, &cluster, &namespace).await;
+    delete_endpoint(&aws, &extra).await;
+    drop(operator);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Drift
+// ---------------------------------------------------------------------------------------------
+
+const DRIFT_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_made_in_aws_is_reverted_within_one_resync() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("drift");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 23).await;
+    let operator = Operator::start_with(&namespace, &cluster, &["--resync-seconds", "5"]);
+    let name = "orders";
+    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, true));
+    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let rest_api_id = status_str(&object, "restApiId");
+    let function_arn = status_str(&object, "functionArn");
+    let vpce = status_str(&object, "vpcEndpointId");
+    let sg_id = status_str(&object, "securityGroupId");
+    let mut times = Vec::new();
+
+    // The API policy replaced by an allow-all policy.
+    let allow_all = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*"
+    }]});
+    aws.apigateway
+        .update_rest_api()
+        .rest_api_id(&rest_api_id)
+        .patch_operations(
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/policy")
+                .value(allow_all.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("UpdateRestApi");
+    assert_eq!(
+        api_policy_decisions(&aws, &rest_api_id, &[Some(OTHER_VPCE)]).await,
+        vec![Decision::Allow],
+        "the drift took"
+    );
+    let (_, took) = eventually("API policy restored", DRIFT_TIMEOUT, async || {
+        let decisions =
+            api_policy_decisions(&aws, &rest_api_id, &[Some(&vpce), Some(OTHER_VPCE), None]).await;
+        if decisions
+            == [
+                Decision::Allow,
+                Decision::ExplicitDeny,
+                Decision::ExplicitDeny,
+            ]
+        {
+            Ok(())
+        } else {
+            Err(format!("{decisions:?}"))
+        }
+    })
+    .await;
+    times.push(("policy", took));
+    wait_ready(&namespace, name, READY_TIMEOUT);
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    // The invoke permission removed.
+    for statement in lambda_statements(&aws, &function_arn).await {
+        let sid = statement["Sid"].as_str().expect("Sid");
+        aws.lambda
+            .remove_permission()
+            .function_name(&function_arn)
+            .statement_id(sid)
+            .send()
+            .await
+            .expect("RemovePermission");
+    }
+    assert!(lambda_statements(&aws, &function_arn).await.is_empty());
+    let (_, took) = eventually("invoke permission restored", DRIFT_TIMEOUT, async || {
+        let statements = lambda_statements(&aws, &function_arn).await;
+        if statements.len() == 1 && permits_api(&statements, &aws, &rest_api_id) {
+            Ok(())
+        } else {
+            Err(format!("{statements:?}"))
+        }
+    })
+    .await;
+    times.push(("permission", took));
+    wait_ready(&namespace, name, READY_TIMEOUT);
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    // Memory changed.
+    aws.lambda
+        .update_function_configuration()
+        .function_name(&function_arn)
+        .memory_size(1024)
+        .send()
+        .await
+        .expect("UpdateFunctionConfiguration");
+    let (_, took) =
+        eventually(
+            "memory restored",
+            DRIFT_TIMEOUT,
+            async || match function_configuration(&aws, &function_arn)
+                .await
+                .memory_size
+            {
+                Some(256) => Ok(()),
+                other => Err(format!("{other:?}")),
+            },
+        )
+        .await;
+    times.push(("memory", took));
+    wait_ready(&namespace, name, READY_TIMEOUT);
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    // The stage deleted.
+    aws.apigateway
+        .delete_stage()
+        .rest_api_id(&rest_api_id)
+        .stage_name("prod")
+        .send()
+        .await
+        .expect("DeleteStage");
+    let (_, took) = eventually("stage restored", DRIFT_TIMEOUT, async || {
+        let stages = stages(&aws, &rest_api_id).await;
+        match stages.as_slice() {
+            [(name, deployment)] if name == "prod" && !deployment.is_empty() => Ok(()),
+            _ => Err(format!("{stages:?}")),
+        }
+    })
+    .await;
+    times.push(("stage", took));
+    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    assert_eq!(
+        stages(&aws, &rest_api_id).await,
+        vec![("prod".to_string(), status_str(&object, "deploymentId"))]
+    );
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    // The security group's ingress rules revoked, exactly as EC2 reports them (with the
+    // operator's rule descriptions).
+    let live_rules = aws
+        .ec2
+        .describe_security_groups()
+        .group_ids(&sg_id)
+        .send()
+        .await
+        .expect("DescribeSecurityGroups")
+        .security_groups
+        .unwrap_or_default()
+        .pop()
+        .and_then(|g| g.ip_permissions)
+        .unwrap_or_default();
+    assert_eq!(live_rules.len(), 1, "{live_rules:?}");
+    aws.ec2
+        .revoke_security_group_ingress()
+        .group_id(&sg_id)
+        .set_ip_permissions(Some(live_rules))
+        .send()
+        .await
+        .expect("RevokeSecurityGroupIngress");
+    assert!(
+        ingress_sources(&aws, &sg_id).await.is_empty(),
+        "the drift took"
+    );
+    let (_, took) = eventually("ingress rule restored", DRIFT_TIMEOUT, async || {
+        let rules = ingress_sources(&aws, &sg_id).await;
+        if rules == https_from(&[&vpc.client_sg_id]) {
+            Ok(())
+        } else {
+            Err(format!("{rules:?}"))
+        }
+    })
+    .await;
+    times.push(("ingress rule", took));
+    wait_ready(&namespace, name, READY_TIMEOUT);
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    // The function deleted: recreated (same name, so same ARN), with its permission.
+    aws.lambda
+        .delete_function()
+        .function_name(&function_arn)
+        .send()
+        .await
+        .expect("DeleteFunction");
+    let (_, took) = eventually(
+        "function recreated with its permission",
+        DRIFT_TIMEOUT,
+        async || {
+            if !function_exists(&aws, &function_arn).await {
+                return Err("no function".into());
+            }
+            let statements = lambda_statements(&aws, &function_arn).await;
+            if statements.len() == 1 && permits_api(&statements, &aws, &rest_api_id) {
+                Ok(())
+            } else {
+                Err(format!("permission: {statements:?}"))
+            }
+        },
+    )
+    .await;
+    times.push(("function", took));
+    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    assert_eq!(status_str(&object, "functionArn"), function_arn);
+    let config = function_configuration(&aws, &function_arn).await;
+    assert_eq!(config.memory_size, Some(256));
+    assert_eq!(
+        env_var(&config, "MESSAGE").as_deref(),
+        Some("Private API executed!!")
+    );
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    // The REST API deleted: recreated with a new ID, which status names.
+    aws.apigateway
+        .delete_rest_api()
+        .rest_api_id(&rest_api_id)
+        .send()
+        .await
+        .expect("DeleteRestApi");
+    let (new_api_id, took) = eventually("REST API recreated", DRIFT_TIMEOUT, async || {
+        let object = get_object(&namespace, name).ok_or("object gone")?;
+        match object["status"]["restApiId"].as_str() {
+            Some(id) if id != rest_api_id && rest_api_exists(&aws, id).await => Ok(id.to_string()),
+            other => Err(format!("status.restApiId {other:?}")),
+        }
+    })
+    .await;
+    times.push(("REST API", took));
+    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    assert_eq!(status_str(&object, "restApiId"), new_api_id);
+    assert!(!rest_api_exists(&aws, &rest_api_id).await);
+    assert_eq!(
+        api_vpc_endpoint_ids(&aws, &new_api_id).await,
+        BTreeSet::from([vpce.clone()])
+    );
+    assert_eq!(
+        api_policy_decisions(&aws, &new_api_id, &[Some(&vpce), Some(OTHER_VPCE)]).await,
+        vec![Decision::Allow, Decision::ExplicitDeny]
+    );
+    assert_eq!(
+        stages(&aws, &new_api_id).await,
+        vec![("prod".to_string(), status_str(&object, "deploymentId"))]
+    );
+    let statements = lambda_statements(&aws, &function_arn).await;
+    assert!(
+        statements.len() == 1 && permits_api(&statements, &aws, &new_api_id),
+        "the permission follows the new API: {statements:?}"
+    );
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    eprintln!("drift reverted after (resync 5 s): {times:?}");
+    let calls = operator.aws_calls();
+    eprintln!(
+        "drift: total {} reads, {} writes: {:?}",
+        calls.reads, calls.writes, calls.by_operation
+    );
+
+    delete_object(&namespace, name);
+    wait_gone(&namespace, name, GONE_TIMEOUT);
+    assert_invariant(&aws, &cluster, &namespace).await;
+    drop(operator);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Retain
+// ---------------------------------------------------------------------------------------------
+
+fn has_tag_pair(tags: &[(String, String)], key: &str, value: &str) -> bool {
+    tags.iter().any(|(k, v)| k == key && v == value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_with_retain_leaves_every_resource_with_its_tags() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("retain");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 24).await;
+    let operator = Operator::start(&namespace, &cluster);
+    let mut kept_spec = owned_endpoint_spec(&vpc, true);
+    kept_spec["deletionPolicy"] = json!("Retain");
+    apply_spec(&namespace, "kept", &kept_spec);
+    // Another object beside it (private DNS off: one private-DNS endpoint per VPC).
+    apply_spec(&namespace, "other", &owned_endpoint_spec(&vpc, false));
+    let kept = wait_ready(&namespace, "kept", READY_TIMEOUT);
+    let other = wait_ready(&namespace, "other", READY_TIMEOUT);
+    let owner = format!("{namespace}/kept");
+    let (vpce, sg_id, rest_api_id, function_arn) = (
+        status_str(&kept, "vpcEndpointId"),
+        status_str(&kept, "securityGroupId"),
+        status_str(&kept, "restApiId"),
+        status_str(&kept, "functionArn"),
+    );
+
+    let before = operator.aws_calls();
+    delete_object(&namespace, "kept");
+    wait_gone(&namespace, "kept", GONE_TIMEOUT);
+    let delete_calls = before.since(&operator.aws_calls());
+    eprintln!(
+        "retain: delete made {} reads, {} writes: {:?}",
+        delete_calls.reads, delete_calls.writes, delete_calls.by_operation
+    );
+    assert_eq!(
+        delete_calls.writes, 0,
+        "Retain writes nothing: {:?}",
+        delete_calls.by_operation
+    );
+
+    // Everything is still there, with its tags.
+    let endpoint = describe_endpoint(&aws, &vpce)
+        .await
+        .expect("endpoint retained");
+    assert_eq!(endpoint_state(&endpoint), "available");
+    let endpoint_tags: Vec<(String, String)> = endpoint
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().into(),
+                t.value().unwrap_or_default().into(),
+            )
+        })
+        .collect();
+    assert!(
+        has_tag_pair(&endpoint_tags, "privateapi.io/owner", &owner),
+        "{endpoint_tags:?}"
+    );
+    assert!(has_tag_pair(
+        &endpoint_tags,
+        "privateapi.io/cluster",
+        &cluster
+    ));
+    assert!(has_tag_pair(&endpoint_tags, "team", "test"));
+    let group = aws
+        .ec2
+        .describe_security_groups()
+        .group_ids(&sg_id)
+        .send()
+        .await
+        .expect("DescribeSecurityGroups")
+        .security_groups
+        .unwrap_or_default()
+        .pop()
+        .expect("group retained");
+    let group_tags: Vec<(String, String)> = group
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().into(),
+                t.value().unwrap_or_default().into(),
+            )
+        })
+        .collect();
+    assert!(
+        has_tag_pair(&group_tags, "privateapi.io/owner", &owner),
+        "{group_tags:?}"
+    );
+    let api = aws
+        .apigateway
+        .get_rest_api()
+        .rest_api_id(&rest_api_id)
+        .send()
+        .await
+        .expect("API retained");
+    let api_tags = api.tags.unwrap_or_default();
+    assert_eq!(api_tags.get("privateapi.io/owner"), Some(&owner));
+    assert_eq!(api_tags.get("team").map(String::as_str), Some("test"));
+    assert_eq!(
+        stages(&aws, &rest_api_id).await.len(),
+        1,
+        "the stage is retained"
+    );
+    let function = aws
+        .lambda
+        .get_function()
+        .function_name(&function_arn)
+        .send()
+        .await
+        .expect("function retained");
+    let function_tags = function.tags.unwrap_or_default();
+    assert_eq!(function_tags.get("privateapi.io/owner"), Some(&owner));
+    assert!(permits_api(
+        &lambda_statements(&aws, &function_arn).await,
+        &aws,
+        &rest_api_id
+    ));
+
+    // The other object is untouched.
+    let other_now = wait_ready(&namespace, "other", Duration::from_secs(10));
+    for field in [
+        "restApiId",
+        "functionArn",
+        "vpcEndpointId",
+        "securityGroupId",
+        "deploymentId",
+    ] {
+        assert_eq!(
+            other_now["status"][field], other["status"][field],
+            "{field}"
+        );
+    }
+
+    // Clean the retained resources up by hand, so the invariant is about the other object.
+    aws.apigateway
+        .delete_rest_api()
+        .rest_api_id(&rest_api_id)
+        .send()
+        .await
+        .expect("DeleteRestApi");
+    aws.lambda
+        .delete_function()
+        .function_name(&function_arn)
+        .send()
+        .await
+        .expect("DeleteFunction");
+    delete_endpoint(&aws, &vpce).await;
+    delete_group_when_free(&aws, &sg_id).await;
+    let owned = assert_invariant(&aws, &cluster, &namespace).await;
+    assert_eq!(
+        owned.len(),
+        4,
+        "the other object's four resources: {owned:?}"
+    );
+
+    delete_object(&namespace, "other");
+    wait_gone(&namespace, "other", GONE_TIMEOUT);
+    assert_invariant(&aws, &cluster, &namespace).await;
+    drop(operator);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Delete before Ready
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_before_ready_leaves_nothing() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("early");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 25).await;
+    let operator = Operator::start(&namespace, &cluster);
+    let spec = owned_endpoint_spec(&vpc, false);
+
+    // Deleted right after apply.
+    let started = Instant::now();
+    apply_spec(&namespace, "immediate", &spec);
+    delete_object(&namespace, "immediate");
+
+    // Deleted as soon as status names anything.
+    apply_spec(&namespace, "first-id", &spec);
+    let object = wait_for(
+        &namespace,
+        "first-id",
+        READY_TIMEOUT,
+        "any ID in status",
+        has_any_id,
+    );
+    delete_object(&namespace, "first-id");
+    eprintln!(
+        "delete before Ready: first-id deleted with status {}",
+        serde_json::to_string(&object["status"]).unwrap_or_default()
+    );
+    assert!(
+        !condition(&object, "Ready").is_some_and(|c| c["status"] == "True"),
+        "deleted before Ready"
+    );
+
+    // Deleted once the REST API exists, while the endpoint may still be pending.
+    apply_spec(&namespace, "api-made", &spec);
+    let object = wait_for(
+        &namespace,
+        "api-made",
+        READY_TIMEOUT,
+        "restApiId in status",
+        |o| o["status"]["restApiId"].is_string(),
+    );
+    delete_object(&namespace, "api-made");
+    let was_ready = condition(&object, "Ready").is_some_and(|c| c["status"] == "True");
+    eprintln!(
+        "delete before Ready: api-made deleted (Ready then: {was_ready}) with status {}",
+        serde_json::to_string(&object["status"]).unwrap_or_default()
+    );
+
+    for name in ["immediate", "first-id", "api-made"] {
+        wait_gone(&namespace, name, GONE_TIMEOUT);
+    }
+    eprintln!(
+        "delete before Ready: all three gone {:?} after the first apply",
+        started.elapsed()
+    );
+    let calls = operator.aws_calls();
+    eprintln!(
+        "delete before Ready: {} reads, {} writes: {:?}",
+        calls.reads, calls.writes, calls.by_operation
+    );
+    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    drop(operator);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. InvalidSpec
+// ---------------------------------------------------------------------------------------------
+
+/// Wait for InvalidSpec naming `field` in Ready's message; return the object.
+fn wait_invalid(namespace: &str, name: &str, field: &str) -> Value {
+    let object = wait_condition(
+        namespace,
+        name,
+        "Ready",
+        "False",
+        "InvalidSpec",
+        READY_TIMEOUT,
+    );
+    let message = condition(&object, "Ready")
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or_default();
+    assert!(
+        message.contains(field),
+        "Ready's message names {field}: {message}"
+    );
+    eprintln!("InvalidSpec {namespace}/{name}: {message}");
+    object
+}
+
+/// Once things settled, nothing happens for ~5 s: no reconcile, no AWS call.
+fn assert_quiet(operator: &Operator, what: &str) {
+    std::thread::sleep(Duration::from_secs(2));
+    let (reconciles, calls) = (operator.reconciles(), operator.aws_calls());
+    std::thread::sleep(Duration::from_secs(5));
+    let (reconciles_after, calls_after) = (operator.reconciles(), operator.aws_calls());
+    let delta = calls.since(&calls_after);
+    assert_eq!(
+        reconciles_after, reconciles,
+        "{what}: the operator kept reconciling"
+    );
+    assert_eq!(
+        (delta.reads, delta.writes),
+        (0, 0),
+        "{what}: AWS calls {:?}",
+        delta.by_operation
+    );
+    eprintln!("{what}: no reconcile and no AWS call in 5 s (reconciles so far: {reconciles})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_specs_are_reported_not_retried_and_fixable() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("invalid");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 26).await;
+    let operator = Operator::start(&namespace, &cluster);
+
+    // A subnet that does not exist.
+    let mut spec = owned_endpoint_spec(&vpc, true);
+    spec["endpoint"]["create"]["subnetIds"] =
+        json!([vpc.subnet_ids[0], "subnet-0123456789abcdef0"]);
+    apply_spec(&namespace, "subnet", &spec);
+    let object = wait_invalid(&namespace, "subnet", "subnetIds");
+    let endpoint_ready = condition(&object, "EndpointReady").expect("EndpointReady");
+    assert_eq!(endpoint_ready["reason"], "InvalidSpec", "{endpoint_ready}");
+    assert_quiet(&operator, "unknown subnet");
+    assert!(
+        object["status"]["vpcEndpointId"].is_null(),
+        "no endpoint was made"
+    );
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    // Fixed: Ready.
+    let started = Instant::now();
+    patch_spec(
+        &namespace,
+        "subnet",
+        json!({"endpoint": {"create": {"subnetIds": vpc.subnet_ids}}}),
+    );
+    wait_ready(&namespace, "subnet", READY_TIMEOUT);
+    eprintln!("unknown subnet fixed: Ready in {:?}", started.elapsed());
+
+    // An endpoint that is not an execute-api interface endpoint.
+    let gateway = create_endpoint(
+        &aws,
+        &vpc,
+        VpcEndpointType::Gateway,
+        "com.amazonaws.us-east-1.s3",
+        &[],
+    )
+    .await;
+    apply_spec(&namespace, "gateway", &referenced_endpoint_spec(&gateway));
+    wait_invalid(&namespace, "gateway", "spec.endpoint.id");
+
+    // A function that does not exist.
+    let mut spec = owned_endpoint_spec(&vpc, false);
+    spec["backend"] = json!({"functionArn": "arn:aws:lambda:us-east-1:123456789012:function:papi-does-not-exist"});
+    apply_spec(&namespace, "nofunction", &spec);
+    wait_invalid(&namespace, "nofunction", "functionArn");
+    assert_quiet(&operator, "not execute-api, no such function");
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    // Deleting InvalidSpec objects leaves nothing of theirs behind.
+    delete_object(&namespace, "gateway");
+    delete_object(&namespace, "nofunction");
+    wait_gone(&namespace, "gateway", GONE_TIMEOUT);
+    wait_gone(&namespace, "nofunction", GONE_TIMEOUT);
+    let owned = assert_invariant(&aws, &cluster, &namespace).await;
+    assert_eq!(
+        owned.len(),
+        4,
+        "only the fixed object's resources: {owned:?}"
+    );
+
+    delete_object(&namespace, "subnet");
+    wait_gone(&namespace, "subnet", GONE_TIMEOUT);
+    assert_invariant(&aws, &cluster, &namespace).await;
+    delete_endpoint(&aws, &gateway).await;
+    drop(operator);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Crash in the middle of a create
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_killed_mid_create_recovers_without_duplicates() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("crash");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let mut operator = Operator::start(&namespace, &cluster);
+    let mut names = Vec::new();
+    for (i, k) in [1u64, 3, 6, 9].into_iter().enumerate() {
+        let vpc = make_vpc(&aws.ec2, 70 + i as u8).await;
+        let name = format!("crash-after-{k}");
+        let baseline = operator.aws_calls().writes;
+        let started = Instant::now();
+        apply_spec(&namespace, &name, &owned_endpoint_spec(&vpc, true));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let at_kill = loop {
+            let calls = operator.aws_calls();
+            if calls.writes - baseline >= k {
+                break calls;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: fewer than {k} writes: {calls:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        operator.kill();
+        eprintln!(
+            "{name}: killed after {} writes ({:?} in); calls so far: {:?}",
+            at_kill.writes - baseline,
+            started.elapsed(),
+            at_kill.by_operation
+        );
+        let status_at_kill = get_object(&namespace, &name).map(|o| o["status"].clone());
+        eprintln!(
+            "{name}: status at kill: {}",
+            status_at_kill.unwrap_or_default()
+        );
+        operator.restart();
+        let restarted = Instant::now();
+        wait_ready(&namespace, &name, READY_TIMEOUT);
+        let calls = operator.aws_calls();
+        eprintln!(
+            "{name}: Ready {:?} after the restart; the new process made {} reads, {} writes: {:?}",
+            restarted.elapsed(),
+            calls.reads,
+            calls.writes,
+            calls.by_operation
+        );
+        names.push(name);
+        let owned = assert_invariant(&aws, &cluster, &namespace).await;
+        for kind in ["vpc-endpoint", "security-group", "rest-api", "function"] {
+            let n = owned.iter().filter(|(k, _)| k == kind).count();
+            assert_eq!(n, names.len(), "one {kind} per object: {owned:?}");
+        }
+    }
+
+    for name in &names {
+        delete_object(&namespace, name);
+    }
+    for name in &names {
+        wait_gone(&namespace, name, GONE_TIMEOUT);
+    }
+    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    drop(operator);
+}
