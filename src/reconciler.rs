@@ -274,6 +274,12 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
             changes.extend(outcome.changes);
             status.vpc_endpoint_id = Some(outcome.value.vpc_endpoint_id.clone());
             status.security_group_id = outcome.value.security_group_id.clone();
+            // `endpoint.id` has no managed group: keep the one an earlier `endpoint.create` made
+            // until step 5 has deleted it. Dropping it here (written to status just below) made
+            // the reconcile after a DependencyViolation skip step 5, orphaning the group.
+            if object.spec.endpoint.id.is_some() && status.security_group_id.is_none() {
+                status.security_group_id = previous.security_group_id.clone();
+            }
             (outcome.state, Some(outcome.value))
         }
         Err(err) => {
@@ -371,6 +377,7 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
 
     // 5. The spec moved from `endpoint.create` to `endpoint.id`: once the API uses the new
     // endpoint, remove the one the operator owned.
+    let mut cleanup_pending = false;
     if object.spec.endpoint.id.is_some()
         && rest_api.is_some()
         && previous.security_group_id.is_some()
@@ -381,6 +388,9 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
                 if cleanup.done {
                     status.security_group_id = None;
                 }
+                // The group waits for the endpoint's network interfaces: look again soon, not
+                // after a full resync period.
+                cleanup_pending = !cleanup.done;
             }
             Err(err) => errors.push(err),
         }
@@ -434,7 +444,7 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     if let Some(err) = errors.into_iter().next() {
         return Err(err);
     }
-    if ready.ready {
+    if ready.ready && !cleanup_pending {
         Ok(Action::requeue(with_jitter(ctx.resync, &key)))
     } else {
         Ok(Action::requeue(PENDING_RECHECK))
