@@ -1599,3 +1599,238 @@ async fn operator_killed_mid_create_recovers_without_duplicates() {
     assert!(left.is_empty(), "left behind: {left:?}");
     drop(operator);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. Switching the backend and the endpoint between owned and referenced
+// ---------------------------------------------------------------------------------------------
+
+/// A function made by "someone else" (the built-in handler's zip, 128 MiB).
+async fn create_existing_function(aws: &RegionClients) -> String {
+    let zip_path = std::env::var("PAPI_HANDLER_ZIP_X86_64").expect("PAPI_HANDLER_ZIP_X86_64");
+    let zip = std::fs::read(&zip_path).expect("handler zip");
+    let role = std::env::var("PAPI_LAMBDA_ROLE_ARN").expect("PAPI_LAMBDA_ROLE_ARN");
+    aws.lambda
+        .create_function()
+        .function_name(unique("existing"))
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role)
+        .architectures(aws_sdk_lambda::types::Architecture::X8664)
+        .memory_size(128)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateFunction")
+        .function_arn
+        .expect("function ARN")
+}
+
+async fn integration_uris(aws: &RegionClients, rest_api_id: &str) -> BTreeSet<String> {
+    let resources = aws
+        .apigateway
+        .get_resources()
+        .rest_api_id(rest_api_id)
+        .send()
+        .await
+        .expect("GetResources")
+        .items
+        .unwrap_or_default();
+    let mut uris = BTreeSet::new();
+    for resource in resources {
+        let integration = aws
+            .apigateway
+            .get_integration()
+            .rest_api_id(rest_api_id)
+            .resource_id(resource.id.unwrap_or_default())
+            .http_method("ANY")
+            .send()
+            .await
+            .expect("GetIntegration");
+        uris.insert(integration.uri.unwrap_or_default());
+    }
+    uris
+}
+
+fn invocation_uri(function_arn: &str) -> String {
+    format!(
+        "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{function_arn}/invocations"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_orphan() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("switch");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 28).await;
+    let operator = Operator::start(&namespace, &cluster);
+    let name = "orders";
+    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, true));
+    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let rest_api_id = status_str(&object, "restApiId");
+    let owned_function = status_str(&object, "functionArn");
+    let owned_vpce = status_str(&object, "vpcEndpointId");
+    let owned_sg = status_str(&object, "securityGroupId");
+    let first_deployment = status_str(&object, "deploymentId");
+
+    // builtin → functionArn: the owned function goes, the referenced one is wired and not changed.
+    let existing = create_existing_function(&aws).await;
+    let (object, _) = change(
+        &operator,
+        &namespace,
+        name,
+        "backend builtin→functionArn",
+        json!({"backend": {"builtin": null, "architecture": null, "functionArn": existing}}),
+    );
+    assert_eq!(status_str(&object, "functionArn"), existing);
+    assert!(
+        !function_exists(&aws, &owned_function).await,
+        "the owned function is deleted"
+    );
+    assert_eq!(
+        function_configuration(&aws, &existing).await.memory_size,
+        Some(128)
+    );
+    let statements = lambda_statements(&aws, &existing).await;
+    assert!(
+        statements.len() == 1 && permits_api(&statements, &aws, &rest_api_id),
+        "{statements:?}"
+    );
+    assert_eq!(
+        integration_uris(&aws, &rest_api_id).await,
+        BTreeSet::from([invocation_uri(&existing)])
+    );
+    let second_deployment = status_str(&object, "deploymentId");
+    assert_ne!(
+        second_deployment, first_deployment,
+        "the integration change was deployed"
+    );
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    // endpoint.create → endpoint.id: the API moves to the referenced endpoint, the owned endpoint
+    // and its security group go.
+    let shared = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let (object, _) = change(
+        &operator,
+        &namespace,
+        name,
+        "endpoint create→id",
+        json!({"endpoint": {"create": null, "id": shared}}),
+    );
+    assert_eq!(status_str(&object, "vpcEndpointId"), shared);
+    assert_eq!(
+        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        BTreeSet::from([shared.clone()])
+    );
+    assert_eq!(
+        api_policy_decisions(&aws, &rest_api_id, &[Some(&shared), Some(&owned_vpce)]).await,
+        vec![Decision::Allow, Decision::ExplicitDeny]
+    );
+    assert_ne!(
+        status_str(&object, "deploymentId"),
+        second_deployment,
+        "the policy change was deployed"
+    );
+    let (_, took) = eventually(
+        "the owned endpoint and security group deleted",
+        Duration::from_secs(30),
+        async || {
+            let endpoint_state = describe_endpoint(&aws, &owned_vpce)
+                .await
+                .map(|e| endpoint_state(&e));
+            let group_left = aws
+                .ec2
+                .describe_security_groups()
+                .group_ids(&owned_sg)
+                .send()
+                .await
+                .map(|o| !o.security_groups().is_empty())
+                .unwrap_or(false);
+            let object = get_object(&namespace, name).ok_or("object gone")?;
+            match (
+                endpoint_state.as_deref(),
+                group_left,
+                object["status"]["securityGroupId"].as_str(),
+            ) {
+                (None | Some("deleting" | "deleted"), false, None) => Ok(()),
+                other => Err(format!(
+                    "(endpoint state, group left, status.securityGroupId) = {other:?}"
+                )),
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "endpoint create→id: owned endpoint and group gone {took:?} after the change settled"
+    );
+    assert_eq!(
+        endpoint_state(
+            &describe_endpoint(&aws, &shared)
+                .await
+                .expect("shared endpoint")
+        ),
+        "available"
+    );
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    // functionArn → builtin: a new owned function; the referenced one loses our statement only.
+    let (object, _) = change(
+        &operator,
+        &namespace,
+        name,
+        "backend functionArn→builtin",
+        json!({"backend": {"functionArn": null, "builtin": {"message": "back again"}, "architecture": "x86_64"}}),
+    );
+    let new_function = status_str(&object, "functionArn");
+    assert_ne!(new_function, existing);
+    assert_eq!(
+        env_var(
+            &function_configuration(&aws, &new_function).await,
+            "MESSAGE"
+        )
+        .as_deref(),
+        Some("back again")
+    );
+    assert!(
+        function_exists(&aws, &existing).await,
+        "the referenced function is never deleted"
+    );
+    assert!(
+        lambda_statements(&aws, &existing).await.is_empty(),
+        "our statement is removed"
+    );
+    assert_eq!(
+        integration_uris(&aws, &rest_api_id).await,
+        BTreeSet::from([invocation_uri(&new_function)])
+    );
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    delete_object(&namespace, name);
+    wait_gone(&namespace, name, GONE_TIMEOUT);
+    assert!(function_exists(&aws, &existing).await);
+    assert_eq!(
+        endpoint_state(
+            &describe_endpoint(&aws, &shared)
+                .await
+                .expect("shared endpoint")
+        ),
+        "available"
+    );
+    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    delete_endpoint(&aws, &shared).await;
+    aws.lambda
+        .delete_function()
+        .function_name(&existing)
+        .send()
+        .await
+        .expect("DeleteFunction");
+    drop(operator);
+}
