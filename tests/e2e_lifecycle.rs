@@ -884,6 +884,137 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     assert_eq!(status_str(&object, "deploymentId"), third_deployment);
     assert_eq!(deployments_created(&calls), 0);
 
+    // Tags: added to every resource, no redeploy.
+    let (object, calls) = change(
+        &operator,
+        &namespace,
+        name,
+        "tags",
+        json!({"tags": {"team": "test", "env": "dev"}}),
+    );
+    let api_tags = aws
+        .apigateway
+        .get_rest_api()
+        .rest_api_id(&rest_api_id)
+        .send()
+        .await
+        .expect("GetRestApi")
+        .tags
+        .unwrap_or_default();
+    assert_eq!(api_tags.get("env").map(String::as_str), Some("dev"));
+    let function_tags = aws
+        .lambda
+        .list_tags()
+        .resource(&function_arn)
+        .send()
+        .await
+        .expect("ListTags")
+        .tags
+        .unwrap_or_default();
+    assert_eq!(function_tags.get("env").map(String::as_str), Some("dev"));
+    let endpoint = describe_endpoint(&aws, &vpce).await.expect("endpoint");
+    assert!(
+        endpoint
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("env") && t.value() == Some("dev")),
+        "{:?}",
+        endpoint.tags()
+    );
+    let group = aws
+        .ec2
+        .describe_security_groups()
+        .group_ids(&sg_id)
+        .send()
+        .await
+        .expect("DescribeSecurityGroups")
+        .security_groups
+        .unwrap_or_default()
+        .pop()
+        .expect("group");
+    assert!(
+        group
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("env") && t.value() == Some("dev")),
+        "{:?}",
+        group.tags()
+    );
+    assert_eq!(status_str(&object, "deploymentId"), third_deployment);
+    assert_eq!(deployments_created(&calls), 0);
+
+    // A user-managed group attached to the endpoint beside the managed one, no redeploy.
+    let user_sg = aws
+        .ec2
+        .create_security_group()
+        .group_name(unique("user"))
+        .description("user-managed")
+        .vpc_id(&vpc.vpc_id)
+        .send()
+        .await
+        .expect("CreateSecurityGroup")
+        .group_id
+        .expect("group id");
+    let (object, calls) = change(
+        &operator,
+        &namespace,
+        name,
+        "securityGroupIds",
+        json!({"endpoint": {"create": {"securityGroupIds": [user_sg]}}}),
+    );
+    let endpoint = describe_endpoint(&aws, &vpce).await.expect("endpoint");
+    let groups: BTreeSet<String> = endpoint
+        .groups()
+        .iter()
+        .filter_map(|g| g.group_id.clone())
+        .collect();
+    assert_eq!(groups, BTreeSet::from([sg_id.clone(), user_sg.clone()]));
+    assert_eq!(status_str(&object, "deploymentId"), third_deployment);
+    assert_eq!(deployments_created(&calls), 0);
+
+    // One subnet fewer and private DNS off: the endpoint follows, the URL becomes the endpoint
+    // alias, no redeploy.
+    let (object, calls) = change(
+        &operator,
+        &namespace,
+        name,
+        "subnetIds + privateDns",
+        json!({"endpoint": {"create": {"subnetIds": [vpc.subnet_ids[0]], "privateDns": false}}}),
+    );
+    let endpoint = describe_endpoint(&aws, &vpce).await.expect("endpoint");
+    assert_eq!(endpoint.subnet_ids(), [vpc.subnet_ids[0].clone()]);
+    assert_eq!(endpoint.private_dns_enabled, Some(false));
+    assert_eq!(
+        status_str(&object, "url"),
+        format!("https://{rest_api_id}-{vpce}.execute-api.us-east-1.amazonaws.com/live/")
+    );
+    assert_eq!(status_str(&object, "deploymentId"), third_deployment);
+    assert_eq!(deployments_created(&calls), 0);
+
+    // The additional endpoint removed: configuration and policy follow, and are deployed.
+    let (object, calls) = change(
+        &operator,
+        &namespace,
+        name,
+        "additionalVpcEndpointIds removed",
+        json!({"additionalVpcEndpointIds": null}),
+    );
+    assert_eq!(
+        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        BTreeSet::from([vpce.clone()])
+    );
+    assert_eq!(
+        api_policy_decisions(&aws, &rest_api_id, &[Some(&vpce), Some(&extra)]).await,
+        vec![Decision::Allow, Decision::ExplicitDeny]
+    );
+    let last_deployment = status_str(&object, "deploymentId");
+    assert_ne!(last_deployment, third_deployment);
+    assert_eq!(deployments_created(&calls), 1);
+    assert_eq!(
+        stages(&aws, &rest_api_id).await,
+        vec![("live".to_string(), last_deployment)]
+    );
+
     // Nothing was replaced on the way.
     assert_eq!(status_str(&object, "restApiId"), rest_api_id);
     assert_eq!(status_str(&object, "functionArn"), function_arn);
@@ -895,6 +1026,12 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     wait_gone(&namespace, name, GONE_TIMEOUT);
     assert_invariant(&aws, &cluster, &namespace).await;
     delete_endpoint(&aws, &extra).await;
+    aws.ec2
+        .delete_security_group()
+        .group_id(&user_sg)
+        .send()
+        .await
+        .expect("DeleteSecurityGroup of the user's group");
     drop(operator);
 }
 
@@ -1540,7 +1677,7 @@ async fn operator_killed_mid_create_recovers_without_duplicates() {
     let aws = aws().await;
     let mut operator = Operator::start(&namespace, &cluster);
     let mut names = Vec::new();
-    for (i, k) in [1u64, 3, 6, 9].into_iter().enumerate() {
+    for (i, k) in [1u64, 2, 3, 4, 6, 8, 10, 12].into_iter().enumerate() {
         let vpc = make_vpc(&aws.ec2, 70 + i as u8).await;
         let name = format!("crash-after-{k}");
         let baseline = operator.aws_calls().writes;
