@@ -1169,6 +1169,8 @@ struct ObservedEndpoints {
     duplicates: Vec<LiveEndpoint>,
     /// Owned endpoints that failed: deleted.
     failed: Vec<LiveEndpoint>,
+    /// Owned endpoints still `deleting` (e.g. deleted outside the operator).
+    deleting: Vec<String>,
 }
 
 async fn describe_endpoint(ctx: &PartContext<'_>, id: &str) -> Result<Option<LiveEndpoint>> {
@@ -1253,11 +1255,15 @@ async fn observe_endpoints(
         }
     }
     let mut alive = Vec::new();
+    let mut deleting = Vec::new();
     for live in find_owned_endpoints(ctx, Some(&create.vpc_id)).await? {
         if !mine(&live) {
             continue;
         }
         match live.lifecycle() {
+            Lifecycle::Gone if live.state.eq_ignore_ascii_case("deleting") => {
+                deleting.push(live.id)
+            }
             Lifecycle::Gone => {}
             Lifecycle::Failed => {
                 if !failed.iter().any(|f: &LiveEndpoint| f.id == live.id) {
@@ -1272,6 +1278,7 @@ async fn observe_endpoints(
         keep,
         duplicates,
         failed,
+        deleting,
     })
 }
 
@@ -1630,6 +1637,17 @@ async fn reconcile_owned(
                             .unwrap_or_default()
                     ),
                 ));
+            }
+            if desired.private_dns
+                && let Some(going) = observed.deleting.first()
+            {
+                // Our endpoint deleted outside the operator keeps the VPC's private DNS name while
+                // it is `deleting`: creating now is refused with a DNS conflict, which was taken
+                // for InvalidSpec and never retried (no endpoint for good). Look again shortly.
+                return Err(Error::CleanupInProgress(format!(
+                    "VPC endpoint {going} is still deleting and holds the VPC's private DNS name; \
+                     its replacement is created once it is gone"
+                )));
             }
             let live = create_endpoint(ctx, create, &desired).await?;
             changes.push(Change::new(
