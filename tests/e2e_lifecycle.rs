@@ -1971,3 +1971,98 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
         .expect("DeleteFunction");
     drop(operator);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. The owned endpoint deleted in AWS
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("vpce-drift");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 29).await;
+    let operator = Operator::start_with(&namespace, &cluster, &["--resync-seconds", "5"]);
+    let name = "orders";
+    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, true));
+    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let rest_api_id = status_str(&object, "restApiId");
+    let old_vpce = status_str(&object, "vpcEndpointId");
+    let sg_id = status_str(&object, "securityGroupId");
+    let old_deployment = status_str(&object, "deploymentId");
+
+    // Deleted, and a reconcile comes while it is still `deleting` (its private DNS domain still
+    // taken), as any edit of the object would make.
+    delete_endpoint(&aws, &old_vpce).await;
+    let before = operator.aws_calls();
+    kubectl(&[
+        "annotate",
+        "privateapi",
+        name,
+        "-n",
+        &namespace,
+        "papi-test/poke=after-endpoint-delete",
+    ]);
+    let (new_vpce, took) = eventually(
+        "a new endpoint in status, available, used by the API",
+        Duration::from_secs(30),
+        async || {
+            let object = get_object(&namespace, name).ok_or("object gone")?;
+            let id = object["status"]["vpcEndpointId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if id.is_empty() || id == old_vpce {
+                return Err(format!("status: {}", object["status"]));
+            }
+            let state = describe_endpoint(&aws, &id)
+                .await
+                .map(|e| endpoint_state(&e));
+            let api_ids = api_vpc_endpoint_ids(&aws, &rest_api_id).await;
+            if state.as_deref() == Some("available") && api_ids == BTreeSet::from([id.clone()]) {
+                Ok(id)
+            } else {
+                Err(format!(
+                    "{id} is {state:?}; API endpoints {api_ids:?}; status {}",
+                    object["status"]
+                ))
+            }
+        },
+    )
+    .await;
+    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let calls = before.since(&operator.aws_calls());
+    eprintln!(
+        "endpoint deleted: recreated as {new_vpce} in {took:?}; {} reads, {} writes: {:?}",
+        calls.reads, calls.writes, calls.by_operation
+    );
+    let endpoint = describe_endpoint(&aws, &new_vpce)
+        .await
+        .expect("new endpoint");
+    assert_eq!(endpoint.private_dns_enabled, Some(true));
+    let groups: Vec<String> = endpoint
+        .groups()
+        .iter()
+        .filter_map(|g| g.group_id.clone())
+        .collect();
+    assert_eq!(groups, vec![sg_id.clone()], "the managed group is reused");
+    assert_eq!(status_str(&object, "securityGroupId"), sg_id);
+    assert_eq!(
+        api_policy_decisions(&aws, &rest_api_id, &[Some(&new_vpce), Some(&old_vpce)]).await,
+        vec![Decision::Allow, Decision::ExplicitDeny]
+    );
+    assert_ne!(
+        status_str(&object, "deploymentId"),
+        old_deployment,
+        "the policy change was deployed"
+    );
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    delete_object(&namespace, name);
+    wait_gone(&namespace, name, GONE_TIMEOUT);
+    assert_invariant(&aws, &cluster, &namespace).await;
+    drop(operator);
+}
