@@ -738,7 +738,6 @@ async fn spec_changes_converge_with_one_update() {
 }
 
 #[tokio::test]
-#[ignore = "moto 5.2.5 ignores Architectures in UpdateFunctionCode (the function keeps its first architecture); see the backend report"]
 async fn architecture_change_deploys_the_other_package() {
     let bed = bed().await;
     let mut api = Api::new(&bed, "arch", json!({"builtin": {}}));

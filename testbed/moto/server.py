@@ -1017,7 +1017,7 @@ def lambda_states() -> None:
         orig = getattr(B, name)
 
         def wrapped(self: Any, function_name: str, qualifier: str, body: dict[str, Any],
-                    _orig: Any = orig) -> Any:
+                    _orig: Any = orig, _name: str = name) -> Any:
             with _LOCK:
                 fn = self.get_function(function_name, qualifier)
                 guard(fn)
@@ -1029,10 +1029,16 @@ def lambda_states() -> None:
                 fn.__dict__["_papi_updated"] = now()
                 fn.last_modified = aws_last_modified()
                 try:
-                    return _orig(self, function_name, qualifier, body)
+                    result = _orig(self, function_name, qualifier, body)
                 except Exception:
                     fn.__dict__["_papi_updated"], fn.last_modified = prev
                     raise
+                # AWS (UpdateFunctionCode, "Architectures"): the code update also sets the
+                # instruction set; moto 5.2.5 never reads it on update, so the function kept its
+                # first architecture. Test: part_backend architecture_change_deploys_the_other_package.
+                if _name == "update_function_code" and body.get("Architectures"):
+                    fn.architectures = body["Architectures"]
+                return result
 
         setattr(B, name, wrapped)
 
