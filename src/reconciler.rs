@@ -29,6 +29,9 @@ pub const FINALIZER: &str = "privateapi.io/cleanup";
 
 /// How soon to look again at an object that waits for AWS (endpoint pending, function updating).
 const PENDING_RECHECK: Duration = Duration::from_secs(3);
+/// How soon to look again at an object with an invalid spec while another of its parts still
+/// waits for AWS: slow, since part of each look is the request AWS rejected.
+const INVALID_SPEC_RECHECK: Duration = Duration::from_secs(30);
 /// Backoff after errors: base doubling per consecutive failure, capped.
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
@@ -189,6 +192,13 @@ fn region_of(object: &PrivateApi, ctx: &Context) -> String {
 
 fn state_of(err: &Error) -> PartState {
     PartState::not_ready(err.reason(), err.to_string())
+}
+
+/// A part that is not ready only because AWS has not finished (endpoint pending, function
+/// updating), as opposed to failed or blocked by another part.
+fn waits_for_aws(state: &PartState) -> bool {
+    !state.ready
+        && [reason::PENDING, reason::CREATING, reason::UPDATING].contains(&state.reason.as_str())
 }
 
 fn dependency(message: &str) -> PartState {
@@ -437,7 +447,13 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
 
     // 7. When to look again.
     if let Some(invalid) = errors.iter().find(|e| e.is_invalid_spec()) {
-        // Fix the manifest: retrying would only hammer AWS with the same request.
+        // Fix the manifest: retrying would only hammer AWS with the same request. But while
+        // another part still waits for AWS (an endpoint pending), look again now and then so
+        // its condition does not stay stale; once nothing waits, wait for a spec change.
+        if parts.iter().any(|(_, state)| waits_for_aws(state)) {
+            info!(object = %key, error = %invalid, "invalid spec; another part still waits for AWS");
+            return Ok(Action::requeue(INVALID_SPEC_RECHECK));
+        }
         info!(object = %key, error = %invalid, "invalid spec, waiting for a change");
         return Ok(Action::await_change());
     }
@@ -506,6 +522,24 @@ mod tests {
             updating
         );
         assert_eq!(combine(&[ok.clone(), ok.clone()]), ok);
+    }
+
+    #[test]
+    fn only_parts_waiting_for_aws_count_as_waiting() {
+        assert!(waits_for_aws(&PartState::not_ready(
+            reason::PENDING,
+            "vpce pending"
+        )));
+        assert!(waits_for_aws(&PartState::not_ready(
+            reason::UPDATING,
+            "function updating"
+        )));
+        assert!(!waits_for_aws(&PartState::not_ready(
+            reason::INVALID_SPEC,
+            "bad"
+        )));
+        assert!(!waits_for_aws(&dependency("waiting for the REST API")));
+        assert!(!waits_for_aws(&PartState::ready(reason::AVAILABLE, "ok")));
     }
 
     #[test]

@@ -1642,6 +1642,20 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
     apply_spec(&namespace, "nofunction", &spec);
     wait_invalid(&namespace, "nofunction", "functionArn");
     assert_quiet(&operator, "not execute-api, no such function");
+    // Its endpoint was still pending when the function was found missing: the operator looks
+    // again (slowly) until nothing waits for AWS, so EndpointReady does not stay stale, and
+    // Ready keeps naming the field to fix.
+    let object = wait_condition(
+        &namespace,
+        "nofunction",
+        "EndpointReady",
+        "True",
+        "Available",
+        Duration::from_secs(60),
+    );
+    let ready = condition(&object, "Ready").expect("Ready");
+    assert_eq!(ready["reason"], "InvalidSpec", "{ready}");
+    assert_quiet(&operator, "no such function, endpoint available");
     assert_invariant(&aws, &cluster, &namespace).await;
 
     // Deleting InvalidSpec objects leaves nothing of theirs behind.
