@@ -50,6 +50,10 @@ pub enum Error {
     #[error("cleanup in progress: {0}")]
     CleanupInProgress(String),
 
+    /// Deletion waits until others stop using a resource of this object (its VPC endpoint).
+    #[error("deletion waits: {0}")]
+    InUse(String),
+
     /// AWS answered something the operator cannot interpret.
     #[error("unexpected AWS response from {operation}: {message}")]
     Unexpected {
@@ -77,6 +81,7 @@ impl Error {
             Error::InvalidSpec { .. } => "invalid_spec",
             Error::Config(_) => "config",
             Error::CleanupInProgress(_) => "cleanup_in_progress",
+            Error::InUse(_) => "in_use",
             Error::Unexpected { .. } => "unexpected",
         }
     }
@@ -90,7 +95,7 @@ impl Error {
                 ..
             } => "Throttled",
             Error::Config(_) => "OperatorMisconfigured",
-            Error::CleanupInProgress(_) => "Deleting",
+            Error::CleanupInProgress(_) | Error::InUse(_) => "Deleting",
             Error::Kube(_) | Error::Finalizer(_) => "KubernetesError",
             _ => "AwsError",
         }

@@ -32,6 +32,8 @@ const PENDING_RECHECK: Duration = Duration::from_secs(3);
 /// How soon to look again at an object with an invalid spec while another of its parts still
 /// waits for AWS: slow, since part of each look is the request AWS rejected.
 const INVALID_SPEC_RECHECK: Duration = Duration::from_secs(30);
+/// How soon a deletion blocked by another user of the endpoint looks again.
+const IN_USE_RECHECK: Duration = Duration::from_secs(10);
 /// Backoff after errors: base doubling per consecutive failure, capped.
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
@@ -156,6 +158,10 @@ pub fn error_policy(
     let inner = inner_error(err);
     if matches!(inner, Error::CleanupInProgress(_)) {
         return Action::requeue(PENDING_RECHECK);
+    }
+    if matches!(inner, Error::InUse(_)) {
+        // Others may use the endpoint for a long time: look again slowly.
+        return Action::requeue(IN_USE_RECHECK);
     }
     let failures = {
         let mut all = ctx.failures();
@@ -494,12 +500,55 @@ async fn cleanup(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     let result = async {
         changes.extend(api::cleanup(&pctx).await?.changes);
         changes.extend(backend::cleanup(&pctx).await?.changes);
+        // An endpoint this object created may have been named by others (another PrivateApi's
+        // `endpoint.id`, or a REST API made elsewhere): deleting it would cut them off. Like a
+        // volume claim in use, the object waits (finalizer kept) until nobody uses it.
+        if object.spec.endpoint.create.is_some()
+            && let Some(vpc_endpoint_id) = previous.vpc_endpoint_id.as_deref()
+        {
+            let users = api::other_users_of_endpoint(&pctx, vpc_endpoint_id).await?;
+            if !users.is_empty() {
+                return Err(Error::InUse(format!(
+                    "VPC endpoint {vpc_endpoint_id} is still used by REST API(s) {}; it is deleted once they no longer use it",
+                    users.join(", ")
+                )));
+            }
+        }
         let endpoint = endpoint::cleanup_owned(&pctx).await?;
         changes.extend(endpoint.changes);
         Ok::<bool, Error>(endpoint.done)
     }
     .await;
-    publish(ctx, &object, &changes, &[]).await;
+    match &result {
+        Err(err) => {
+            publish(ctx, &object, &changes, std::slice::from_ref(err)).await;
+            // Say on the object why it is not gone yet.
+            let mut status = previous.clone();
+            let state = PartState::not_ready(reason::DELETING, err.to_string());
+            let now = k8s_openapi::jiff::Timestamp::now();
+            let generation = object.metadata.generation;
+            conditions::set_condition(
+                &mut status.conditions,
+                conditions::READY,
+                &state,
+                generation,
+                now,
+            );
+            let kube_api: Api<PrivateApi> =
+                Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+            if let Err(write_err) = status::write_if_changed(
+                &kube_api,
+                &object.name_any(),
+                object.status.as_ref(),
+                &status,
+            )
+            .await
+            {
+                warn!(object = %key, error = %write_err, "cannot write status while deleting");
+            }
+        }
+        Ok(_) => publish(ctx, &object, &changes, &[]).await,
+    }
     match result {
         Ok(true) => Ok(Action::await_change()),
         Ok(false) => Err(Error::CleanupInProgress(

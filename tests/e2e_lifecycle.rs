@@ -2080,3 +2080,91 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
     assert_invariant(&aws, &cluster, &namespace).await;
     drop(operator);
 }
+
+// ---------------------------------------------------------------------------------------------
+// An endpoint the operator created, used by another object
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_object_whose_endpoint_others_use_waits_for_them() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("inuse");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 29).await;
+    let operator = Operator::start(&namespace, &cluster);
+
+    apply_spec(&namespace, "owner", &owned_endpoint_spec(&vpc, true));
+    let owner = wait_ready(&namespace, "owner", READY_TIMEOUT);
+    let vpce = status_str(&owner, "vpcEndpointId");
+    let owner_api = status_str(&owner, "restApiId");
+    apply_spec(&namespace, "user", &referenced_endpoint_spec(&vpce));
+    let user = wait_ready(&namespace, "user", READY_TIMEOUT);
+    let user_api = status_str(&user, "restApiId");
+
+    // Deleting the owner removes its API and function, but not the endpoint "user" goes
+    // through: the object waits, and says why.
+    delete_object(&namespace, "owner");
+    let blocked = wait_for(
+        &namespace,
+        "owner",
+        Duration::from_secs(60),
+        "Ready=False reason Deleting naming the API that uses the endpoint",
+        |o| {
+            condition(o, "Ready").is_some_and(|c| {
+                c["reason"] == "Deleting"
+                    && c["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains(&user_api)
+            })
+        },
+    );
+    eprintln!(
+        "owner waits: {}",
+        condition(&blocked, "Ready")
+            .map(|c| c["message"].to_string())
+            .unwrap_or_default()
+    );
+    let endpoint = aws
+        .ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(&vpce)
+        .send()
+        .await
+        .expect("DescribeVpcEndpoints")
+        .vpc_endpoints
+        .unwrap_or_default()
+        .pop()
+        .expect("the endpoint is still there");
+    assert_eq!(
+        endpoint
+            .state
+            .as_ref()
+            .map(|s| s.as_str().to_ascii_lowercase()),
+        Some("available".to_string())
+    );
+    let owner_api_gone = aws
+        .apigateway
+        .get_rest_api()
+        .rest_api_id(&owner_api)
+        .send()
+        .await
+        .is_err();
+    assert!(owner_api_gone, "the owner's own API is deleted meanwhile");
+    let user = get_object(&namespace, "user").expect("user");
+    assert!(
+        condition(&user, "Ready").is_some_and(|c| c["status"] == "True"),
+        "the user of the endpoint stays Ready"
+    );
+
+    // Once nobody uses it, the endpoint and its security group go, and the owner with them.
+    delete_object(&namespace, "user");
+    wait_gone(&namespace, "user", GONE_TIMEOUT);
+    wait_gone(&namespace, "owner", GONE_TIMEOUT);
+    let left = owned_resources(&aws, &cluster).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    drop(operator);
+}

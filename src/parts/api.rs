@@ -218,9 +218,9 @@ async fn get_api(ctx: &PartContext<'_>, id: &str) -> Result<Option<LiveApi>> {
     }))
 }
 
-/// Every REST API of the region this owner owns, oldest first (pages of 500).
-pub async fn find_owned(ctx: &PartContext<'_>) -> Result<Vec<LiveApi>> {
-    let mut owned = Vec::new();
+/// Every REST API of the region (pages of 500).
+async fn list_all(ctx: &PartContext<'_>) -> Result<Vec<LiveApi>> {
+    let mut all = Vec::new();
     let mut position: Option<String> = None;
     loop {
         let page = ctx
@@ -232,15 +232,12 @@ pub async fn find_owned(ctx: &PartContext<'_>) -> Result<Vec<LiveApi>> {
             .send()
             .await
             .aws(SERVICE, "GetRestApis")?;
-        for item in page.items.unwrap_or_default() {
-            if let Some(api) = LiveApi::from_item(item)
-                && ctx
-                    .owner
-                    .owns(api.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            {
-                owned.push(api);
-            }
-        }
+        all.extend(
+            page.items
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(LiveApi::from_item),
+        );
         match page.position {
             Some(next) if Some(&next) != position.as_ref() && !next.is_empty() => {
                 position = Some(next)
@@ -248,6 +245,36 @@ pub async fn find_owned(ctx: &PartContext<'_>) -> Result<Vec<LiveApi>> {
             _ => break,
         }
     }
+    Ok(all)
+}
+
+fn owned_by(ctx: &PartContext<'_>, api: &LiveApi) -> bool {
+    ctx.owner
+        .owns(api.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// REST APIs not owned by this object whose endpoint configuration names `vpc_endpoint_id`:
+/// while there are any, deleting the endpoint would cut them off.
+pub async fn other_users_of_endpoint(
+    ctx: &PartContext<'_>,
+    vpc_endpoint_id: &str,
+) -> Result<Vec<String>> {
+    Ok(list_all(ctx)
+        .await?
+        .into_iter()
+        .filter(|api| !owned_by(ctx, api))
+        .filter(|api| api.vpc_endpoint_ids.iter().any(|id| id == vpc_endpoint_id))
+        .map(|api| api.id)
+        .collect())
+}
+
+/// Every REST API of the region this owner owns, oldest first.
+pub async fn find_owned(ctx: &PartContext<'_>) -> Result<Vec<LiveApi>> {
+    let mut owned: Vec<LiveApi> = list_all(ctx)
+        .await?
+        .into_iter()
+        .filter(|api| owned_by(ctx, api))
+        .collect();
     owned.sort_by_key(|api| (api.created_epoch, api.id.clone()));
     Ok(owned)
 }
