@@ -500,20 +500,6 @@ async fn cleanup(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     let result = async {
         changes.extend(api::cleanup(&pctx).await?.changes);
         changes.extend(backend::cleanup(&pctx).await?.changes);
-        // An endpoint this object created may have been named by others (another PrivateApi's
-        // `endpoint.id`, or a REST API made elsewhere): deleting it would cut them off. Like a
-        // volume claim in use, the object waits (finalizer kept) until nobody uses it.
-        if object.spec.endpoint.create.is_some()
-            && let Some(vpc_endpoint_id) = previous.vpc_endpoint_id.as_deref()
-        {
-            let users = api::other_users_of_endpoint(&pctx, vpc_endpoint_id).await?;
-            if !users.is_empty() {
-                return Err(Error::InUse(format!(
-                    "VPC endpoint {vpc_endpoint_id} is still used by REST API(s) {}; it is deleted once they no longer use it",
-                    users.join(", ")
-                )));
-            }
-        }
         let endpoint = endpoint::cleanup_owned(&pctx).await?;
         changes.extend(endpoint.changes);
         Ok::<bool, Error>(endpoint.done)

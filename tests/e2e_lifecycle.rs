@@ -2168,3 +2168,83 @@ async fn deleting_an_object_whose_endpoint_others_use_waits_for_them() {
     assert!(left.is_empty(), "left behind: {left:?}");
     drop(operator);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_to_another_endpoint_keeps_the_old_one_while_others_use_it() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("switchuse");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 31).await;
+    let operator = Operator::start(&namespace, &cluster);
+
+    apply_spec(&namespace, "owner", &owned_endpoint_spec(&vpc, true));
+    let owner = wait_ready(&namespace, "owner", READY_TIMEOUT);
+    let old_vpce = status_str(&owner, "vpcEndpointId");
+    apply_spec(&namespace, "user", &referenced_endpoint_spec(&old_vpce));
+    wait_ready(&namespace, "user", READY_TIMEOUT);
+
+    // The owner moves to an endpoint made elsewhere; "user" still goes through the old one.
+    let other_vpce = create_endpoint(
+        &aws,
+        &vpc,
+        VpcEndpointType::Interface,
+        "com.amazonaws.us-east-1.execute-api",
+        &[],
+    )
+    .await;
+    patch_spec(
+        &namespace,
+        "owner",
+        json!({"endpoint": {"create": null, "id": other_vpce}}),
+    );
+    let owner = wait_ready(&namespace, "owner", READY_TIMEOUT);
+    assert_eq!(status_str(&owner, "vpcEndpointId"), other_vpce);
+    // Give the cleanup of the old endpoint a few tries: it must keep waiting.
+    std::thread::sleep(Duration::from_secs(12));
+    let still = aws
+        .ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(&old_vpce)
+        .send()
+        .await
+        .expect("DescribeVpcEndpoints")
+        .vpc_endpoints
+        .unwrap_or_default()
+        .pop()
+        .expect("the old endpoint is still there");
+    assert_eq!(
+        still
+            .state
+            .as_ref()
+            .map(|s| s.as_str().to_ascii_lowercase()),
+        Some("available".to_string()),
+        "the endpoint \"user\" goes through is not deleted"
+    );
+    let user = get_object(&namespace, "user").expect("user");
+    assert!(condition(&user, "Ready").is_some_and(|c| c["status"] == "True"));
+
+    // Once "user" is gone, the owner removes its old endpoint and security group.
+    delete_object(&namespace, "user");
+    wait_gone(&namespace, "user", GONE_TIMEOUT);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let owned = owned_resources(&aws, &cluster).await;
+        let kinds: Vec<&str> = owned.iter().map(|(kind, _)| kind.as_str()).collect();
+        if !kinds.contains(&"vpc-endpoint") && !kinds.contains(&"security-group") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "old endpoint or group left: {owned:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    delete_object(&namespace, "owner");
+    wait_gone(&namespace, "owner", GONE_TIMEOUT);
+    let left = owned_resources(&aws, &cluster).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    drop(operator);
+}

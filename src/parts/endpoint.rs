@@ -1795,6 +1795,19 @@ pub async fn cleanup_owned(ctx: &PartContext<'_>) -> Result<Cleanup> {
         .filter(|e| Some(e.id.as_str()) != referenced && e.lifecycle() != Lifecycle::Gone)
         .map(|e| e.id.clone())
         .collect();
+    // Others may have been told to use an endpoint this object created (another PrivateApi's
+    // `endpoint.id`, a REST API made elsewhere): deleting it would cut them off. Like a volume
+    // claim in use, the cleanup waits until nobody uses it — on deletion and after a switch to
+    // `endpoint.id` alike.
+    for id in &doomed {
+        let users = super::api::other_users_of_endpoint(ctx, id).await?;
+        if !users.is_empty() {
+            return Err(Error::InUse(format!(
+                "VPC endpoint {id} is still used by REST API(s) {}; it is deleted once they no longer use it",
+                users.join(", ")
+            )));
+        }
+    }
     delete_endpoints(ctx, &doomed).await?;
     changes.extend(doomed.iter().map(|id| {
         Change::new(
