@@ -243,59 +243,10 @@ fn aws_escaped(minified: &str) -> String {
         .replace('/', "\\/")
 }
 
-const CRC_POLY: u32 = 0xEDB8_8320;
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ CRC_POLY
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// A real (stored, uncompressed) zip holding one file, built by hand: no zip crate needed.
+/// A deployable zip holding one executable file, made by the handler crate's own deterministic
+/// packager (moto does not run the code).
 fn tiny_zip(name: &str, body: &[u8]) -> Vec<u8> {
-    let crc = crc32(body);
-    let n = name.len() as u16;
-    let len = body.len() as u32;
-    let mut z = vec![];
-    // local file header
-    z.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-    z.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]); // version, flags, stored, time, date
-    z.extend_from_slice(&crc.to_le_bytes());
-    z.extend_from_slice(&len.to_le_bytes());
-    z.extend_from_slice(&len.to_le_bytes());
-    z.extend_from_slice(&n.to_le_bytes());
-    z.extend_from_slice(&0u16.to_le_bytes());
-    z.extend_from_slice(name.as_bytes());
-    z.extend_from_slice(body);
-    let cd_start = z.len() as u32;
-    // central directory
-    z.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-    z.extend_from_slice(&[0x14, 3, 20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]); // made by unix, version, flags, method, time, date
-    z.extend_from_slice(&crc.to_le_bytes());
-    z.extend_from_slice(&len.to_le_bytes());
-    z.extend_from_slice(&len.to_le_bytes());
-    z.extend_from_slice(&n.to_le_bytes());
-    z.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]); // extra, comment, disk, internal attrs
-    z.extend_from_slice(&(0o100755u32 << 16).to_le_bytes()); // external attrs: -rwxr-xr-x
-    z.extend_from_slice(&0u32.to_le_bytes()); // local header offset
-    z.extend_from_slice(name.as_bytes());
-    let cd_len = z.len() as u32 - cd_start;
-    // end of central directory
-    z.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    z.extend_from_slice(&[0, 0, 0, 0, 1, 0, 1, 0]);
-    z.extend_from_slice(&cd_len.to_le_bytes());
-    z.extend_from_slice(&cd_start.to_le_bytes());
-    z.extend_from_slice(&0u16.to_le_bytes());
-    z
+    privateapi_handler::package::zip_single(name, 0o755, body).expect("a one-file zip")
 }
 
 fn role_arn() -> String {
