@@ -2128,32 +2128,14 @@ async fn deleting_an_object_whose_endpoint_others_use_waits_for_them() {
             .map(|c| c["message"].to_string())
             .unwrap_or_default()
     );
-    let endpoint = aws
-        .ec2
-        .describe_vpc_endpoints()
-        .vpc_endpoint_ids(&vpce)
-        .send()
+    let endpoint = describe_endpoint(&aws, &vpce)
         .await
-        .expect("DescribeVpcEndpoints")
-        .vpc_endpoints
-        .unwrap_or_default()
-        .pop()
         .expect("the endpoint is still there");
-    assert_eq!(
-        endpoint
-            .state
-            .as_ref()
-            .map(|s| s.as_str().to_ascii_lowercase()),
-        Some("available".to_string())
+    assert_eq!(endpoint_state(&endpoint), "available");
+    assert!(
+        !rest_api_exists(&aws, &owner_api).await,
+        "the owner's own API is deleted meanwhile"
     );
-    let owner_api_gone = aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(&owner_api)
-        .send()
-        .await
-        .is_err();
-    assert!(owner_api_gone, "the owner's own API is deleted meanwhile");
     let user = get_object(&namespace, "user").expect("user");
     assert!(
         condition(&user, "Ready").is_some_and(|c| c["status"] == "True"),
@@ -2204,23 +2186,12 @@ async fn switching_to_another_endpoint_keeps_the_old_one_while_others_use_it() {
     assert_eq!(status_str(&owner, "vpcEndpointId"), other_vpce);
     // Give the cleanup of the old endpoint a few tries: it must keep waiting.
     std::thread::sleep(Duration::from_secs(12));
-    let still = aws
-        .ec2
-        .describe_vpc_endpoints()
-        .vpc_endpoint_ids(&old_vpce)
-        .send()
+    let still = describe_endpoint(&aws, &old_vpce)
         .await
-        .expect("DescribeVpcEndpoints")
-        .vpc_endpoints
-        .unwrap_or_default()
-        .pop()
         .expect("the old endpoint is still there");
     assert_eq!(
-        still
-            .state
-            .as_ref()
-            .map(|s| s.as_str().to_ascii_lowercase()),
-        Some("available".to_string()),
+        endpoint_state(&still),
+        "available",
         "the endpoint \"user\" goes through is not deleted"
     );
     let user = get_object(&namespace, "user").expect("user");
