@@ -5,7 +5,7 @@ export PAPI_CACHE
 # Builds are cached outside the repo, so a fresh clone (CI) starts warm.
 export CARGO_TARGET_DIR ?= $(PAPI_CACHE)/target
 
-.PHONY: quickstart test lint crds install-testbed
+.PHONY: quickstart test lint crds install-testbed bench
 
 ## Run the operator end to end on the local test bed: a sample PrivateApi, its status printed.
 quickstart:
@@ -14,6 +14,10 @@ quickstart:
 ## Every test, against the real kube-apiserver + etcd and the AWS fake (installs what it needs).
 test:
 	bash testbed/with-testbed.sh bash scripts/test.sh
+
+## The benchmark (not part of `test`): bench/README.md. N="10 100" LATENCY_MS="0 50" or RUNS="10:0 1:50".
+bench:
+	N="$(N)" LATENCY_MS="$(LATENCY_MS)" RUNS="$(RUNS)" bash bench/run.sh
 
 ## Format and lint.
 lint:

@@ -23,3 +23,4 @@ pub mod parts;
 pub mod policy;
 pub mod reconciler;
 pub mod status;
+pub mod watch_cache;

@@ -8,7 +8,7 @@ use clap::Parser;
 use futures::StreamExt;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::{self, Controller};
+use kube::runtime::controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use tracing::{error, info, warn};
@@ -20,6 +20,7 @@ use privateapi_operator::crd::PrivateApi;
 use privateapi_operator::error::{Error, Result};
 use privateapi_operator::metrics::Metrics;
 use privateapi_operator::reconciler::{self, Context};
+use privateapi_operator::watch_cache;
 
 fn init_logging(args: &Args) {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
@@ -82,7 +83,7 @@ async fn run(args: Args) -> Result<()> {
     if let Some(selector) = &args.label_selector {
         watch_config = watch_config.labels(selector);
     }
-    let controller = Controller::new(objects, watch_config)
+    let controller = watch_cache::controller(objects, watch_config)
         .with_config(controller::Config::default().concurrency(args.concurrency));
     let store = controller.store();
     let ready_flag = admin_state.clone();

@@ -1,0 +1,138 @@
+//! The controller's watch of `PrivateApi` objects, with what its cache keeps trimmed.
+//!
+//! The reflector's store holds every watched object for the life of the process. Two parts of
+//! each object are never read by the operator and can be large: `metadata.managedFields` (one
+//! entry per field manager, each with a full field set: `kubectl apply`, the operator's own status
+//! writes, Argo CD...) and the `kubectl.kubernetes.io/last-applied-configuration` annotation (a
+//! copy of the whole manifest). Both are dropped from each watch event before it enters the
+//! store. Nothing in the reconciler reads them: status is written by server-side apply, whose
+//! field ownership lives in the API server, and the finalizer helper patches `finalizers` only.
+
+use kube::api::{Api, ObjectMeta};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Controller;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+
+use crate::crd::PrivateApi;
+
+/// The annotation `kubectl apply` (client-side) keeps a copy of the whole manifest in.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drop from `meta` what the operator never reads.
+pub fn strip_metadata(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
+/// [`strip_metadata`] for an object as the controller watches it (also one it cannot read: its
+/// metadata stays in the store too).
+pub fn strip_for_cache(object: &mut DeserializeGuard<PrivateApi>) {
+    match &mut object.0 {
+        Ok(object) => strip_metadata(&mut object.metadata),
+        Err(invalid) => strip_metadata(&mut invalid.metadata),
+    }
+}
+
+/// A controller like `Controller::new(api, config)` whose store holds stripped objects.
+pub fn controller(
+    api: Api<DeserializeGuard<PrivateApi>>,
+    config: watcher::Config,
+) -> Controller<DeserializeGuard<PrivateApi>> {
+    let (reader, writer) = reflector::store();
+    // As Controller::new: no backoff here, the controller backs the trigger stream off itself.
+    let objects = watcher(api, config)
+        .modify(strip_for_cache)
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(objects, reader)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watched(manifest: serde_json::Value) -> DeserializeGuard<PrivateApi> {
+        serde_json::from_value(manifest).expect("a PrivateApi as the API server sends it")
+    }
+
+    #[test]
+    fn managed_fields_and_last_applied_are_dropped_the_rest_kept() {
+        let mut object = watched(serde_json::json!({
+            "apiVersion": "privateapi.io/v1alpha1",
+            "kind": "PrivateApi",
+            "metadata": {
+                "name": "orders",
+                "namespace": "team-a",
+                "uid": "0b6f8e1c-1111-2222-3333-444455556666",
+                "generation": 3,
+                "resourceVersion": "812",
+                "finalizers": ["privateapi.io/cleanup"],
+                "labels": {"team": "a"},
+                "annotations": {
+                    LAST_APPLIED_ANNOTATION: "{\"apiVersion\":\"privateapi.io/v1alpha1\",\"kind\":\"PrivateApi\"}",
+                    "papi-test/poke": "1"
+                },
+                "managedFields": [
+                    {"manager": "kubectl-client-side-apply", "operation": "Update",
+                     "apiVersion": "privateapi.io/v1alpha1", "fieldsType": "FieldsV1",
+                     "fieldsV1": {"f:spec": {"f:stageName": {}}}},
+                    {"manager": "privateapi-operator", "operation": "Apply", "subresource": "status",
+                     "apiVersion": "privateapi.io/v1alpha1", "fieldsType": "FieldsV1",
+                     "fieldsV1": {"f:status": {"f:restApiId": {}}}}
+                ]
+            },
+            "spec": {
+                "endpoint": {"id": "vpce-0123456789abcdef0"},
+                "backend": {"builtin": {"message": "hi"}}
+            },
+            "status": {"restApiId": "abc123defg", "observedGeneration": 3}
+        }));
+        strip_for_cache(&mut object);
+        let object = object.0.expect("readable");
+        let stripped = serde_json::to_value(&object).expect("serializes");
+        assert_eq!(
+            stripped["metadata"],
+            serde_json::json!({
+                "name": "orders",
+                "namespace": "team-a",
+                "uid": "0b6f8e1c-1111-2222-3333-444455556666",
+                "generation": 3,
+                "resourceVersion": "812",
+                "finalizers": ["privateapi.io/cleanup"],
+                "labels": {"team": "a"},
+                "annotations": {"papi-test/poke": "1"}
+            })
+        );
+        assert_eq!(stripped["status"]["restApiId"], "abc123defg");
+        assert_eq!(
+            object.spec.endpoint.id.as_deref(),
+            Some("vpce-0123456789abcdef0")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_object_keeps_only_its_needed_metadata_too() {
+        let mut object = watched(serde_json::json!({
+            "apiVersion": "privateapi.io/v1alpha1",
+            "kind": "PrivateApi",
+            "metadata": {
+                "name": "odd",
+                "namespace": "team-a",
+                "annotations": {LAST_APPLIED_ANNOTATION: "{}"},
+                "managedFields": [{"manager": "kubectl", "operation": "Update"}]
+            },
+            "spec": {"endpoint": "not an object"}
+        }));
+        assert!(object.0.is_err(), "the spec does not parse");
+        strip_for_cache(&mut object);
+        let invalid = object.0.expect_err("still unreadable");
+        assert_eq!(invalid.metadata.name.as_deref(), Some("odd"));
+        assert!(invalid.metadata.managed_fields.is_none());
+        assert!(invalid.metadata.annotations.is_none());
+    }
+}
