@@ -14,6 +14,8 @@ use privateapi_operator::aws::{AwsClients, RegionClients};
 use privateapi_operator::metrics::Metrics;
 use serde_json::Value;
 
+pub mod faults;
+
 pub const REGION: &str = "us-east-1";
 
 pub fn require_testbed() {
@@ -186,6 +188,8 @@ pub struct Operator {
     pub admin_addr: String,
     dir: PathBuf,
     extra: Vec<String>,
+    /// Environment variables set for the operator process (e.g. `AWS_ENDPOINT_URL` of a proxy).
+    env: Vec<(String, String)>,
 }
 
 impl Operator {
@@ -195,6 +199,15 @@ impl Operator {
     }
 
     pub fn start_with(namespace: &str, cluster: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(namespace, cluster, extra, &[])
+    }
+
+    pub fn start_with_env(
+        namespace: &str,
+        cluster: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = std::env::temp_dir().join(unique("papi-operator"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut operator = Self {
@@ -204,6 +217,10 @@ impl Operator {
             admin_addr: String::new(),
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         operator.spawn();
         operator
@@ -240,6 +257,7 @@ impl Operator {
             command.arg("--default-execution-role-arn").arg(role);
         }
         command.args(&self.extra);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.child = Some(command.spawn().expect("the operator starts"));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
