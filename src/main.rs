@@ -83,16 +83,15 @@ async fn run(args: Args) -> Result<()> {
     if let Some(selector) = &args.label_selector {
         watch_config = watch_config.labels(selector);
     }
-    let controller = watch_cache::controller(objects, watch_config)
-        .with_config(controller::Config::default().concurrency(args.concurrency));
-    let store = controller.store();
+    // Readiness from the watch itself: a second waiter on the store's readiness would compete
+    // with the controller's own (see watch_cache::controller).
     let ready_flag = admin_state.clone();
-    tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            ready_flag.ready.store(true, Ordering::Relaxed);
+    let controller = watch_cache::controller(objects, watch_config, move || {
+        if !ready_flag.ready.swap(true, Ordering::Relaxed) {
             info!("first list of PrivateApi objects synced");
         }
-    });
+    })
+    .with_config(controller::Config::default().concurrency(args.concurrency));
     controller
         .shutdown_on_signal()
         .run(reconciler::reconcile, reconciler::error_policy, context)

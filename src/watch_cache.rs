@@ -11,6 +11,7 @@
 use kube::api::{Api, ObjectMeta};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Controller;
+use futures::StreamExt;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use crate::crd::PrivateApi;
@@ -39,15 +40,28 @@ pub fn strip_for_cache(object: &mut DeserializeGuard<PrivateApi>) {
 }
 
 /// A controller like `Controller::new(api, config)` whose store holds stripped objects.
+/// `on_synced` is called each time a full list has entered the store (the first one makes the
+/// operator ready).
+///
+/// Why not `store.wait_until_ready()` for that: the store's readiness (kube-runtime's
+/// `DelayedInit`) is a oneshot channel that remembers only the waker of the last task that polled
+/// it, so a second waiter besides the controller's own is never woken, or takes the wake-up away
+/// from the controller, which then never starts reconciling.
 pub fn controller(
     api: Api<DeserializeGuard<PrivateApi>>,
     config: watcher::Config,
+    on_synced: impl Fn() + Send + 'static,
 ) -> Controller<DeserializeGuard<PrivateApi>> {
     let (reader, writer) = reflector::store();
     // As Controller::new: no backoff here, the controller backs the trigger stream off itself.
     let objects = watcher(api, config)
         .modify(strip_for_cache)
         .reflect(writer)
+        .inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                on_synced();
+            }
+        })
         .applied_objects();
     Controller::for_stream(objects, reader)
 }

@@ -54,9 +54,9 @@ async fn harness_measures_two_objects_and_writes_the_results_files() {
     assert!(run.create_calls_per_object.reads >= 3.0, "{run:?}");
     for operation in [
         "EC2:CreateVpcEndpoint",
-        "APIGateway:CreateRestApi",
+        "API Gateway:CreateRestApi",
         "Lambda:CreateFunction",
-        "APIGateway:CreateDeployment",
+        "API Gateway:CreateDeployment",
     ] {
         assert!(
             run.create_calls_by_operation.contains_key(operation),
@@ -136,8 +136,8 @@ fn metrics_are_parsed_and_compared() {
     let after = harness::Snapshot::parse(
         "# HELP privateapi_aws_calls_total AWS API calls\n\
          privateapi_aws_calls_total{service=\"EC2\",operation=\"DescribeVpcEndpoints\",kind=\"read\",outcome=\"ok\"} 10\n\
-         privateapi_aws_calls_total{service=\"APIGateway\",operation=\"CreateRestApi\",kind=\"write\",outcome=\"ok\"} 2\n\
-         privateapi_aws_calls_total{service=\"APIGateway\",operation=\"GetRestApi\",kind=\"read\",outcome=\"throttled\"} 1\n\
+         privateapi_aws_calls_total{service=\"API Gateway\",operation=\"CreateRestApi\",kind=\"write\",outcome=\"ok\"} 2\n\
+         privateapi_aws_calls_total{service=\"API Gateway\",operation=\"GetRestApi\",kind=\"read\",outcome=\"throttled\"} 1\n\
          privateapi_reconciles_total{result=\"ok\"} 5\n\
          privateapi_reconciles_total{result=\"aws_error\"} 1\n",
     );
@@ -148,5 +148,5 @@ fn metrics_are_parsed_and_compared() {
     let per = delta.per_object(2);
     assert_eq!((per.reads, per.writes), (3.5, 1.0));
     assert_eq!(delta.by_operation(2)["EC2:DescribeVpcEndpoints"], 3.0);
-    assert_eq!(delta.by_service(2)["APIGateway"], 1.5);
+    assert_eq!(delta.by_service(2)["API Gateway"], 1.5);
 }
