@@ -473,7 +473,10 @@ impl OperatorProcess {
                 operator.admin_addr = addr.trim().to_string();
             }
             if !operator.admin_addr.is_empty()
-                && matches!(http(&operator.admin_addr, "GET", "/readyz", None), Ok((200, _)))
+                && matches!(
+                    http(&operator.admin_addr, "GET", "/readyz", None),
+                    Ok((200, _))
+                )
             {
                 return Ok(operator);
             }
@@ -789,12 +792,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// `PUT /__faults/<what>` to the fault proxy.
 fn put_fault(faults_url: &str, what: &str, body: &Value) -> Result<()> {
     let path = format!("/__faults/{what}");
-    let (status, answer) = http(
-        host_port(faults_url),
-        "PUT",
-        &path,
-        Some(&body.to_string()),
-    )?;
+    let (status, answer) = http(host_port(faults_url), "PUT", &path, Some(&body.to_string()))?;
     if !(200..300).contains(&status) {
         return Err(BenchError::Setup(format!(
             "PUT {path} answered {status}: {answer}"
@@ -807,8 +805,12 @@ fn put_fault(faults_url: &str, what: &str, body: &Value) -> Result<()> {
 pub async fn run(config: &RunConfig) -> Result<RunResult> {
     let n = config.n;
     let load_at_start = load_average();
-    let role_arn = std::env::var("PAPI_LAMBDA_ROLE_ARN")
-        .map_err(|_| BenchError::Setup("PAPI_LAMBDA_ROLE_ARN is not set: run inside the test bed (testbed/with-testbed.sh)".into()))?;
+    let role_arn = std::env::var("PAPI_LAMBDA_ROLE_ARN").map_err(|_| {
+        BenchError::Setup(
+            "PAPI_LAMBDA_ROLE_ARN is not set: run inside the test bed (testbed/with-testbed.sh)"
+                .into(),
+        )
+    })?;
     if config.latency_ms > 0 || config.quotas.is_some() {
         if config.faults_url.is_none() || config.operator_aws_endpoint.is_none() {
             return Err(BenchError::Setup(
@@ -882,7 +884,9 @@ pub async fn run(config: &RunConfig) -> Result<RunResult> {
             async move {
                 let key = format!(
                     "{}/{}",
-                    manifest["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    manifest["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default(),
                     manifest["metadata"]["name"].as_str().unwrap_or_default()
                 );
                 timeline
@@ -959,7 +963,9 @@ pub async fn run(config: &RunConfig) -> Result<RunResult> {
             let client = client.clone();
             let poke = poke.clone();
             async move {
-                let namespace = manifest["metadata"]["namespace"].as_str().unwrap_or_default();
+                let namespace = manifest["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default();
                 let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
                 let api: Api<PrivateApi> = Api::namespaced(client, namespace);
                 let patch = json!({"metadata": {"annotations": {"papi-bench/poke": poke}}});
@@ -1016,16 +1022,18 @@ pub async fn run(config: &RunConfig) -> Result<RunResult> {
         json!(config.extra_operator_args),
     );
     for (key, var) in [
-        ("moto_endpoint_pending_s", "PAPI_MOTO_ENDPOINT_PENDING_SECONDS"),
-        ("moto_function_pending_s", "PAPI_MOTO_FUNCTION_PENDING_SECONDS"),
+        (
+            "moto_endpoint_pending_s",
+            "PAPI_MOTO_ENDPOINT_PENDING_SECONDS",
+        ),
+        (
+            "moto_function_pending_s",
+            "PAPI_MOTO_FUNCTION_PENDING_SECONDS",
+        ),
     ] {
         setup.insert(
             key.into(),
-            json!(
-                std::env::var(var)
-                    .ok()
-                    .and_then(|v| v.parse::<f64>().ok())
-            ),
+            json!(std::env::var(var).ok().and_then(|v| v.parse::<f64>().ok())),
         );
     }
     setup.insert("load_average_at_start".into(), json!(load_at_start));
@@ -1033,7 +1041,10 @@ pub async fn run(config: &RunConfig) -> Result<RunResult> {
         "through_fault_proxy".into(),
         json!(config.operator_aws_endpoint.is_some()),
     );
-    setup.insert("quotas".into(), config.quotas.clone().unwrap_or(Value::Null));
+    setup.insert(
+        "quotas".into(),
+        config.quotas.clone().unwrap_or(Value::Null),
+    );
     for (key, value) in &config.mode {
         setup.insert(key.clone(), value.clone());
     }

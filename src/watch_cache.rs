@@ -8,10 +8,10 @@
 //! store. Nothing in the reconciler reads them: status is written by server-side apply, whose
 //! field ownership lives in the API server, and the finalizer helper patches `finalizers` only.
 
+use futures::StreamExt;
 use kube::api::{Api, ObjectMeta};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Controller;
-use futures::StreamExt;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use crate::crd::PrivateApi;

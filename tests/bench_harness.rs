@@ -34,8 +34,8 @@ async fn harness_measures_two_objects_and_writes_the_results_files() {
     let run = match harness::run(&config).await {
         Ok(run) => run,
         Err(err) => {
-            let log = std::fs::read_to_string(config.work_dir.join("operator.log"))
-                .unwrap_or_default();
+            let log =
+                std::fs::read_to_string(config.work_dir.join("operator.log")).unwrap_or_default();
             panic!("bench run failed: {err}\n---- operator log ----\n{log}");
         }
     };
@@ -64,7 +64,10 @@ async fn harness_measures_two_objects_and_writes_the_results_files() {
             run.create_calls_by_operation
         );
     }
-    assert!(run.create_reconciles >= 2 && run.steady_reconciles >= 2, "{run:?}");
+    assert!(
+        run.create_reconciles >= 2 && run.steady_reconciles >= 2,
+        "{run:?}"
+    );
     // The steady state reads and never writes.
     assert!(run.steady_calls_per_object.reads >= 1.0, "{run:?}");
     assert_eq!(run.steady_calls_per_object.writes, 0.0, "{run:?}");
@@ -74,13 +77,16 @@ async fn harness_measures_two_objects_and_writes_the_results_files() {
         "{run:?}"
     );
     // Memory and CPU of a live process.
-    assert!(run.idle_rss_mib > 1.0 && run.peak_rss_mib >= run.idle_rss_mib, "{run:?}");
+    assert!(
+        run.idle_rss_mib > 1.0 && run.peak_rss_mib >= run.idle_rss_mib,
+        "{run:?}"
+    );
     assert!(run.final_rss_mib > 1.0 && run.final_rss_mib <= run.peak_rss_mib + 0.1);
     assert!(run.cpu_s > 0.0 && run.create_cpu_s <= run.cpu_s, "{run:?}");
 
     // The results files.
-    let results = harness::report("abc1234", "2026-01-02", std::slice::from_ref(&run))
-        .expect("report");
+    let results =
+        harness::report("abc1234", "2026-01-02", std::slice::from_ref(&run)).expect("report");
     let dir = work.path().join("results");
     let (json_path, md_path) = harness::write_results(&dir, &results).expect("write results");
     assert_eq!(
@@ -116,9 +122,7 @@ async fn harness_measures_two_objects_and_writes_the_results_files() {
     }
     // Fields added later land next to the others and survive a round trip.
     let mut extended = run.clone();
-    extended
-        .extra
-        .insert("throttles".into(), Value::from(0u64));
+    extended.extra.insert("throttles".into(), Value::from(0u64));
     let round_trip: harness::RunResult =
         serde_json::from_value(serde_json::to_value(&extended).expect("serializes"))
             .expect("parses back");

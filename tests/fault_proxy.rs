@@ -481,8 +481,16 @@ async fn quotas_throttle_calls_over_their_bucket() {
         ]),
     );
     let aws = through_without_retries(&proxy).await;
-    aws.apigw.get_rest_apis().send().await.expect("within burst");
-    aws.apigw.get_rest_apis().send().await.expect("within burst");
+    aws.apigw
+        .get_rest_apis()
+        .send()
+        .await
+        .expect("within burst");
+    aws.apigw
+        .get_rest_apis()
+        .send()
+        .await
+        .expect("within burst");
     let err = aws
         .apigw
         .get_rest_apis()
@@ -558,7 +566,9 @@ async fn freeze_holds_the_kth_mutating_response_and_later_mutations() {
     assert!(!rest_api_names(&moto).await.contains(&other));
     assert!(!creating.is_finished());
     proxy.release();
-    creating.await.expect("the creates finish after the release");
+    creating
+        .await
+        .expect("the creates finish after the release");
     held_create
         .await
         .expect("task")

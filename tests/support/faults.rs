@@ -46,7 +46,10 @@ impl FaultProxy {
         } else {
             PathBuf::from("python3")
         };
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/testbed/faultproxy/faultproxy.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testbed/faultproxy/faultproxy.py"
+        );
         let child = Command::new(python)
             .arg(script)
             .arg("--upstream")
