@@ -442,3 +442,107 @@ async fn adopting_what_does_not_exist_is_invalid_spec_and_leaves_nothing() {
     wait_gone(&namespace, "ghost", GONE_TIMEOUT);
     assert!(owned_resources(&aws, &cluster).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopting_a_public_api_or_another_objects_function_is_invalid_spec() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("adopt-kind");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 63).await;
+    let regional = aws
+        .apigateway
+        .create_rest_api()
+        .name("public-api")
+        .endpoint_configuration(
+            EndpointConfiguration::builder()
+                .types(EndpointType::Regional)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateRestApi")
+        .id
+        .expect("api id");
+    // A function some other PrivateApi manages (its ownership tags); its stack in another VPC
+    // (one private-DNS execute-api endpoint per VPC).
+    let stack = build_stack(&aws, &make_vpc(&aws.ec2, 64).await, "claimed").await;
+    aws.lambda
+        .tag_resource()
+        .resource(format!(
+            "arn:aws:lambda:us-east-1:{}:function:{}",
+            aws.account_id, stack.function_name
+        ))
+        .tags("privateapi.io/cluster", "elsewhere")
+        .tags("privateapi.io/owner", "team-b/orders")
+        .send()
+        .await
+        .expect("TagResource");
+    let _operator = Operator::start(&namespace, &cluster);
+
+    apply(&adopt_manifest(
+        &namespace,
+        "wrong-kind",
+        &vpc,
+        json!({"restApiId": regional, "functionName": stack.function_name}),
+    ));
+    let object = wait_for(
+        &namespace,
+        "wrong-kind",
+        READY_TIMEOUT,
+        "ApiReady and BackendReady InvalidSpec",
+        |object| {
+            ["ApiReady", "BackendReady"]
+                .iter()
+                .all(|type_| condition(object, type_).is_some_and(|c| c["reason"] == "InvalidSpec"))
+        },
+    );
+    let message = |type_: &str| {
+        condition(&object, type_)
+            .and_then(|c| c["message"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        message("ApiReady").contains("spec.adopt.restApiId")
+            && message("ApiReady").contains("only PRIVATE"),
+        "{}",
+        message("ApiReady")
+    );
+    assert!(
+        message("BackendReady").contains("spec.adopt.functionName")
+            && message("BackendReady").contains("team-b/orders"),
+        "{}",
+        message("BackendReady")
+    );
+    // Neither was taken over: no tags of this cluster on them.
+    let api_tags = aws
+        .apigateway
+        .get_rest_api()
+        .rest_api_id(&regional)
+        .send()
+        .await
+        .expect("GetRestApi")
+        .tags
+        .unwrap_or_default();
+    assert!(
+        !api_tags.contains_key("privateapi.io/owner"),
+        "{api_tags:?}"
+    );
+    kubectl(&[
+        "delete",
+        "privateapi",
+        "wrong-kind",
+        "-n",
+        &namespace,
+        "--wait=false",
+    ]);
+    wait_gone(&namespace, "wrong-kind", GONE_TIMEOUT);
+    assert!(owned_resources(&aws, &cluster).await.is_empty());
+    assert!(
+        function_exists(&aws, &stack.function_name).await,
+        "another object's function stays"
+    );
+}
