@@ -35,6 +35,11 @@ pub struct Args {
     #[arg(long, env = "PAPI_RESYNC_SECONDS", default_value_t = 600)]
     pub resync_seconds: u64,
 
+    /// Limit of one HTTP attempt of an AWS call, in seconds (a call that gets no answer is
+    /// retried rather than blocking its object).
+    #[arg(long, env = "PAPI_AWS_ATTEMPT_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub aws_attempt_timeout_seconds: u64,
+
     /// Objects reconciled at the same time.
     #[arg(long, env = "PAPI_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
@@ -81,6 +86,10 @@ pub enum LogFormat {
 impl Args {
     pub fn resync(&self) -> Duration {
         Duration::from_secs(self.resync_seconds.max(1))
+    }
+
+    pub fn aws_attempt_timeout(&self) -> Duration {
+        Duration::from_secs(self.aws_attempt_timeout_seconds.max(1))
     }
 
     /// Read the handler packages and build the parts' settings.

@@ -34,7 +34,12 @@ fn init_logging(args: &Args) {
 async fn run(args: Args) -> Result<()> {
     let settings = args.settings()?;
     let metrics = Arc::new(Metrics::default());
-    let aws = AwsClients::load(args.region.clone(), metrics.clone()).await?;
+    let aws = AwsClients::load_with_attempt_timeout(
+        args.region.clone(),
+        metrics.clone(),
+        args.aws_attempt_timeout(),
+    )
+    .await?;
     info!(
         region = aws.default_region(),
         cluster = %settings.cluster_name,
