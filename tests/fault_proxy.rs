@@ -437,6 +437,22 @@ async fn a_hung_response_times_out_and_the_resource_exists() {
     proxy.set_rules(json!([
         {"service": "apigateway", "operation": "CreateRestApi", "fault": "hang_after_forward", "schedule": [1]}
     ]));
+    // The SDK's defaults set no attempt timeout: a response that never comes is waited for (which
+    // is why the operator sets one, `--aws-attempt-timeout-seconds`).
+    let defaults = through_without_retries(&proxy).await;
+    let waited = tokio::time::timeout(
+        Duration::from_secs(15),
+        defaults
+            .apigw
+            .create_rest_api()
+            .name(support::unique("hung-default"))
+            .send(),
+    )
+    .await;
+    assert!(waited.is_err(), "the SDK gave up by itself: {waited:?}");
+    proxy.set_rules(json!([
+        {"service": "apigateway", "operation": "CreateRestApi", "fault": "hang_after_forward", "schedule": [1]}
+    ]));
     let config = proxy
         .sdk_config()
         .await
@@ -461,7 +477,7 @@ async fn a_hung_response_times_out_and_the_resource_exists() {
     assert!(rest_api_names(&direct().await).await.contains(&name));
     assert_eq!(
         proxy.stats()["injected_total"]["hang_after_forward"],
-        1,
+        2,
         "{}",
         proxy.stats()
     );

@@ -15,6 +15,7 @@ use privateapi_operator::metrics::Metrics;
 use serde_json::Value;
 
 pub mod faults;
+pub mod invariant;
 
 pub const REGION: &str = "us-east-1";
 
