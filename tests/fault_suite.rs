@@ -621,3 +621,86 @@ async fn scenario_3b_hung_calls_time_out_and_converge() {
         note: "first CreateRestApi, CreateFunction, DescribeVpcEndpoints never answered; attempt timeout 5 s".into(),
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// The checker itself: it sees what it must see
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invariant_sees_duplicates_orphans_and_missing_ids() {
+    let _apiserver = APISERVER.read().await;
+    let bed = Bed::new("checker", 71, 68, &[]).await;
+    bed.create("watched");
+    let object = wait_ready(&bed.namespace, "watched", CONVERGE);
+    let clean = bed.assert_invariant("before tampering").await;
+    assert_eq!(clean.resources, 4, "{}", clean.summary());
+    let uid = object["metadata"]["uid"].as_str().expect("uid").to_string();
+    let tags = |uid: &str| {
+        std::collections::HashMap::from([
+            ("privateapi.io/cluster".to_string(), bed.cluster.clone()),
+            ("privateapi.io/uid".to_string(), uid.to_string()),
+        ])
+    };
+    // a second REST API of the live object: a duplicate (and not the one its status names)
+    let twin = bed
+        .aws
+        .apigateway
+        .create_rest_api()
+        .name("twin")
+        .set_tags(Some(tags(&uid)))
+        .send()
+        .await
+        .expect("CreateRestApi")
+        .id
+        .expect("id");
+    // a REST API of an object that no longer exists: an orphan
+    let stray = bed
+        .aws
+        .apigateway
+        .create_rest_api()
+        .name("stray")
+        .set_tags(Some(tags("00000000-0000-0000-0000-000000000000")))
+        .send()
+        .await
+        .expect("CreateRestApi")
+        .id
+        .expect("id");
+    // the deployment the status names, gone: missing (the stage goes with it first)
+    let rest_api_id = object["status"]["restApiId"].as_str().expect("restApiId");
+    bed.aws
+        .apigateway
+        .delete_stage()
+        .rest_api_id(rest_api_id)
+        .stage_name("prod")
+        .send()
+        .await
+        .expect("DeleteStage");
+    bed.aws
+        .apigateway
+        .delete_deployment()
+        .rest_api_id(rest_api_id)
+        .deployment_id(object["status"]["deploymentId"].as_str().expect("id"))
+        .send()
+        .await
+        .expect("DeleteDeployment");
+    let report = invariant::check(&bed.aws, &bed.scope()).await;
+    assert_eq!(report.duplicates.len(), 1, "{}", report.summary());
+    assert!(report.duplicates[0].contains(&twin), "{}", report.summary());
+    assert_eq!(report.orphans.len(), 2, "{}", report.summary());
+    assert!(report.orphans.iter().any(|o| o.contains(&stray)));
+    assert!(report.orphans.iter().any(|o| o.contains(&twin)));
+    assert_eq!(report.missing.len(), 1, "{}", report.summary());
+    assert!(report.missing[0].contains("deploymentId"));
+    for id in [&twin, &stray] {
+        bed.aws
+            .apigateway
+            .delete_rest_api()
+            .rest_api_id(id)
+            .send()
+            .await
+            .expect("DeleteRestApi");
+    }
+    // the operator puts the stage back at its next reconcile
+    support::poke_and_wait(&bed.operator, &bed.namespace, "watched");
+    wait_ready(&bed.namespace, "watched", CONVERGE);
+    bed.assert_invariant("after cleaning up").await;
+}
