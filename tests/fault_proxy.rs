@@ -69,9 +69,9 @@ async fn proxy_free_config() -> aws_config::SdkConfig {
         .await
 }
 
-fn status<E, R: std::fmt::Debug>(err: &SdkError<E, R>) -> Option<u16>
+fn status<E, R>(err: &SdkError<E, R>) -> Option<u16>
 where
-    R: privateapi_operator::error::HasStatus,
+    R: std::fmt::Debug + privateapi_operator::error::HasStatus,
 {
     match err {
         SdkError::ServiceError(e) => e.raw().status_code(),
