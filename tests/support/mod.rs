@@ -2,6 +2,8 @@
 //! the operator as a separate process, and check AWS (the moto server) through the real SDK.
 #![allow(dead_code)]
 
+pub mod runtime;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -186,6 +188,8 @@ pub struct Operator {
     pub admin_addr: String,
     dir: PathBuf,
     extra: Vec<String>,
+    /// Environment variables set on the process (after the defaults below).
+    env: Vec<(String, String)>,
 }
 
 impl Operator {
@@ -204,6 +208,7 @@ impl Operator {
             admin_addr: String::new(),
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
         };
         operator.spawn();
         operator
@@ -231,6 +236,12 @@ impl Operator {
             // overrides it (the flag given twice is a clap error).
             .env("PAPI_RESYNC_SECONDS", "600")
             .env("RUST_LOG", "info,privateapi_operator=debug")
+            // Leader election stays on (the default) with a Lease in the test's namespace, so the
+            // tests' operators, one per namespace, never contend. The identity is the Operator's
+            // own and survives restart(), as a pod's name survives a container restart: a
+            // restarted operator takes its lease back at once.
+            .env("PAPI_LEASE_NAMESPACE", &self.namespace)
+            .env("POD_NAME", self.dir.file_name().unwrap_or_default())
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log));
         if let Ok(zip) = std::env::var("PAPI_HANDLER_ZIP_X86_64") {
@@ -240,6 +251,7 @@ impl Operator {
             command.arg("--default-execution-role-arn").arg(role);
         }
         command.args(&self.extra);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.child = Some(command.spawn().expect("the operator starts"));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
