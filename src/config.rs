@@ -70,7 +70,12 @@ pub struct Args {
 
     /// Log filter (tracing EnvFilter syntax): a level (`debug`) or per-module levels, e.g.
     /// `info,privateapi_operator=debug`.
-    #[arg(long, visible_alias = "log-level", env = "RUST_LOG", default_value = "info")]
+    #[arg(
+        long,
+        visible_alias = "log-level",
+        env = "RUST_LOG",
+        default_value = "info"
+    )]
     pub log: String,
 
     /// Take part in leader election on a Lease: only the holder reconciles, the others wait as
@@ -250,16 +255,27 @@ mod tests {
         assert_eq!(lease.name, "privateapi-operator");
         assert_eq!(lease.namespace, "ops");
         assert_eq!(lease.duration_seconds, 15);
-        assert!(lease.identity.ends_with(&format!("-{}", std::process::id())));
+        assert!(
+            lease
+                .identity
+                .ends_with(&format!("-{}", std::process::id()))
+        );
         assert_eq!(defaults.shutdown_timeout(), Duration::from_secs(20));
-        for off in [&["--leader-election=false"][..], &["--leader-election", "false"]] {
+        for off in [
+            &["--leader-election=false"][..],
+            &["--leader-election", "false"],
+        ] {
             // `--leader-election false` is the flag followed by a stray argument: rejected.
             match parse(off) {
                 Ok(args) => assert!(args.lease_config().is_none(), "{off:?}"),
                 Err(_) => assert_eq!(off.len(), 2),
             }
         }
-        assert!(parse(&["--leader-election"]).expect("parses").leader_election);
+        assert!(
+            parse(&["--leader-election"])
+                .expect("parses")
+                .leader_election
+        );
         let custom = parse(&[
             "--lease-name",
             "papi-a",
@@ -271,7 +287,11 @@ mod tests {
         .expect("parses");
         let lease = custom.lease_config().expect("on");
         assert_eq!(
-            (lease.name.as_str(), lease.identity.as_str(), lease.duration_seconds),
+            (
+                lease.name.as_str(),
+                lease.identity.as_str(),
+                lease.duration_seconds
+            ),
             ("papi-a", "pod-0", 6)
         );
         assert!(parse(&["--lease-duration-seconds", "1"]).is_err());

@@ -273,9 +273,7 @@ async fn acquire(
 /// Whether the Lease has no holder (its holder released it).
 async fn is_released(leases: &Api<Lease>, name: &str) -> bool {
     match tokio::time::timeout(READ_TIMEOUT, leases.get(name)).await {
-        Ok(Ok(lease)) => lease
-            .spec
-            .is_none_or(|spec| spec.holder_identity.is_none()),
+        Ok(Ok(lease)) => lease.spec.is_none_or(|spec| spec.holder_identity.is_none()),
         _ => false,
     }
 }
@@ -296,7 +294,8 @@ async fn hold(manager: &LeaseManager, config: &LeaseConfig, leases: &Api<Lease>)
     };
     tokio::pin!(renewing);
     // Until the first read: the crate wrote renewTime just before it reported the lease as ours.
-    let mut valid_until = SystemTime::now() + config.duration().saturating_sub(config.check_period());
+    let mut valid_until =
+        SystemTime::now() + config.duration().saturating_sub(config.check_period());
     loop {
         match tokio::time::timeout(READ_TIMEOUT, leases.get(&config.name)).await {
             Ok(Ok(lease)) => {
@@ -307,7 +306,8 @@ async fn hold(manager: &LeaseManager, config: &LeaseConfig, leases: &Api<Lease>)
                             (spec.renew_time, spec.lease_duration_seconds)
                         {
                             let seconds = u64::try_from(seconds).unwrap_or(0);
-                            valid_until = SystemTime::from(renewed.0) + Duration::from_secs(seconds);
+                            valid_until =
+                                SystemTime::from(renewed.0) + Duration::from_secs(seconds);
                         }
                     }
                     other => {

@@ -212,9 +212,18 @@ async fn run(args: Args) -> Result<(), Fatal> {
     let store = controller.store();
     let ready_flag = admin_state.clone();
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            ready_flag.ready.store(true, Ordering::Relaxed);
-            info!("first list of PrivateApi objects synced");
+        // Asked again every half second: kube-runtime's store wakes only the last of several
+        // waiters, and the controller waits on the same store, so one long wait may never end.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    ready_flag.ready.store(true, Ordering::Relaxed);
+                    info!("first list of PrivateApi objects synced");
+                    return;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => {}
+            }
         }
     });
     // Graceful: the controller stops taking new work, lets the reconciles in flight finish,

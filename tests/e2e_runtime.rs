@@ -25,14 +25,10 @@ fn wait_leader(namespace: &str, operator: &Operator, timeout: Duration) {
 
 /// Wait until `operator` is a ready standby.
 fn wait_standby(operator: &Operator) {
-    wait_until(
-        Duration::from_secs(30),
-        "the standby to be ready",
-        || {
-            let (code, body) = operator.admin_status("/readyz");
-            (code == 200 && body.contains("standby")).then_some(())
-        },
-    );
+    wait_until(Duration::from_secs(30), "the standby to be ready", || {
+        let (code, body) = operator.admin_status("/readyz");
+        (code == 200 && body.contains("standby")).then_some(())
+    });
     assert!(!operator.is_leader());
     assert_eq!(operator.admin_status("/healthz").0, 200);
 }
@@ -105,10 +101,7 @@ async fn sigterm_finishes_reconciles_releases_the_lease_and_exits_zero() {
     let cluster = unique("cl");
     create_namespace(&namespace);
     let aws = aws().await;
-    let vpcs = [
-        make_vpc(&aws.ec2, 112).await,
-        make_vpc(&aws.ec2, 113).await,
-    ];
+    let vpcs = [make_vpc(&aws.ec2, 112).await, make_vpc(&aws.ec2, 113).await];
     // A lease far longer than the test's waits: a takeover within them can only come from the
     // leader releasing the lease.
     let flags = ["--lease-duration-seconds", "300"];
@@ -190,7 +183,11 @@ async fn readyz_waits_for_the_first_list_and_metrics_has_every_family() {
     let operator = Operator::start_with_env(
         &namespace,
         &cluster,
-        &["--leader-election=false"],
+        &[
+            "--leader-election=false",
+            "--log-level",
+            "info,privateapi_operator=debug,kube=debug",
+        ],
         &[("KUBECONFIG", kubeconfig.to_str().expect("utf-8 path"))],
     );
     assert_eq!(operator.admin_status("/healthz").0, 200);
@@ -199,12 +196,28 @@ async fn readyz_waits_for_the_first_list_and_metrics_has_every_family() {
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("first list"), "{body}");
     // Without leader election the process is the leader from the start.
-    assert_eq!(operator.metrics().value("privateapi_leader", &[]), Some(1.0));
+    assert_eq!(
+        operator.metrics().value("privateapi_leader", &[]),
+        Some(1.0)
+    );
     gate.open();
+    let through_gate = kubectl(&[
+        "--kubeconfig",
+        kubeconfig.to_str().expect("utf-8 path"),
+        "get",
+        "namespace",
+        &namespace,
+        "-o",
+        "name",
+    ]);
+    assert_eq!(through_gate.trim(), format!("namespace/{namespace}"));
     wait_until(Duration::from_secs(60), "/readyz 200", || {
         (operator.admin_status("/readyz").0 == 200).then_some(())
     });
-    assert!(get_lease(&namespace, LEASE).is_none(), "no election, no Lease");
+    assert!(
+        get_lease(&namespace, LEASE).is_none(),
+        "no election, no Lease"
+    );
 
     apply(&seed_manifest(&namespace, "metered", &vpc, ""));
     wait_ready(&namespace, "metered", READY_TIMEOUT);
@@ -283,7 +296,7 @@ async fn readyz_waits_for_the_first_list_and_metrics_has_every_family() {
     for (service, operation, kind) in [
         ("EC2", "CreateVpcEndpoint", "write"),
         ("EC2", "DescribeVpcEndpoints", "read"),
-        ("APIGateway", "CreateRestApi", "write"),
+        ("API Gateway", "CreateRestApi", "write"),
         ("Lambda", "CreateFunction", "write"),
     ] {
         let found = metrics.find(
@@ -332,9 +345,7 @@ async fn json_logs_with_the_level_from_the_flag() {
     let lines: Vec<Value> = log
         .lines()
         .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-        })
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
         .collect();
     for line in &lines {
         assert!(line["level"].is_string(), "{line}");
@@ -342,7 +353,10 @@ async fn json_logs_with_the_level_from_the_flag() {
         assert!(line["timestamp"].is_string(), "{line}");
     }
     let has = |message: &str| lines.iter().any(|l| l["message"] == message);
-    assert!(has("acquired the lease: this process is the leader"), "{log}");
+    assert!(
+        has("acquired the lease: this process is the leader"),
+        "{log}"
+    );
     assert!(has("lease released"), "{log}");
     // Debug lines of a dependency: the level came from --log-level, not from RUST_LOG.
     assert!(

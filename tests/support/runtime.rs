@@ -217,10 +217,7 @@ impl Metrics {
 
 /// The Lease as JSON, if it exists.
 pub fn get_lease(namespace: &str, name: &str) -> Option<Value> {
-    let out = kubectl_raw(
-        &["get", "lease", name, "-n", namespace, "-o", "json"],
-        None,
-    );
+    let out = kubectl_raw(&["get", "lease", name, "-n", namespace, "-o", "json"], None);
     if !out.status.success() {
         return None;
     }
