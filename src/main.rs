@@ -261,10 +261,10 @@ async fn run(args: Args) -> Result<(), Fatal> {
     }
     info!("controller stopped: no reconcile in flight");
     admin_state.leader.store(false, Ordering::Relaxed);
-    if let Some(election) = election {
-        if election.release().await? {
-            info!("lease released");
-        }
+    if let Some(election) = election
+        && election.release().await?
+    {
+        info!("lease released");
     }
     info!("stopped");
     Ok(())
