@@ -2,6 +2,8 @@
 //! the operator as a separate process, and check AWS (the moto server) through the real SDK.
 #![allow(dead_code)]
 
+pub mod runtime;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -249,6 +251,12 @@ impl Operator {
             // overrides it (the flag given twice is a clap error).
             .env("PAPI_RESYNC_SECONDS", "600")
             .env("RUST_LOG", "info,privateapi_operator=debug")
+            // Leader election stays on (the default) with a Lease in the test's namespace, so the
+            // tests' operators, one per namespace, never contend. The identity is the Operator's
+            // own and survives restart(), as a pod's name survives a container restart: a
+            // restarted operator takes its lease back at once.
+            .env("PAPI_LEASE_NAMESPACE", &self.namespace)
+            .env("POD_NAME", self.dir.file_name().unwrap_or_default())
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log));
         if let Ok(zip) = std::env::var("PAPI_HANDLER_ZIP_X86_64") {
