@@ -446,10 +446,7 @@ async fn scenario_5_the_api_server_restarts() {
     }
     // restart while those creates are under way
     let dir = std::env::var("PAPI_TESTBED_DIR").expect("PAPI_TESTBED_DIR");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/testbed/k8s/restart-apiserver.sh"
-    );
+    let script = support::repo_path("testbed/k8s/restart-apiserver.sh");
     let status = std::process::Command::new("bash")
         .arg(script)
         .arg(&dir)

@@ -81,11 +81,23 @@ pub fn apply(manifest: &str) {
     kubectl_stdin(&["apply", "-f", "-"], Some(manifest));
 }
 
+/// The package's directory, read when the test runs: cargo sets `CARGO_MANIFEST_DIR` for the
+/// test process. The compile-time value is only a fallback, because a test binary built from a
+/// checkout at another path (a shared `CARGO_TARGET_DIR`, where cargo counts it as fresh) still
+/// holds that other path.
+pub fn repo_path(relative: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join(relative)
+}
+
 /// Install the CRD (idempotent; other tests may do it at the same time) and wait until the API
 /// serves it.
 pub fn install_crd() {
-    let crd = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/privateapi.yaml");
-    kubectl(&["apply", "--server-side", "--force-conflicts", "-f", crd]);
+    let crd = repo_path("crds/privateapi.yaml");
+    let crd = crd.to_string_lossy();
+    kubectl(&["apply", "--server-side", "--force-conflicts", "-f", &crd]);
     kubectl(&[
         "wait",
         "--for=condition=established",
