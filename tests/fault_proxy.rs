@@ -69,9 +69,9 @@ async fn proxy_free_config() -> aws_config::SdkConfig {
         .await
 }
 
-fn status<E, R: std::fmt::Debug>(err: &SdkError<E, R>) -> Option<u16>
+fn status<E, R>(err: &SdkError<E, R>) -> Option<u16>
 where
-    R: privateapi_operator::error::HasStatus,
+    R: std::fmt::Debug + privateapi_operator::error::HasStatus,
 {
     match err {
         SdkError::ServiceError(e) => e.raw().status_code(),
@@ -437,6 +437,22 @@ async fn a_hung_response_times_out_and_the_resource_exists() {
     proxy.set_rules(json!([
         {"service": "apigateway", "operation": "CreateRestApi", "fault": "hang_after_forward", "schedule": [1]}
     ]));
+    // The SDK's defaults set no attempt timeout: a response that never comes is waited for (which
+    // is why the operator sets one, `--aws-attempt-timeout-seconds`).
+    let defaults = through_without_retries(&proxy).await;
+    let waited = tokio::time::timeout(
+        Duration::from_secs(15),
+        defaults
+            .apigw
+            .create_rest_api()
+            .name(support::unique("hung-default"))
+            .send(),
+    )
+    .await;
+    assert!(waited.is_err(), "the SDK gave up by itself: {waited:?}");
+    proxy.set_rules(json!([
+        {"service": "apigateway", "operation": "CreateRestApi", "fault": "hang_after_forward", "schedule": [1]}
+    ]));
     let config = proxy
         .sdk_config()
         .await
@@ -459,11 +475,20 @@ async fn a_hung_response_times_out_and_the_resource_exists() {
         .expect_err("timed out");
     assert!(matches!(err, SdkError::TimeoutError(_)), "{err:?}");
     assert!(rest_api_names(&direct().await).await.contains(&name));
-    assert_eq!(proxy.stats()["held"], 1);
-    proxy.release();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    assert_eq!(
+        proxy.stats()["injected_total"]["hang_after_forward"],
+        2,
+        "{}",
+        proxy.stats()
+    );
+    // The client gave up and closed its connection: the proxy stops holding it by itself.
+    let deadline = Instant::now() + Duration::from_secs(30);
     while proxy.stats()["held"] != 0 {
-        assert!(Instant::now() < deadline, "the hung call was not released");
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned call is still held: {}",
+            proxy.stats()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

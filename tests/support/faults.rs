@@ -46,10 +46,7 @@ impl FaultProxy {
         } else {
             PathBuf::from("python3")
         };
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testbed/faultproxy/faultproxy.py"
-        );
+        let script = super::repo_path("testbed/faultproxy/faultproxy.py");
         let child = Command::new(python)
             .arg(script)
             .arg("--upstream")
@@ -286,6 +283,13 @@ impl Operator {
         timeout: Duration,
     ) -> bool {
         proxy.freeze_after_mutating(k);
+        self.kill_when_frozen(proxy, timeout)
+    }
+
+    /// With a freeze armed (`proxy.freeze_after_mutating(k)` before the action whose k-th write
+    /// matters): wait for it, SIGKILL the operator, end the freeze (its held calls never reach
+    /// AWS) and start the operator again. False, operator untouched, when nothing froze.
+    pub fn kill_when_frozen(&mut self, proxy: &FaultProxy, timeout: Duration) -> bool {
         let frozen = proxy.wait_frozen(timeout);
         if frozen {
             self.kill();

@@ -2,6 +2,8 @@
 //! the operator as a separate process, and check AWS (the moto server) through the real SDK.
 #![allow(dead_code)]
 
+pub mod runtime;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,6 +17,7 @@ use privateapi_operator::metrics::Metrics;
 use serde_json::Value;
 
 pub mod faults;
+pub mod invariant;
 
 pub const REGION: &str = "us-east-1";
 
@@ -78,11 +81,23 @@ pub fn apply(manifest: &str) {
     kubectl_stdin(&["apply", "-f", "-"], Some(manifest));
 }
 
+/// The package's directory, read when the test runs: cargo sets `CARGO_MANIFEST_DIR` for the
+/// test process. The compile-time value is only a fallback, because a test binary built from a
+/// checkout at another path (a shared `CARGO_TARGET_DIR`, where cargo counts it as fresh) still
+/// holds that other path.
+pub fn repo_path(relative: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join(relative)
+}
+
 /// Install the CRD (idempotent; other tests may do it at the same time) and wait until the API
 /// serves it.
 pub fn install_crd() {
-    let crd = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/privateapi.yaml");
-    kubectl(&["apply", "--server-side", "--force-conflicts", "-f", crd]);
+    let crd = repo_path("crds/privateapi.yaml");
+    let crd = crd.to_string_lossy();
+    kubectl(&["apply", "--server-side", "--force-conflicts", "-f", &crd]);
     kubectl(&[
         "wait",
         "--for=condition=established",
@@ -248,6 +263,12 @@ impl Operator {
             // overrides it (the flag given twice is a clap error).
             .env("PAPI_RESYNC_SECONDS", "600")
             .env("RUST_LOG", "info,privateapi_operator=debug")
+            // Leader election stays on (the default) with a Lease in the test's namespace, so the
+            // tests' operators, one per namespace, never contend. The identity is the Operator's
+            // own and survives restart(), as a pod's name survives a container restart: a
+            // restarted operator takes its lease back at once.
+            .env("PAPI_LEASE_NAMESPACE", &self.namespace)
+            .env("POD_NAME", self.dir.file_name().unwrap_or_default())
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log));
         if let Ok(zip) = std::env::var("PAPI_HANDLER_ZIP_X86_64") {
