@@ -174,14 +174,17 @@ pub fn wait_ready(namespace: &str, name: &str, timeout: Duration) -> Value {
         name,
         timeout,
         "Ready=True for the current generation",
-        |o| {
-            let generation = o["metadata"]["generation"].as_i64();
-            o["status"]["observedGeneration"].as_i64() == generation
-                && condition(o, "Ready").is_some_and(|c| {
-                    c["status"] == "True" && c["observedGeneration"].as_i64() == generation
-                })
-        },
+        is_ready,
     )
+}
+
+/// Ready=True, and both it and the status observed the current generation.
+pub fn is_ready(o: &Value) -> bool {
+    let generation = o["metadata"]["generation"].as_i64();
+    o["status"]["observedGeneration"].as_i64() == generation
+        && condition(o, "Ready").is_some_and(|c| {
+            c["status"] == "True" && c["observedGeneration"].as_i64() == generation
+        })
 }
 
 pub fn wait_gone(namespace: &str, name: &str, timeout: Duration) {
@@ -304,6 +307,20 @@ impl Operator {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("operator.log")).unwrap_or_default()
+    }
+
+    /// The process has ended (or was never started): a zombie counts as ended.
+    pub fn exited(&self) -> bool {
+        let Some(child) = &self.child else {
+            return true;
+        };
+        match std::fs::read_to_string(format!("/proc/{}/stat", child.id())) {
+            // The state follows the command name in parentheses: "pid (comm) S ...".
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+            Err(_) => true,
+        }
     }
 
     /// SIGKILL, as a crash.
