@@ -15,10 +15,11 @@ quickstart:
 test:
 	bash testbed/with-testbed.sh bash scripts/test.sh
 
-## Format and lint.
+## Format and lint (the Dockerfile with hadolint, installed pinned into $(PAPI_CACHE)/bin).
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	"$$(bash scripts/install-hadolint.sh)" Dockerfile
 
 ## Regenerate crds/privateapi.yaml from src/crd.rs, and its copies in the kustomize base and the
 ## Helm chart (tests/deploy_manifests.rs fails when a copy is stale).

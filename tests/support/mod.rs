@@ -2,6 +2,9 @@
 //! the operator as a separate process, and check AWS (the moto server) through the real SDK.
 #![allow(dead_code)]
 
+pub mod aws_operations;
+pub mod deploy;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -186,6 +189,8 @@ pub struct Operator {
     pub admin_addr: String,
     dir: PathBuf,
     extra: Vec<String>,
+    /// Environment of the process on top of the test's (e.g. KUBECONFIG).
+    env: Vec<(String, String)>,
 }
 
 impl Operator {
@@ -195,6 +200,16 @@ impl Operator {
     }
 
     pub fn start_with(namespace: &str, cluster: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(namespace, cluster, extra, &[])
+    }
+
+    /// `start_with`, with extra environment variables for the operator process.
+    pub fn start_with_env(
+        namespace: &str,
+        cluster: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = std::env::temp_dir().join(unique("papi-operator"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut operator = Self {
@@ -204,6 +219,10 @@ impl Operator {
             admin_addr: String::new(),
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         operator.spawn();
         operator
@@ -240,6 +259,7 @@ impl Operator {
             command.arg("--default-execution-role-arn").arg(role);
         }
         command.args(&self.extra);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.child = Some(command.spawn().expect("the operator starts"));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -269,6 +289,9 @@ impl Operator {
 
     /// SIGKILL, as a crash.
     pub fn kill(&mut self) {
+        if self.child.is_some() {
+            aws_operations::record_from(&self.admin_addr);
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
