@@ -111,7 +111,7 @@ fn assert_allowed_exactly(installed: &Installed, workload: &str) {
         &["list", "leases.coordination.k8s.io", "-n", ns],
         &["create", "customresourcedefinitions.apiextensions.k8s.io"],
         &["create", "clusterroles.rbac.authorization.k8s.io"],
-        &["create", "serviceaccounts/token", "-n", ns],
+        &["create", "serviceaccounts", "--subresource=token", "-n", ns],
     ];
     for args in refused {
         assert!(!can_i(user, args), "{user} must not {args:?}");
