@@ -29,6 +29,10 @@ pub const S3_BUCKET_PATTERN: &str = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$";
 pub const STAGE_NAME_PATTERN: &str = r"^[A-Za-z0-9_]{1,128}$";
 /// Lambda handler strings.
 pub const HANDLER_PATTERN: &str = r"^[^\s]{1,128}$";
+/// REST API IDs: 10 lowercase letters and digits.
+pub const REST_API_ID_PATTERN: &str = r"^[a-z0-9]{10}$";
+/// Lambda function names (not ARNs).
+pub const FUNCTION_NAME_PATTERN: &str = r"^[A-Za-z0-9_-]{1,64}$";
 
 /// The default answer of the built-in backend (the reference stack's message).
 pub const DEFAULT_BUILTIN_MESSAGE: &str = "Private API executed!!";
@@ -58,6 +62,12 @@ pub const DEFAULT_TIMEOUT_SECONDS: i32 = 10;
 #[x_kube(validation = kube::core::Rule::new(
     "has(self.region) == has(oldSelf.region) && (!has(self.region) || self.region == oldSelf.region)"
 ).message("spec.region is immutable: create a new PrivateApi to move to another region").field_path(".region"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.adopt) || !has(self.adopt.functionName) || has(self.backend.builtin) || has(self.backend.code)"
+).message("spec.adopt.functionName needs spec.backend.builtin or spec.backend.code (the adopted function is then managed); to use a function without managing it, set spec.backend.functionArn instead").field_path(".adopt.functionName"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.adopt) || !has(self.adopt.vpcEndpointId) || has(self.endpoint.create)"
+).message("spec.adopt.vpcEndpointId needs spec.endpoint.create (the adopted endpoint is then managed); to use an endpoint without managing it, set spec.endpoint.id instead").field_path(".adopt.vpcEndpointId"))]
 #[serde(rename_all = "camelCase")]
 pub struct PrivateApiSpec {
     /// The AWS region of every resource of this API, e.g. `us-east-1`. Default: the operator's
@@ -106,6 +116,14 @@ pub struct PrivateApiSpec {
     /// created (never a referenced endpoint or function); `Retain` leaves it all in place.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// Take over resources that already exist (e.g. a stack built with CDK) instead of creating
+    /// new ones. The operator checks that each exists and is something this spec can manage, tags
+    /// it as its own, then keeps it in line with the spec like the resources it creates, changing
+    /// it only where the spec differs; `deletionPolicy` applies to it from then on. Without this
+    /// block the operator never takes over a resource it did not create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<AdoptSpec>,
 }
 
 fn default_stage_name() -> String {
@@ -401,6 +419,49 @@ pub enum DeletionPolicy {
     Retain,
 }
 
+/// Existing resources to take over (see `spec.adopt`). At least one field.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = kube::core::Rule::new("has(self.restApiId) || has(self.functionName) || has(self.vpcEndpointId)")
+    .message("spec.adopt must name at least one of restApiId, functionName, vpcEndpointId"))]
+#[serde(rename_all = "camelCase")]
+pub struct AdoptSpec {
+    /// An existing PRIVATE REST API of the object's region, e.g. `abc123defg`. Its stage keeps
+    /// serving its current deployment until a change requires a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(REST_API_ID_PATTERN))]
+    pub rest_api_id: Option<String>,
+    /// The name of an existing Lambda function (zip package) of the object's region. Unlike
+    /// `backend.functionArn`, it becomes operator-managed: its code and configuration follow
+    /// `backend.builtin` or `backend.code`, and `deletionPolicy: Delete` deletes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(FUNCTION_NAME_PATTERN))]
+    pub function_name: Option<String>,
+    /// An existing `execute-api` interface endpoint in `endpoint.create.vpcId`. It becomes
+    /// operator-managed: its subnets, security groups and private DNS follow `endpoint.create`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(VPC_ENDPOINT_ID_PATTERN))]
+    pub vpc_endpoint_id: Option<String>,
+}
+
+/// A resource the operator took over rather than created.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AdoptedResource {
+    /// `RestApi`, `Function`, `VpcEndpoint` or `SecurityGroup`.
+    pub kind: String,
+    /// The resource's ID (function: its name).
+    pub id: String,
+    /// Where it came from: `spec.adopt` (an existing resource named in the spec) or
+    /// `previousObject` (made for an earlier object of the same cluster name, namespace and name,
+    /// e.g. before a cluster rebuild).
+    pub source: String,
+    /// The UID of that earlier object, for `previousObject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_uid: Option<String>,
+    /// When the operator took it over (RFC 3339).
+    pub time: String,
+}
+
 /// What the operator observed and owns. Written by the operator only.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -440,6 +501,10 @@ pub struct PrivateApiStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+    /// Resources the operator took over instead of creating, most recent per kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["kind".into()]))]
+    pub adopted: Vec<AdoptedResource>,
 }
 
 /// The invoke URL in each of the forms API Gateway accepts from inside the VPC.

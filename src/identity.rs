@@ -56,6 +56,34 @@ impl Owner {
         cluster && owner
     }
 
+    /// Who else claims a resource with these tags: `Some("<cluster>/<namespace>/<name>")` when
+    /// they carry ownership tags that are not this owner's. An untagged resource is nobody's.
+    pub fn claimed_by_other<'a, I>(&self, tags: I) -> Option<String>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut cluster = None;
+        let mut owner = None;
+        for (key, value) in tags {
+            match key {
+                TAG_CLUSTER => cluster = Some(value),
+                TAG_OWNER => owner = Some(value),
+                _ => {}
+            }
+        }
+        if cluster.is_none() && owner.is_none() {
+            return None;
+        }
+        if cluster == Some(self.cluster.as_str()) && owner == Some(self.key().as_str()) {
+            return None;
+        }
+        Some(format!(
+            "{TAG_CLUSTER}={}, {TAG_OWNER}={}",
+            cluster.unwrap_or("-"),
+            owner.unwrap_or("-")
+        ))
+    }
+
     /// A short, stable hash of (cluster, namespace, name).
     fn digest(&self) -> String {
         short_hash(&[&self.cluster, &self.namespace, &self.name], 10)

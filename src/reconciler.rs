@@ -341,12 +341,16 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     // 3. Routes and the invoke permission need both the API and the function: in parallel.
     let mut backend_states = vec![function_state];
     let mut wired = false;
+    let mut routes_changed = false;
     if let (Some(rest_api), Some(function)) = (&rest_api, &function) {
         let (routes_result, permission_result) = tokio::join!(
             routes::reconcile(&pctx, rest_api, &function.function_arn),
             backend::reconcile_permission(&pctx, function, &rest_api.rest_api_id)
         );
         wired = true;
+        routes_changed = routes_result
+            .as_ref()
+            .map_or(true, |outcome| !outcome.changes.is_empty());
         for result in [routes_result, permission_result] {
             match result {
                 Ok(outcome) => {
@@ -374,7 +378,17 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
             let desired = DesiredApi::new(&pctx, &endpoint.vpc_endpoint_id);
             let uri = routes::integration_uri(&clients.region, &function.function_arn);
             let fingerprint = deployment::fingerprint(&desired, &uri);
-            match deployment::reconcile(&pctx, &ctx.fingerprints, rest_api, &fingerprint).await {
+            // An adopted API that needed no change keeps serving its deployment (see there).
+            let adopt_current = rest_api.adopted_unchanged && !routes_changed;
+            match deployment::reconcile(
+                &pctx,
+                &ctx.fingerprints,
+                rest_api,
+                &fingerprint,
+                adopt_current,
+            )
+            .await
+            {
                 Ok(outcome) => {
                     changes.extend(outcome.changes);
                     status.deployment_id = Some(outcome.value.deployment_id.clone());
@@ -446,6 +460,7 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
         now,
     );
     status.observed_generation = generation;
+    record_adoptions(&mut status.adopted, &changes);
     // Compared with the object's status: an unchanged outcome writes nothing.
     status::write_if_changed(&kube_api, &name, object.status.as_ref(), &status).await?;
     ctx.metrics.set_ready(&key, Some(ready.ready));
@@ -471,6 +486,15 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     } else {
         Ok(Action::requeue(PENDING_RECHECK))
     }
+}
+
+/// What the parts took over goes into `status.adopted`, replacing the record of the same kind.
+fn record_adoptions(adopted: &mut Vec<crate::crd::AdoptedResource>, changes: &[Change]) {
+    for record in changes.iter().filter_map(|c| c.adopted.as_ref()) {
+        adopted.retain(|a| a.kind != record.kind);
+        adopted.push(record.clone());
+    }
+    adopted.sort_by(|a, b| a.kind.cmp(&b.kind));
 }
 
 /// Remove what the operator created, in dependency order, unless the policy is Retain.

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, Op, PatchOperation, RestApi};
 use serde_json::Value;
 
-use super::{Change, Cleanup, Outcome, PartContext};
+use super::{AdoptedFrom, Change, Cleanup, FIELD_ADOPT_REST_API, Outcome, PartContext};
 use crate::aws::no_sdk_retries;
 use crate::conditions::{PartState, reason};
 use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
@@ -19,6 +19,9 @@ const SERVICE: &str = "APIGateway";
 pub struct ApiInfo {
     pub rest_api_id: String,
     pub root_resource_id: Option<String>,
+    /// Taken over from `spec.adopt.restApiId` in this reconcile, with its configuration already
+    /// as the spec wants it (no UpdateRestApi): its stage may keep serving its deployment.
+    pub adopted_unchanged: bool,
 }
 
 /// The REST API as AWS reports it, from `GetRestApi` or an item of `GetRestApis`.
@@ -279,35 +282,121 @@ pub async fn find_owned(ctx: &PartContext<'_>) -> Result<Vec<LiveApi>> {
     Ok(owned)
 }
 
-/// Find the API by the ID in status (if it still exists and is ours), else by ownership tags.
-/// Extra owned APIs (a duplicate from an earlier failure) are returned to be deleted.
-async fn observe(ctx: &PartContext<'_>) -> Result<(Option<LiveApi>, Vec<LiveApi>)> {
+/// The REST API found for this object.
+#[derive(Debug, Default)]
+struct Observed {
+    live: Option<LiveApi>,
+    /// Other APIs owned by this object (a duplicate from an earlier failure, or the API the
+    /// operator made before `spec.adopt` named another): deleted.
+    duplicates: Vec<LiveApi>,
+    /// `live` is the API named in `spec.adopt`, not yet tagged as this object's.
+    adopting: bool,
+}
+
+/// Find the API by the ID in status (if it still exists and is ours), else the one `spec.adopt`
+/// names, else by ownership tags. Extra owned APIs are returned to be deleted.
+async fn observe(ctx: &PartContext<'_>) -> Result<Observed> {
+    let adopt_id = ctx.spec.adopt.as_ref().and_then(|a| a.rest_api_id.as_deref());
     if let Some(id) = ctx.status.rest_api_id.as_deref()
+        && adopt_id.is_none_or(|adopt| adopt == id)
         && let Some(api) = get_api(ctx, id).await?
-        && ctx
-            .owner
-            .owns(api.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        && owned_by(ctx, &api)
     {
-        return Ok((Some(api), Vec::new()));
+        return Ok(Observed {
+            live: Some(api),
+            ..Default::default()
+        });
     }
     let mut owned = find_owned(ctx).await?;
+    if let Some(adopt_id) = adopt_id {
+        if let Some(index) = owned.iter().position(|api| api.id == adopt_id) {
+            let keep = owned.remove(index);
+            return Ok(Observed {
+                live: Some(keep),
+                duplicates: owned,
+                adopting: false,
+            });
+        }
+        let api = get_api(ctx, adopt_id).await?.ok_or_else(|| {
+            invalid_adopt(format!(
+                "REST API {adopt_id} does not exist in {}",
+                ctx.aws.region
+            ))
+        })?;
+        check_adoptable(ctx, &api)?;
+        return Ok(Observed {
+            live: Some(api),
+            duplicates: owned,
+            adopting: true,
+        });
+    }
     if owned.is_empty() {
-        return Ok((None, Vec::new()));
+        return Ok(Observed::default());
     }
     let keep = owned.remove(0);
-    Ok((Some(keep), owned))
+    Ok(Observed {
+        live: Some(keep),
+        duplicates: owned,
+        adopting: false,
+    })
+}
+
+fn invalid_adopt(message: String) -> Error {
+    Error::InvalidSpec {
+        field: FIELD_ADOPT_REST_API.to_string(),
+        message,
+    }
+}
+
+/// An API named in `spec.adopt` must be PRIVATE (turning a public API private would cut off its
+/// clients: that is not a change to make on the way in) and nobody else's.
+fn check_adoptable(ctx: &PartContext<'_>, api: &LiveApi) -> Result<()> {
+    if let Some(other) = ctx
+        .owner
+        .claimed_by_other(api.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    {
+        return Err(invalid_adopt(format!(
+            "REST API {} is managed by another PrivateApi ({other}); the operator takes over only resources nobody manages",
+            api.id
+        )));
+    }
+    if api.endpoint_types != ["PRIVATE"] {
+        return Err(invalid_adopt(format!(
+            "REST API {} has endpoint type {}; only PRIVATE REST APIs can be adopted",
+            api.id,
+            if api.endpoint_types.is_empty() {
+                "none".to_string()
+            } else {
+                api.endpoint_types.join(", ")
+            }
+        )));
+    }
+    Ok(())
 }
 
 pub async fn reconcile(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Result<Outcome<ApiInfo>> {
     let desired = DesiredApi::new(ctx, vpc_endpoint_id);
-    let (live, duplicates) = observe(ctx).await?;
+    let Observed {
+        live,
+        duplicates,
+        adopting,
+    } = observe(ctx).await?;
     let mut changes = Vec::new();
+    if let Some(live) = live.as_ref().filter(|_| adopting) {
+        // Tagged first: from here on the API is found as this object's, and deleted with it.
+        tag_api(ctx, &live.id, desired.tags.clone()).await?;
+        changes.push(Change::adopted("RestApi", &live.id, AdoptedFrom::Spec));
+    }
     for duplicate in duplicates {
         delete_api(ctx, &duplicate.id).await?;
         changes.push(Change::new(
             "Deleted",
             format!("REST API {}", duplicate.id),
-            "a duplicate owned by this object",
+            if adopting {
+                "made by the operator before spec.adopt named another REST API"
+            } else {
+                "a duplicate owned by this object"
+            },
         ));
     }
     let Some(live) = live else {
@@ -326,17 +415,26 @@ pub async fn reconcile(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Result<O
             changes,
         });
     };
-    if live.tags.get(crate::identity::TAG_UID) != Some(&ctx.owner.uid) {
+    if !adopting
+        && let Some(previous_uid) = live.tags.get(crate::identity::TAG_UID)
+        && previous_uid != &ctx.owner.uid
+    {
         // Same cluster and object name, another UID: the object was re-created (or the cluster
         // rebuilt). The uid tag is updated with the other tags below.
-        changes.push(Change::new(
-            "Adopted",
-            format!("REST API {}", live.id),
-            "owned by this object's name in this cluster under an earlier UID",
+        changes.push(Change::adopted(
+            "RestApi",
+            &live.id,
+            AdoptedFrom::PreviousObject(previous_uid.clone()),
         ));
     }
     let prefix = policy::execute_api_arn_prefix(&ctx.aws.region, &ctx.aws.account_id, &live.id);
-    let (ops, missing_tags) = diff(&live, &desired, &prefix);
+    let (ops, missing_tags) = if adopting {
+        // Just tagged with the desired tags.
+        (diff(&live, &desired, &prefix).0, BTreeMap::new())
+    } else {
+        diff(&live, &desired, &prefix)
+    };
+    let adopted_unchanged = adopting && ops.is_empty();
     if !ops.is_empty() {
         let detail = ops.iter().map(describe_op).collect::<Vec<_>>().join(", ");
         ctx.aws
@@ -354,14 +452,7 @@ pub async fn reconcile(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Result<O
         ));
     }
     if !missing_tags.is_empty() {
-        ctx.aws
-            .apigateway
-            .tag_resource()
-            .resource_arn(rest_api_arn(&ctx.aws.region, &live.id))
-            .set_tags(Some(missing_tags.into_iter().collect()))
-            .send()
-            .await
-            .aws(SERVICE, "TagResource")?;
+        tag_api(ctx, &live.id, missing_tags).await?;
         changes.push(Change::new(
             "Updated",
             format!("REST API {}", live.id),
@@ -372,6 +463,7 @@ pub async fn reconcile(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Result<O
         value: ApiInfo {
             rest_api_id: live.id,
             root_resource_id: live.root_resource_id,
+            adopted_unchanged,
         },
         state: PartState::ready(
             reason::AVAILABLE,
@@ -417,7 +509,20 @@ async fn create(ctx: &PartContext<'_>, desired: &DesiredApi) -> Result<ApiInfo> 
     Ok(ApiInfo {
         rest_api_id,
         root_resource_id: out.root_resource_id,
+        adopted_unchanged: false,
     })
+}
+
+async fn tag_api(ctx: &PartContext<'_>, id: &str, tags: BTreeMap<String, String>) -> Result<()> {
+    ctx.aws
+        .apigateway
+        .tag_resource()
+        .resource_arn(rest_api_arn(&ctx.aws.region, id))
+        .set_tags(Some(tags.into_iter().collect()))
+        .send()
+        .await
+        .aws(SERVICE, "TagResource")?;
+    Ok(())
 }
 
 async fn delete_api(ctx: &PartContext<'_>, id: &str) -> Result<()> {

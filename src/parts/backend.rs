@@ -25,7 +25,10 @@ use aws_sdk_lambda::types::{
 };
 use serde_json::Value;
 
-use super::{Change, Cleanup, HandlerPackage, Outcome, PartContext, Settings};
+use super::{
+    AdoptedFrom, Change, Cleanup, FIELD_ADOPT_FUNCTION, HandlerPackage, Outcome, PartContext,
+    Settings,
+};
 use crate::conditions::{PartState, reason};
 use crate::crd::{Architecture, BackendSpec, PrivateApiSpec};
 use crate::error::{AwsErrorKind, AwsResultExt, Error, NotFoundExt, Result};
@@ -183,7 +186,12 @@ pub fn desired_function(
         ));
     };
     Ok(DesiredFunction {
-        name: owner.function_name(),
+        // A function taken over from `spec.adopt` keeps its name.
+        name: spec
+            .adopt
+            .as_ref()
+            .and_then(|a| a.function_name.clone())
+            .unwrap_or_else(|| owner.function_name()),
         config: FunctionConfig {
             role,
             runtime,
@@ -243,6 +251,8 @@ pub struct LiveFunction {
     /// `InProgress`, `Successful`, `Failed`; absent right after creation.
     pub last_update_status: Option<String>,
     pub last_update_status_reason: Option<String>,
+    /// `Zip` or `Image`.
+    pub package_type: String,
 }
 
 impl LiveFunction {
@@ -285,6 +295,10 @@ impl LiveFunction {
             state_reason: cfg.state_reason().map(str::to_string),
             last_update_status: cfg.last_update_status().map(|s| s.as_str().to_string()),
             last_update_status_reason: cfg.last_update_status_reason().map(str::to_string),
+            package_type: cfg
+                .package_type()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "Zip".to_string()),
         }
     }
 
@@ -806,8 +820,27 @@ async fn reconcile_owned(
     desired: &DesiredFunction,
 ) -> Result<Outcome<BackendInfo>> {
     let mut changes = Vec::new();
-    let live = match get_function(ctx, &desired.name).await? {
+    let adopt_name = ctx.spec.adopt.as_ref().and_then(|a| a.function_name.as_deref());
+    let adopting = adopt_name == Some(desired.name.as_str());
+    let mut live = match get_function(ctx, &desired.name).await? {
         Some(live) => live,
+        // An adopted function deleted behind the operator's back is made again under its name,
+        // like any owned function; one that never existed is a mistake in the spec.
+        None if adopting
+            && !ctx
+                .status
+                .adopted
+                .iter()
+                .any(|a| a.kind == "Function" && a.id == desired.name) =>
+        {
+            return Err(invalid(
+                FIELD_ADOPT_FUNCTION,
+                format!(
+                    "Lambda function {} does not exist in {}",
+                    desired.name, ctx.aws.region
+                ),
+            ));
+        }
         None => match create_function(ctx, desired).await? {
             Created::New(outcome) => return Ok(outcome),
             Created::Existing(live) => {
@@ -821,7 +854,22 @@ async fn reconcile_owned(
         },
     };
     if !live.owned_by(ctx.owner) {
-        return Err(not_owned(ctx.owner, &live));
+        if !adopting {
+            return Err(not_owned(ctx.owner, &live));
+        }
+        check_adoptable(ctx.owner, &live)?;
+        // Tagged first: from here on the function is found as this object's, and deleted with
+        // it. Lambda refuses nothing here while an update runs, so no busy check before.
+        ctx.aws
+            .lambda
+            .tag_resource()
+            .resource(&live.arn)
+            .set_tags(Some(desired.tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .aws(SERVICE, "TagResource")?;
+        live.tags.extend(desired.tags.clone());
+        changes.push(Change::adopted("Function", &live.name, AdoptedFrom::Spec));
     }
     if let Some(busy) = live.busy() {
         return Ok(outcome(info(&live, true), busy, changes));
@@ -831,6 +879,11 @@ async fn reconcile_owned(
     if !missing.is_empty() {
         let keys: Vec<&str> = missing.keys().map(String::as_str).collect();
         let detail = format!("tags {} restored", keys.join(", "));
+        let previous_uid = live
+            .tags
+            .get(crate::identity::TAG_UID)
+            .filter(|uid| **uid != ctx.owner.uid)
+            .cloned();
         let result = ctx
             .aws
             .lambda
@@ -846,11 +899,11 @@ async fn reconcile_owned(
                 None => Err(err),
             };
         }
-        changes.push(Change::new(
-            "Updated",
-            format!("Lambda function {}", live.name),
-            detail,
-        ));
+        changes.push(match previous_uid {
+            // The object was re-created (or the cluster rebuilt): same cluster and name.
+            Some(uid) => Change::adopted("Function", &live.name, AdoptedFrom::PreviousObject(uid)),
+            None => Change::new("Updated", format!("Lambda function {}", live.name), detail),
+        });
     }
 
     let config = config_diff(&desired.config, &live.config);
@@ -911,6 +964,30 @@ fn updating(name: &str) -> PartState {
         reason::UPDATING,
         format!("function {name} is being updated"),
     )
+}
+
+/// A function named in `spec.adopt` must be nobody else's, and a zip package (the operator
+/// deploys zips: an image function cannot take `builtin` or `code`).
+fn check_adoptable(owner: &Owner, live: &LiveFunction) -> Result<()> {
+    if let Some(other) = owner.claimed_by_other(live.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        return Err(invalid(
+            FIELD_ADOPT_FUNCTION,
+            format!(
+                "Lambda function {} is managed by another PrivateApi ({other}); the operator takes over only resources nobody manages",
+                live.name
+            ),
+        ));
+    }
+    if live.package_type != "Zip" {
+        return Err(invalid(
+            FIELD_ADOPT_FUNCTION,
+            format!(
+                "Lambda function {} is a container image function; only zip functions can be adopted (the operator deploys zip packages)",
+                live.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn not_owned(owner: &Owner, live: &LiveFunction) -> Error {
@@ -1326,6 +1403,15 @@ pub async fn cleanup(ctx: &PartContext<'_>) -> Result<Cleanup> {
     // The deterministic name: a function created before status recorded it.
     if !is_referenced(&owned_name) {
         changes.append(&mut release_owned_by_name(ctx, &owned_name).await?);
+    }
+    // A function named in spec.adopt, tagged before status recorded it.
+    if let Some(adopted) = ctx.spec.adopt.as_ref().and_then(|a| a.function_name.as_deref())
+        && adopted != owned_name
+        && !seen
+            .iter()
+            .any(|arn| parse_function_arn(arn).is_some_and(|a| a.name == adopted))
+    {
+        changes.append(&mut release_owned_by_name(ctx, adopted).await?);
     }
     Ok(Cleanup {
         done: true,

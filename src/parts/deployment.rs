@@ -129,11 +129,17 @@ async fn deployment_fingerprint(
     Ok(found)
 }
 
+/// `adopt_current`: the REST API was adopted from `spec.adopt` in this reconcile and nothing about
+/// it had to change (policy, endpoint configuration, routes): the deployment its stage serves (made
+/// by whoever built the stack, so without a fingerprint) is taken to serve what the spec asks for,
+/// and is stamped with the fingerprint instead of being replaced. The stage keeps serving it, with
+/// no gap, until a change requires a new deployment.
 pub async fn reconcile(
     ctx: &PartContext<'_>,
     cache: &FingerprintCache,
     api: &ApiInfo,
     desired_fingerprint: &str,
+    adopt_current: bool,
 ) -> Result<Outcome<DeploymentInfo>> {
     let rest_api_id = api.rest_api_id.as_str();
     let stage_name = ctx.spec.stage_name.as_str();
@@ -157,7 +163,34 @@ pub async fn reconcile(
     let names: Vec<String> = stages.iter().filter_map(|s| s.stage_name.clone()).collect();
     let plan = plan(&names, stage_name, serving.as_deref(), desired_fingerprint);
     let mut changes = Vec::new();
-    let deployment_id = if plan.deploy {
+    let deployment_id = if let (true, true, None, Some(current)) = (
+        plan.deploy,
+        adopt_current,
+        serving.as_deref(),
+        current_deployment.as_deref(),
+    ) {
+        client
+            .update_deployment()
+            .rest_api_id(rest_api_id)
+            .deployment_id(current)
+            .patch_operations(
+                aws_sdk_apigateway::types::PatchOperation::builder()
+                    .op(aws_sdk_apigateway::types::Op::Replace)
+                    .path("/description")
+                    .value(format!("{FINGERPRINT_PREFIX}{desired_fingerprint}"))
+                    .build(),
+            )
+            .send()
+            .await
+            .aws(SERVICE, "UpdateDeployment")?;
+        cache.put(rest_api_id, current, Some(desired_fingerprint.to_string()));
+        changes.push(Change::new(
+            "Adopted",
+            format!("deployment {current} of REST API {rest_api_id}"),
+            format!("stage {stage_name} keeps serving it: the adopted API already matched the spec"),
+        ));
+        current.to_string()
+    } else if plan.deploy {
         // No SDK retries: a lost response must not make a second deployment (harmless, but each
         // counts against the 1-per-5-s quota); the next reconcile sees the stage's deployment.
         let created = client

@@ -18,7 +18,7 @@ use aws_sdk_ec2::types::{
     TagSpecification, UserIdGroupPair, VpcEndpoint, VpcEndpointType,
 };
 
-use super::{Change, Cleanup, Outcome, PartContext};
+use super::{AdoptedFrom, Change, Cleanup, FIELD_ADOPT_ENDPOINT, Outcome, PartContext};
 use crate::conditions::{PartState, reason};
 use crate::crd::CreateEndpointSpec;
 use crate::error::{AwsErrorKind, AwsResultExt, Error, NotFoundExt, Result, classify};
@@ -1171,6 +1171,8 @@ struct ObservedEndpoints {
     failed: Vec<LiveEndpoint>,
     /// Owned endpoints still `deleting` (e.g. deleted outside the operator).
     deleting: Vec<String>,
+    /// `keep` is the endpoint named in `spec.adopt`, not yet tagged as this object's.
+    adopting: bool,
 }
 
 async fn describe_endpoint(ctx: &PartContext<'_>, id: &str) -> Result<Option<LiveEndpoint>> {
@@ -1236,9 +1238,15 @@ async fn observe_endpoints(
 ) -> Result<ObservedEndpoints> {
     let service = service_name(&ctx.aws.region);
     let mine = |e: &LiveEndpoint| e.vpc_id == create.vpc_id && e.service_name == service;
+    let adopt_id = ctx
+        .spec
+        .adopt
+        .as_ref()
+        .and_then(|a| a.vpc_endpoint_id.as_deref());
     let status_id = ctx.status.vpc_endpoint_id.as_deref();
     let mut failed = Vec::new();
     if let Some(id) = status_id
+        && adopt_id.is_none_or(|adopt| adopt == id)
         && let Some(live) = describe_endpoint(ctx, id).await?
         && live.owned_by(ctx)
         && mine(&live)
@@ -1273,13 +1281,80 @@ async fn observe_endpoints(
             _ => alive.push(live),
         }
     }
-    let (keep, duplicates) = choose_endpoint(alive, status_id);
+    if let Some(adopt_id) = adopt_id
+        && !alive.iter().any(|e| e.id == adopt_id)
+    {
+        // Not (yet) ours: the endpoint named in spec.adopt, checked before anything changes. The
+        // endpoints the operator made before are duplicates from now on.
+        let live = describe_endpoint(ctx, adopt_id)
+            .await
+            .map_err(|err| {
+                err.into_invalid_spec_if(&[AwsErrorKind::InvalidRequest], FIELD_ADOPT_ENDPOINT)
+            })?
+            .ok_or_else(|| {
+                invalid(
+                    FIELD_ADOPT_ENDPOINT,
+                    format!("VPC endpoint {adopt_id} does not exist in {}", ctx.aws.region),
+                )
+            })?;
+        check_adoptable(ctx, &live, create)?;
+        alive.sort_by(|a, b| a.id.cmp(&b.id));
+        return Ok(ObservedEndpoints {
+            keep: Some(live),
+            duplicates: alive,
+            failed,
+            deleting,
+            adopting: true,
+        });
+    }
+    let (keep, duplicates) = choose_endpoint(alive, adopt_id.or(status_id));
     Ok(ObservedEndpoints {
         keep,
         duplicates,
         failed,
         deleting,
+        adopting: false,
     })
+}
+
+/// An endpoint named in `spec.adopt` must be a live `execute-api` interface endpoint in the
+/// spec's VPC, and nobody else's.
+fn check_adoptable(
+    ctx: &PartContext<'_>,
+    live: &LiveEndpoint,
+    create: &CreateEndpointSpec,
+) -> Result<()> {
+    let service = service_name(&ctx.aws.region);
+    let problem = if let Some(other) = ctx
+        .owner
+        .claimed_by_other(live.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    {
+        Some(format!(
+            "is managed by another PrivateApi ({other}); the operator takes over only resources nobody manages"
+        ))
+    } else if !live.endpoint_type.eq_ignore_ascii_case("Interface") || live.service_name != service
+    {
+        Some(format!(
+            "is a {} endpoint for {}, not an Interface endpoint for {service}",
+            live.endpoint_type, live.service_name
+        ))
+    } else if live.vpc_id != create.vpc_id {
+        Some(format!(
+            "is in {}, but spec.endpoint.create.vpcId is {}",
+            live.vpc_id, create.vpc_id
+        ))
+    } else if matches!(live.lifecycle(), Lifecycle::Gone | Lifecycle::Failed) {
+        Some(format!("is {}", live.state))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(invalid(
+            FIELD_ADOPT_ENDPOINT,
+            format!("VPC endpoint {} {problem}", live.id),
+        )),
+        None => Ok(()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1566,7 +1641,7 @@ async fn reconcile_owned(
     let mut refs = References::new(*ctx, create);
 
     // Independent reads: at the same time.
-    let (group, observed) =
+    let (group, mut observed) =
         tokio::try_join!(observe_group(ctx, create), observe_endpoints(ctx, create))?;
 
     // Something to create: check every reference first, so an invalid spec leaves nothing behind.
@@ -1619,6 +1694,19 @@ async fn reconcile_owned(
     }
 
     let desired = DesiredEndpoint::new(create, &group.id);
+    if let Some(live) = observed.keep.as_mut().filter(|_| observed.adopting) {
+        // Tagged first: from here on the endpoint is found as this object's, and deleted with it.
+        ctx.aws
+            .ec2
+            .create_tags()
+            .resources(&live.id)
+            .set_tags(Some(sdk_tags(&tags)))
+            .send()
+            .await
+            .aws(SERVICE, "CreateTags")?;
+        live.tags.extend(tags.clone());
+        changes.push(Change::adopted("VpcEndpoint", &live.id, AdoptedFrom::Spec));
+    }
     let (mut endpoint, created) = match observed.keep {
         Some(live) => (live, false),
         None => {
@@ -1714,29 +1802,30 @@ async fn reconcile_owned(
 
     // Tags: ownership (a new UID after the object was re-created) and spec.tags.
     let mut untagged = Vec::new();
-    for (resource, id, live_tags) in [
-        ("security group", &group.id, &group.tags),
-        ("VPC endpoint", &endpoint.id, &endpoint.tags),
+    for (resource, kind, id, live_tags) in [
+        ("security group", "SecurityGroup", &group.id, &group.tags),
+        ("VPC endpoint", "VpcEndpoint", &endpoint.id, &endpoint.tags),
     ] {
         let missing = missing_tags(live_tags, &tags);
         if missing.is_empty() {
             continue;
         }
         untagged.push(id.clone());
-        let (action, detail) = match live_tags.get(TAG_UID) {
-            Some(uid) if owns(ctx, live_tags) && uid != &ctx.owner.uid => (
-                "Adopted",
-                format!("owned by this object's name in this cluster under UID {uid}"),
+        changes.push(match live_tags.get(TAG_UID) {
+            Some(uid) if owns(ctx, live_tags) && uid != &ctx.owner.uid => Change::adopted(
+                kind,
+                id,
+                AdoptedFrom::PreviousObject(uid.clone()),
             ),
-            _ => (
+            _ => Change::new(
                 "Updated",
+                format!("{resource} {id}"),
                 format!(
                     "tags {}",
                     missing.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             ),
-        };
-        changes.push(Change::new(action, format!("{resource} {id}"), detail));
+        });
     }
     if !untagged.is_empty() {
         ctx.aws

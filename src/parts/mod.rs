@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::aws::RegionClients;
 use crate::conditions::PartState;
-use crate::crd::{Architecture, PrivateApiSpec, PrivateApiStatus};
+use crate::crd::{AdoptedResource, Architecture, PrivateApiSpec, PrivateApiStatus};
 use crate::identity::Owner;
 
 /// The built-in handler package for one architecture (see `handler/`).
@@ -101,6 +101,62 @@ pub struct Change {
     pub resource: String,
     /// Why or what changed.
     pub detail: String,
+    /// For `Adopted`: what goes into `status.adopted`.
+    pub adopted: Option<AdoptedResource>,
+}
+
+/// The field of `spec.adopt` each kind of resource is named in.
+pub const FIELD_ADOPT_REST_API: &str = "spec.adopt.restApiId";
+pub const FIELD_ADOPT_FUNCTION: &str = "spec.adopt.functionName";
+pub const FIELD_ADOPT_ENDPOINT: &str = "spec.adopt.vpcEndpointId";
+
+/// Where an adopted resource came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdoptedFrom {
+    /// Named in `spec.adopt`.
+    Spec,
+    /// Made for an earlier object with the same cluster name, namespace and name (this UID).
+    PreviousObject(String),
+}
+
+impl Change {
+    /// `Adopted`, with the record that goes into `status.adopted`.
+    pub fn adopted(kind: &str, id: &str, from: AdoptedFrom) -> Self {
+        let (source, previous_uid, detail) = match from {
+            AdoptedFrom::Spec => (
+                "spec.adopt",
+                None,
+                "an existing resource named in spec.adopt, now tagged and managed by this object"
+                    .to_string(),
+            ),
+            AdoptedFrom::PreviousObject(uid) => (
+                "previousObject",
+                Some(uid.clone()),
+                format!(
+                    "owned by this object's name in this cluster under an earlier UID ({uid})"
+                ),
+            ),
+        };
+        let resource = match kind {
+            "RestApi" => format!("REST API {id}"),
+            "Function" => format!("Lambda function {id}"),
+            "VpcEndpoint" => format!("VPC endpoint {id}"),
+            "SecurityGroup" => format!("security group {id}"),
+            other => format!("{other} {id}"),
+        };
+        Self {
+            action: "Adopted",
+            resource,
+            detail,
+            adopted: Some(AdoptedResource {
+                kind: kind.to_string(),
+                id: id.to_string(),
+                source: source.to_string(),
+                previous_uid,
+                time: k8s_openapi::jiff::Timestamp::now().to_string(),
+            }),
+        }
+    }
 }
 
 impl Change {
@@ -113,6 +169,7 @@ impl Change {
             action,
             resource: resource.into(),
             detail: detail.into(),
+            adopted: None,
         }
     }
 }
