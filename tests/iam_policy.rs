@@ -29,6 +29,8 @@ struct Request {
     action: &'static str,
     resource: String,
     context: BTreeMap<&'static str, String>,
+    /// Only with `spec.adopt`: allowed by controller-policy-adopt.json on top of the base policy.
+    adoption: bool,
 }
 
 fn request(action: &'static str, resource: impl Into<String>) -> Request {
@@ -36,6 +38,7 @@ fn request(action: &'static str, resource: impl Into<String>) -> Request {
         action,
         resource: resource.into(),
         context: BTreeMap::new(),
+        adoption: false,
     }
 }
 
@@ -48,6 +51,10 @@ impl Request {
     fn tagged_on_create(self) -> Self {
         self.with("aws:RequestTag/privateapi.io/owner", "team-a/orders")
             .with("aws:RequestTag/privateapi.io/cluster", "prod-eu")
+    }
+    fn adopting(mut self) -> Self {
+        self.adoption = true;
+        self
     }
     /// Acting on a resource that carries the operator's ownership tags.
     fn on_owned(self) -> Self {
@@ -139,12 +146,26 @@ fn statement_allows(statement: &Value, request: &Request) -> bool {
             .unwrap_or(true)
 }
 
-fn policy() -> Value {
+fn read_policy(file: &str) -> Value {
     serde_json::from_str(
-        &std::fs::read_to_string(repo_path("deploy/iam/controller-policy.json"))
-            .expect("controller-policy.json"),
+        &std::fs::read_to_string(repo_path(&format!("deploy/iam/{file}"))).expect("policy file"),
     )
     .expect("the policy is JSON")
+}
+
+/// The base policy; `adopt` adds controller-policy-adopt.json (for `spec.adopt`).
+fn policy_with(adopt: bool) -> Value {
+    let mut policy = read_policy("controller-policy.json");
+    if adopt {
+        let extra = read_policy("controller-policy-adopt.json");
+        let statements = policy["Statement"].as_array_mut().expect("statements");
+        statements.extend(extra["Statement"].as_array().expect("statements").iter().cloned());
+    }
+    policy
+}
+
+fn policy() -> Value {
+    policy_with(false)
 }
 
 fn allowed(policy: &Value, request: &Request) -> bool {
@@ -180,6 +201,8 @@ fn http(method: &'static str, path: &str) -> Request {
 const API: &str = "/restapis/a1b2c3d4e5";
 const OWNED_FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:papi-team-a-orders-0123456789";
 const REFERENCED_FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:team-a-orders-api";
+/// A function `spec.adopt.functionName` took over: the user's name, the operator's tags.
+const ADOPTED_FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders-handler";
 
 /// Every authorization request of `operation` (`Service:Operation` as in /metrics), over every
 /// way the operator uses it; None for an operation the model does not know.
@@ -226,9 +249,16 @@ fn requests_of(operation: &str) -> Option<Vec<Request>> {
             request("ec2:ModifyVpcEndpoint", users_group),
         ],
         // Re-tagging (user tags changed, adoption after a cluster rebuild) of owned resources.
+        // Adoption tags the user's endpoint (and its group) as the operator's.
         "EC2:CreateTags" => vec![
             request("ec2:CreateTags", endpoint.clone()).on_owned(),
             request("ec2:CreateTags", group.clone()).on_owned(),
+            request("ec2:CreateTags", endpoint.clone())
+                .tagged_on_create()
+                .adopting(),
+            request("ec2:CreateTags", group.clone())
+                .tagged_on_create()
+                .adopting(),
         ],
         "EC2:DeleteVpcEndpoints" => vec![request("ec2:DeleteVpcEndpoints", endpoint).on_owned()],
         "EC2:AuthorizeSecurityGroupIngress" => {
@@ -283,6 +313,9 @@ fn requests_of(operation: &str) -> Option<Vec<Request>> {
         "API Gateway:GetDeployment" => {
             vec![http("apigateway:GET", &format!("{API}/deployments/d1e2f3")).on_owned()]
         }
+        "API Gateway:UpdateDeployment" => {
+            vec![http("apigateway:PATCH", &format!("{API}/deployments/d1e2f3")).on_owned()]
+        }
         "API Gateway:DeleteDeployment" => {
             vec![http("apigateway:DELETE", &format!("{API}/deployments/d1e2f3")).on_owned()]
         }
@@ -307,19 +340,35 @@ fn requests_of(operation: &str) -> Option<Vec<Request>> {
         ],
         "Lambda:UpdateFunctionCode" => vec![
             request("lambda:UpdateFunctionCode", OWNED_FUNCTION),
+            request("lambda:UpdateFunctionCode", ADOPTED_FUNCTION)
+                .on_owned()
+                .adopting(),
             request("s3:GetObject", "arn:aws:s3:::team-a-artifacts/orders/v2.zip"),
             request("s3:GetObjectVersion", "arn:aws:s3:::team-a-artifacts/orders/v2.zip"),
         ],
         "Lambda:UpdateFunctionConfiguration" => vec![
             request("lambda:UpdateFunctionConfiguration", OWNED_FUNCTION),
+            request("lambda:UpdateFunctionConfiguration", ADOPTED_FUNCTION)
+                .on_owned()
+                .adopting(),
             request(
                 "iam:PassRole",
                 format!("arn:aws:iam::{ACCOUNT}:role/papi-orders"),
             )
             .with("iam:PassedToService", "lambda.amazonaws.com"),
         ],
-        "Lambda:TagResource" => lambda_requests("lambda:TagResource", true),
-        "Lambda:DeleteFunction" => lambda_requests("lambda:DeleteFunction", true),
+        "Lambda:TagResource" => vec![
+            request("lambda:TagResource", OWNED_FUNCTION),
+            request("lambda:TagResource", ADOPTED_FUNCTION)
+                .tagged_on_create()
+                .adopting(),
+        ],
+        "Lambda:DeleteFunction" => vec![
+            request("lambda:DeleteFunction", OWNED_FUNCTION),
+            request("lambda:DeleteFunction", ADOPTED_FUNCTION)
+                .on_owned()
+                .adopting(),
+        ],
         "Lambda:GetFunction" => lambda_requests("lambda:GetFunction", false),
         "Lambda:GetFunctionConfiguration" => {
             lambda_requests("lambda:GetFunctionConfiguration", false)
@@ -371,17 +420,23 @@ fn operations_in_source() -> BTreeSet<String> {
     found
 }
 
-/// The requests of `operations` the policy refuses, as readable lines.
-fn refused(policy: &Value, operations: &BTreeSet<String>) -> Vec<String> {
+/// The requests of `operations` the policies refuse, as readable lines: adoption requests
+/// against the base policy plus the adoption policy, all others against the base policy alone.
+fn refused(operations: &BTreeSet<String>) -> Vec<String> {
+    let (base, with_adopt) = (policy_with(false), policy_with(true));
     let mut refused = Vec::new();
     for operation in operations {
         let requests = requests_of(operation)
             .unwrap_or_else(|| panic!("the model does not know {operation}: add it"));
         for r in requests {
+            let policy = if r.adoption { &with_adopt } else { &base };
             if !allowed(policy, &r) {
                 refused.push(format!(
-                    "{operation}: {} on {} with {:?}",
-                    r.action, r.resource, r.context
+                    "{operation}{}: {} on {} with {:?}",
+                    if r.adoption { " (adopting)" } else { "" },
+                    r.action,
+                    r.resource,
+                    r.context
                 ));
             }
         }
@@ -463,13 +518,34 @@ fn the_evaluator_refuses_what_the_conditions_exclude() {
 }
 
 #[test]
+fn adoption_needs_the_adoption_policy_and_nothing_else_does() {
+    let base = policy();
+    let adopted_tag = request("lambda:TagResource", ADOPTED_FUNCTION).tagged_on_create();
+    assert!(!allowed(&base, &adopted_tag), "the base policy does not adopt");
+    assert!(allowed(&policy_with(true), &adopted_tag));
+    let untagged = request("lambda:DeleteFunction", ADOPTED_FUNCTION);
+    assert!(
+        !allowed(&policy_with(true), &untagged),
+        "only functions tagged as the operator's"
+    );
+    // Every non-adoption request of every operation is allowed by the base policy alone.
+    for operation in operations_in_source() {
+        for r in requests_of(&operation).unwrap_or_default() {
+            if !r.adoption {
+                assert!(allowed(&base, &r), "{operation}: {r:?}");
+            }
+        }
+    }
+}
+
+#[test]
 fn every_operation_in_the_source_is_allowed_and_every_allowed_action_is_needed() {
     let policy = policy();
     let operations = operations_in_source();
     assert!(operations.len() >= 40, "{operations:?}");
-    let refused = refused(&policy, &operations);
+    let refused = refused(&operations);
     assert!(refused.is_empty(), "the policy refuses:\n{}", refused.join("\n"));
-    let unneeded: Vec<String> = policy_actions(&policy)
+    let unneeded: Vec<String> = policy_actions(&policy_with(true))
         .difference(&needed_actions(&operations))
         .cloned()
         .collect();
@@ -599,7 +675,7 @@ async fn every_operation_the_operator_performed_is_allowed() {
         all.len(),
         elsewhere.len()
     );
-    let refused = refused(&policy, &all);
+    let refused = refused(&all);
     assert!(
         refused.is_empty(),
         "the policy refuses what the operator did:\n{}",
