@@ -274,6 +274,8 @@ async fn the_real_operators_objects_get_the_right_health() {
     // A function that does not exist: InvalidSpec, Degraded.
     let mut spec_object: Value =
         serde_yaml::from_str(&seed_manifest(&namespace, "nofunction", &vpc, "")).expect("YAML");
+    // Private DNS is the first object's: one per VPC.
+    spec_object["spec"]["endpoint"]["create"]["privateDns"] = json!(false);
     spec_object["spec"]["backend"] = json!({
         "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:papi-does-not-exist"
     });

@@ -540,7 +540,6 @@ fn adoption_needs_the_adoption_policy_and_nothing_else_does() {
 
 #[test]
 fn every_operation_in_the_source_is_allowed_and_every_allowed_action_is_needed() {
-    let policy = policy();
     let operations = operations_in_source();
     assert!(operations.len() >= 40, "{operations:?}");
     let refused = refused(&operations);
@@ -567,6 +566,8 @@ async fn users_endpoint(aws: &privateapi_operator::aws::RegionClients, vpc: &Tes
         .vpc_endpoint_type(aws_sdk_ec2::types::VpcEndpointType::Interface)
         .service_name("com.amazonaws.us-east-1.execute-api")
         .set_subnet_ids(Some(vpc.subnet_ids.clone()))
+        // The operator's own endpoint in this VPC has private DNS; only one may.
+        .private_dns_enabled(false)
         .send()
         .await
         .expect("CreateVpcEndpoint")
@@ -702,11 +703,9 @@ async fn every_operation_the_operator_performed_is_allowed() {
         .cloned()
         .collect();
     eprintln!("policy actions no recorded operation used: {unused:?}");
-    let not_seen: Vec<&String> = operations_in_source()
-        .iter()
-        .filter(|op| !all.contains(*op))
-        .collect::<Vec<_>>()
+    let not_seen: Vec<String> = operations_in_source()
         .into_iter()
+        .filter(|op| !all.contains(op))
         .collect();
     eprintln!("operations in the source not performed in this run: {not_seen:?}");
 }
