@@ -80,9 +80,7 @@ fn health_script() -> String {
 /// Run the health script on `object`, checking the result as Argo CD does.
 fn health(object: &Value) -> Health {
     let lua = argocd_lua();
-    lua.globals()
-        .set("obj", to_lua(&lua, object))
-        .expect("obj");
+    lua.globals().set("obj", to_lua(&lua, object)).expect("obj");
     let result: Table = lua
         .load(health_script())
         .set_name("health.lua")
@@ -161,7 +159,9 @@ fn the_argocd_cm_patch_carries_the_same_script() {
             .expect("application.yaml"),
     )
     .expect("YAML");
-    let path = application["spec"]["source"]["path"].as_str().expect("path");
+    let path = application["spec"]["source"]["path"]
+        .as_str()
+        .expect("path");
     assert!(
         repo_path(path).join("Chart.yaml").is_file(),
         "the Application points at the chart"
@@ -255,7 +255,9 @@ async fn the_real_operators_objects_get_the_right_health() {
     );
     let (object, h) = live_health(&namespace, "web");
     capture(&object, "progressing_generation_behind.yaml");
-    let generation = object["metadata"]["generation"].as_i64().expect("generation");
+    let generation = object["metadata"]["generation"]
+        .as_i64()
+        .expect("generation");
     assert!(
         object["status"]["observedGeneration"].as_i64() < Some(generation),
         "the operator has not seen it"
@@ -297,7 +299,14 @@ async fn the_real_operators_objects_get_the_right_health() {
 
     // Deleting while the operator is stopped (the finalizer holds it): Progressing.
     operator.kill();
-    kubectl(&["delete", "privateapi", "web", "-n", &namespace, "--wait=false"]);
+    kubectl(&[
+        "delete",
+        "privateapi",
+        "web",
+        "-n",
+        &namespace,
+        "--wait=false",
+    ]);
     let (object, h) = live_health(&namespace, "web");
     assert!(object["metadata"]["deletionTimestamp"].is_string());
     capture(&object, "progressing_deleting.yaml");

@@ -97,7 +97,11 @@ fn kustomize_and_helm_render_the_same_objects() {
         ("ClusterRole", "", "privateapi-operator"),
         ("ClusterRoleBinding", "", "privateapi-operator"),
         ("Role", NAMESPACE, "privateapi-operator-leader-election"),
-        ("RoleBinding", NAMESPACE, "privateapi-operator-leader-election"),
+        (
+            "RoleBinding",
+            NAMESPACE,
+            "privateapi-operator-leader-election",
+        ),
         ("Deployment", NAMESPACE, "privateapi-operator"),
         ("Service", NAMESPACE, "privateapi-operator-metrics"),
         ("PodDisruptionBudget", NAMESPACE, "privateapi-operator"),
@@ -150,7 +154,10 @@ fn kustomize_and_helm_render_the_same_objects() {
     // The CRD is the generated one.
     let generated: Value =
         serde_yaml::from_str(&privateapi_operator::crd_yaml().expect("CRD")).expect("CRD YAML");
-    assert_eq!(the(&helm, "CustomResourceDefinition")["spec"], generated["spec"]);
+    assert_eq!(
+        the(&helm, "CustomResourceDefinition")["spec"],
+        generated["spec"]
+    );
 }
 
 #[test]
@@ -200,7 +207,9 @@ fn the_deployment_is_hardened_and_wired_for_leader_election() {
         .find_map(|a| a.strip_prefix("--shutdown-timeout-seconds="))
         .and_then(|v| v.parse().ok())
         .expect("--shutdown-timeout-seconds");
-    let grace = pod["terminationGracePeriodSeconds"].as_u64().expect("grace");
+    let grace = pod["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("grace");
     assert!(grace > shutdown, "grace {grace} > shutdown {shutdown}");
     // Lease namespace and identity from the downward API.
     let env = container["env"].as_array().expect("env");
@@ -209,7 +218,10 @@ fn the_deployment_is_hardened_and_wired_for_leader_election() {
             .find(|e| e["name"] == name)
             .map(|e| e["valueFrom"]["fieldRef"]["fieldPath"].clone())
     };
-    assert_eq!(field("PAPI_LEASE_NAMESPACE"), Some("metadata.namespace".into()));
+    assert_eq!(
+        field("PAPI_LEASE_NAMESPACE"),
+        Some("metadata.namespace".into())
+    );
     assert_eq!(field("POD_NAME"), Some("metadata.name".into()));
     // The Role names the Lease the operator is told to use.
     let config = &the(&objects, "ConfigMap")["data"];
@@ -246,7 +258,9 @@ fn both_renderings_pass_server_side_dry_run() {
         let out = kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], Some(&yaml));
         eprintln!("{what}:\n{out}");
         assert_eq!(
-            out.lines().filter(|l| l.contains("(server dry run)")).count(),
+            out.lines()
+                .filter(|l| l.contains("(server dry run)"))
+                .count(),
             parse_objects(&yaml).len(),
             "{what}: every object accepted: {out}"
         );
@@ -309,7 +323,11 @@ fn chart_options_namespace_scoping_sharding_aws_and_service_monitor() {
         "no cluster-wide RBAC when one namespace is watched"
     );
     let roles: Vec<&Value> = objects.iter().filter(|o| kind(o) == "Role").collect();
-    assert_eq!(roles.len(), 2, "the watched namespace's Role and the Lease Role");
+    assert_eq!(
+        roles.len(),
+        2,
+        "the watched namespace's Role and the Lease Role"
+    );
     let watch_role = roles
         .iter()
         .find(|r| r["metadata"]["namespace"] == watched.as_str())
@@ -328,7 +346,10 @@ fn chart_options_namespace_scoping_sharding_aws_and_service_monitor() {
     {
         assert_eq!(&service["metadata"]["labels"][key], value, "label {key}");
     }
-    assert_eq!(monitor["spec"]["endpoints"][0]["port"], service["spec"]["ports"][0]["name"]);
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"],
+        service["spec"]["ports"][0]["name"]
+    );
 
     // The API server accepts it (without the ServiceMonitor, whose CRD the test bed lacks).
     apply(&format!(
@@ -343,7 +364,9 @@ fn chart_options_namespace_scoping_sharding_aws_and_service_monitor() {
         Some(&to_yaml_stream(&accepted)),
     );
     assert_eq!(
-        out.lines().filter(|l| l.contains("(server dry run)")).count(),
+        out.lines()
+            .filter(|l| l.contains("(server dry run)"))
+            .count(),
         accepted.len(),
         "{out}"
     );

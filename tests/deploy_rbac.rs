@@ -81,8 +81,20 @@ fn assert_allowed_exactly(installed: &Installed, workload: &str) {
         &["watch", "privateapis.privateapi.io", "-n", workload],
         &["get", "privateapis.privateapi.io", "-n", workload],
         &["patch", "privateapis.privateapi.io", "-n", workload],
-        &["patch", "privateapis.privateapi.io", "--subresource=status", "-n", workload],
-        &["update", "privateapis.privateapi.io", "--subresource=finalizers", "-n", workload],
+        &[
+            "patch",
+            "privateapis.privateapi.io",
+            "--subresource=status",
+            "-n",
+            workload,
+        ],
+        &[
+            "update",
+            "privateapis.privateapi.io",
+            "--subresource=finalizers",
+            "-n",
+            workload,
+        ],
         &["create", "events.events.k8s.io", "-n", workload],
         &["patch", "events.events.k8s.io", "-n", workload],
         &["create", "leases.coordination.k8s.io", "-n", ns],
@@ -102,7 +114,13 @@ fn assert_allowed_exactly(installed: &Installed, workload: &str) {
         &["create", "privateapis.privateapi.io", "-n", workload],
         &["update", "privateapis.privateapi.io", "-n", workload],
         &["delete", "privateapis.privateapi.io", "-n", workload],
-        &["update", "privateapis.privateapi.io", "--subresource=status", "-n", workload],
+        &[
+            "update",
+            "privateapis.privateapi.io",
+            "--subresource=status",
+            "-n",
+            workload,
+        ],
         &["create", "events", "-n", workload],
         &["delete", "events.events.k8s.io", "-n", workload],
         &["create", "leases.coordination.k8s.io", "-n", workload],
@@ -157,7 +175,10 @@ async fn end_to_end_as(installed: &Installed, workload: &str, second_octet: u8) 
         &[
             ("KUBECONFIG", kubeconfig),
             // As the Deployment sets them (leader election uses the chart's Lease).
-            ("PAPI_LEASE_NAMESPACE", installed.operator_namespace.as_str()),
+            (
+                "PAPI_LEASE_NAMESPACE",
+                installed.operator_namespace.as_str(),
+            ),
             ("PAPI_LEASE_NAME", installed.lease_name.as_str()),
             ("POD_NAME", "privateapi-operator-rbac-test"),
         ],
@@ -237,7 +258,12 @@ async fn namespace_scoped_rbac_is_enough_and_no_more() {
     let elsewhere = unique("rbac-other");
     create_namespace(&elsewhere);
     for args in [
-        &["list", "privateapis.privateapi.io", "-n", elsewhere.as_str()][..],
+        &[
+            "list",
+            "privateapis.privateapi.io",
+            "-n",
+            elsewhere.as_str(),
+        ][..],
         &["list", "privateapis.privateapi.io", "-A"][..],
         &["create", "events.events.k8s.io", "-n", elsewhere.as_str()][..],
     ] {

@@ -54,7 +54,10 @@ fn final_stage(text: &str) -> Vec<String> {
 #[test]
 fn the_image_is_what_the_deployment_runs() {
     let text = dockerfile();
-    assert!(text.contains("ARG RUST_IMAGE=rust:1.95-bookworm"), "builder pinned by tag");
+    assert!(
+        text.contains("ARG RUST_IMAGE=rust:1.95-bookworm"),
+        "builder pinned by tag"
+    );
     assert!(text.contains("ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot"));
     let stage = final_stage(&text);
     assert_eq!(stage[0], "FROM ${RUNTIME_IMAGE}");
@@ -63,11 +66,16 @@ fn the_image_is_what_the_deployment_runs() {
     // Only the binary and the two zips go into the image.
     let copies: Vec<&String> = stage.iter().filter(|l| l.starts_with("COPY")).collect();
     assert_eq!(copies.len(), 3, "{copies:?}");
-    assert!(!stage.iter().any(|l| l.starts_with("RUN ")), "nothing runs in the final stage");
+    assert!(
+        !stage.iter().any(|l| l.starts_with("RUN ")),
+        "nothing runs in the final stage"
+    );
     // Both handler architectures are built and packaged with the handler's own packager.
     for target in ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"] {
         assert!(
-            text.contains(&format!("handler/package.sh release --locked --target {target}")),
+            text.contains(&format!(
+                "handler/package.sh release --locked --target {target}"
+            )),
             "{target}"
         );
     }
@@ -79,7 +87,10 @@ fn the_image_is_what_the_deployment_runs() {
         .as_array()
         .expect("args")
         .clone();
-    for (flag, arch) in [("--handler-zip-x86-64=", "x86_64"), ("--handler-zip-arm64=", "arm64")] {
+    for (flag, arch) in [
+        ("--handler-zip-x86-64=", "x86_64"),
+        ("--handler-zip-arm64=", "arm64"),
+    ] {
         let path = args
             .iter()
             .filter_map(|a| a.as_str())

@@ -159,7 +159,13 @@ fn policy_with(adopt: bool) -> Value {
     if adopt {
         let extra = read_policy("controller-policy-adopt.json");
         let statements = policy["Statement"].as_array_mut().expect("statements");
-        statements.extend(extra["Statement"].as_array().expect("statements").iter().cloned());
+        statements.extend(
+            extra["Statement"]
+                .as_array()
+                .expect("statements")
+                .iter()
+                .cloned(),
+        );
     }
     policy
 }
@@ -199,8 +205,10 @@ fn http(method: &'static str, path: &str) -> Request {
 }
 
 const API: &str = "/restapis/a1b2c3d4e5";
-const OWNED_FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:papi-team-a-orders-0123456789";
-const REFERENCED_FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:team-a-orders-api";
+const OWNED_FUNCTION: &str =
+    "arn:aws:lambda:us-east-1:123456789012:function:papi-team-a-orders-0123456789";
+const REFERENCED_FUNCTION: &str =
+    "arn:aws:lambda:us-east-1:123456789012:function:team-a-orders-api";
 /// A function `spec.adopt.functionName` took over: the user's name, the operator's tags.
 const ADOPTED_FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders-handler";
 
@@ -335,16 +343,28 @@ fn requests_of(operation: &str) -> Option<Vec<Request>> {
             )
             .with("iam:PassedToService", "lambda.amazonaws.com"),
             // backend.code from S3: Lambda reads the object with the caller's permissions.
-            request("s3:GetObject", "arn:aws:s3:::team-a-artifacts/orders/v1.zip"),
-            request("s3:GetObjectVersion", "arn:aws:s3:::team-a-artifacts/orders/v1.zip"),
+            request(
+                "s3:GetObject",
+                "arn:aws:s3:::team-a-artifacts/orders/v1.zip",
+            ),
+            request(
+                "s3:GetObjectVersion",
+                "arn:aws:s3:::team-a-artifacts/orders/v1.zip",
+            ),
         ],
         "Lambda:UpdateFunctionCode" => vec![
             request("lambda:UpdateFunctionCode", OWNED_FUNCTION),
             request("lambda:UpdateFunctionCode", ADOPTED_FUNCTION)
                 .on_owned()
                 .adopting(),
-            request("s3:GetObject", "arn:aws:s3:::team-a-artifacts/orders/v2.zip"),
-            request("s3:GetObjectVersion", "arn:aws:s3:::team-a-artifacts/orders/v2.zip"),
+            request(
+                "s3:GetObject",
+                "arn:aws:s3:::team-a-artifacts/orders/v2.zip",
+            ),
+            request(
+                "s3:GetObjectVersion",
+                "arn:aws:s3:::team-a-artifacts/orders/v2.zip",
+            ),
         ],
         "Lambda:UpdateFunctionConfiguration" => vec![
             request("lambda:UpdateFunctionConfiguration", OWNED_FUNCTION),
@@ -476,24 +496,26 @@ fn the_evaluator_refuses_what_the_conditions_exclude() {
     assert!(!allowed(&policy, &create), "an untagged create");
     assert!(allowed(&policy, &create.tagged_on_create()));
     let tag_other = request("ec2:CreateTags", ec2("vpc-endpoint/vpce-0aaaaaaaaaaaaaaaa"));
-    assert!(!allowed(&policy, &tag_other), "tagging someone else's endpoint");
+    assert!(
+        !allowed(&policy, &tag_other),
+        "tagging someone else's endpoint"
+    );
     let pass = request(
         "iam:PassRole",
         format!("arn:aws:iam::{ACCOUNT}:role/papi-backend"),
     );
     assert!(!allowed(
         &policy,
-        &pass.clone().with("iam:PassedToService", "ec2.amazonaws.com")
+        &pass
+            .clone()
+            .with("iam:PassedToService", "ec2.amazonaws.com")
     ));
     assert!(allowed(
         &policy,
         &pass.with("iam:PassedToService", "lambda.amazonaws.com")
     ));
-    let admin = request(
-        "iam:PassRole",
-        format!("arn:aws:iam::{ACCOUNT}:role/admin"),
-    )
-    .with("iam:PassedToService", "lambda.amazonaws.com");
+    let admin = request("iam:PassRole", format!("arn:aws:iam::{ACCOUNT}:role/admin"))
+        .with("iam:PassedToService", "lambda.amazonaws.com");
     assert!(!allowed(&policy, &admin), "only papi-* roles");
     assert!(!allowed(
         &policy,
@@ -521,7 +543,10 @@ fn the_evaluator_refuses_what_the_conditions_exclude() {
 fn adoption_needs_the_adoption_policy_and_nothing_else_does() {
     let base = policy();
     let adopted_tag = request("lambda:TagResource", ADOPTED_FUNCTION).tagged_on_create();
-    assert!(!allowed(&base, &adopted_tag), "the base policy does not adopt");
+    assert!(
+        !allowed(&base, &adopted_tag),
+        "the base policy does not adopt"
+    );
     assert!(allowed(&policy_with(true), &adopted_tag));
     let untagged = request("lambda:DeleteFunction", ADOPTED_FUNCTION);
     assert!(
@@ -543,7 +568,11 @@ fn every_operation_in_the_source_is_allowed_and_every_allowed_action_is_needed()
     let operations = operations_in_source();
     assert!(operations.len() >= 40, "{operations:?}");
     let refused = refused(&operations);
-    assert!(refused.is_empty(), "the policy refuses:\n{}", refused.join("\n"));
+    assert!(
+        refused.is_empty(),
+        "the policy refuses:\n{}",
+        refused.join("\n")
+    );
     let unneeded: Vec<String> = policy_actions(&policy_with(true))
         .difference(&needed_actions(&operations))
         .cloned()
@@ -578,8 +607,8 @@ async fn users_endpoint(aws: &privateapi_operator::aws::RegionClients, vpc: &Tes
 
 /// A function made by someone else, for `backend.functionArn`.
 async fn users_function(aws: &privateapi_operator::aws::RegionClients) -> String {
-    let zip = std::fs::read(std::env::var("PAPI_HANDLER_ZIP_X86_64").expect("handler zip"))
-        .expect("zip");
+    let zip =
+        std::fs::read(std::env::var("PAPI_HANDLER_ZIP_X86_64").expect("handler zip")).expect("zip");
     aws.lambda
         .create_function()
         .function_name(unique("users-fn"))
@@ -643,7 +672,7 @@ async fn every_operation_the_operator_performed_is_allowed() {
     let function = users_function(&aws).await;
     let referenced = format!(
         "apiVersion: privateapi.io/v1alpha1\nkind: PrivateApi\nmetadata: {{name: referenced, namespace: {namespace}}}\n\
-         spec:\n  region: us-east-1\n  endpoint: {{id: {endpoint}}}\n  backend: {{functionArn: \"{function}\"}}\n"
+         spec:\n  region: us-east-1\n  endpoint: {{id: {endpoint}}}\n  backend: {{functionArn: \"{function}\"}}\n  deletionPolicy: Retain\n"
     );
     apply(&referenced);
     wait_ready(&namespace, "referenced", timeout);
@@ -653,14 +682,22 @@ async fn every_operation_the_operator_performed_is_allowed() {
         .expect("endpoint id");
     let shared = format!(
         "apiVersion: privateapi.io/v1alpha1\nkind: PrivateApi\nmetadata: {{name: shared, namespace: {namespace}}}\n\
-         spec:\n  region: us-east-1\n  endpoint: {{id: {owned_endpoint}}}\n  backend: {{builtin: {{}}, architecture: x86_64}}\n  deletionPolicy: Retain\n"
+         spec:\n  region: us-east-1\n  endpoint: {{id: {owned_endpoint}}}\n  backend: {{builtin: {{}}, architecture: x86_64}}\n"
     );
     apply(&shared);
     wait_ready(&namespace, "shared", timeout);
 
-    // Delete: Retain keeps, the others clean up (the shared endpoint's owner waits for its user).
+    // Delete: Retain keeps (the user's endpoint and function, and the API), the others clean up;
+    // the shared endpoint's owner goes last, once no other API uses its endpoint.
     for name in ["shared", "referenced", "owned"] {
-        kubectl(&["delete", "privateapi", name, "-n", &namespace, "--wait=false"]);
+        kubectl(&[
+            "delete",
+            "privateapi",
+            name,
+            "-n",
+            &namespace,
+            "--wait=false",
+        ]);
         wait_gone(&namespace, name, timeout);
     }
     let performed: BTreeSet<String> = operator.aws_calls().by_operation.into_keys().collect();
@@ -694,9 +731,11 @@ async fn every_operation_the_operator_performed_is_allowed() {
         "Lambda:UpdateFunctionConfiguration",
         "Lambda:DeleteFunction",
         "Lambda:AddPermission",
-        "Lambda:RemovePermission",
     ] {
-        assert!(performed.contains(core), "the lifecycle performed {core}: {performed:?}");
+        assert!(
+            performed.contains(core),
+            "the lifecycle performed {core}: {performed:?}"
+        );
     }
     let unused: Vec<String> = policy_actions(&policy)
         .difference(&needed_actions(&all))

@@ -296,7 +296,11 @@ struct Observed {
 /// Find the API by the ID in status (if it still exists and is ours), else the one `spec.adopt`
 /// names, else by ownership tags. Extra owned APIs are returned to be deleted.
 async fn observe(ctx: &PartContext<'_>) -> Result<Observed> {
-    let adopt_id = ctx.spec.adopt.as_ref().and_then(|a| a.rest_api_id.as_deref());
+    let adopt_id = ctx
+        .spec
+        .adopt
+        .as_ref()
+        .and_then(|a| a.rest_api_id.as_deref());
     if let Some(id) = ctx.status.rest_api_id.as_deref()
         && adopt_id.is_none_or(|adopt| adopt == id)
         && let Some(api) = get_api(ctx, id).await?

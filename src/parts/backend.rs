@@ -820,7 +820,11 @@ async fn reconcile_owned(
     desired: &DesiredFunction,
 ) -> Result<Outcome<BackendInfo>> {
     let mut changes = Vec::new();
-    let adopt_name = ctx.spec.adopt.as_ref().and_then(|a| a.function_name.as_deref());
+    let adopt_name = ctx
+        .spec
+        .adopt
+        .as_ref()
+        .and_then(|a| a.function_name.as_deref());
     let adopting = adopt_name == Some(desired.name.as_str());
     let mut live = match get_function(ctx, &desired.name).await? {
         Some(live) => live,
@@ -969,7 +973,9 @@ fn updating(name: &str) -> PartState {
 /// A function named in `spec.adopt` must be nobody else's, and a zip package (the operator
 /// deploys zips: an image function cannot take `builtin` or `code`).
 fn check_adoptable(owner: &Owner, live: &LiveFunction) -> Result<()> {
-    if let Some(other) = owner.claimed_by_other(live.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+    if let Some(other) =
+        owner.claimed_by_other(live.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    {
         return Err(invalid(
             FIELD_ADOPT_FUNCTION,
             format!(
@@ -1405,7 +1411,11 @@ pub async fn cleanup(ctx: &PartContext<'_>) -> Result<Cleanup> {
         changes.append(&mut release_owned_by_name(ctx, &owned_name).await?);
     }
     // A function named in spec.adopt, tagged before status recorded it.
-    if let Some(adopted) = ctx.spec.adopt.as_ref().and_then(|a| a.function_name.as_deref())
+    if let Some(adopted) = ctx
+        .spec
+        .adopt
+        .as_ref()
+        .and_then(|a| a.function_name.as_deref())
         && adopted != owned_name
         && !seen
             .iter()

@@ -187,7 +187,9 @@ pub async fn reconcile(
         changes.push(Change::new(
             "Adopted",
             format!("deployment {current} of REST API {rest_api_id}"),
-            format!("stage {stage_name} keeps serving it: the adopted API already matched the spec"),
+            format!(
+                "stage {stage_name} keeps serving it: the adopted API already matched the spec"
+            ),
         ));
         current.to_string()
     } else if plan.deploy {

@@ -1294,7 +1294,10 @@ async fn observe_endpoints(
             .ok_or_else(|| {
                 invalid(
                     FIELD_ADOPT_ENDPOINT,
-                    format!("VPC endpoint {adopt_id} does not exist in {}", ctx.aws.region),
+                    format!(
+                        "VPC endpoint {adopt_id} does not exist in {}",
+                        ctx.aws.region
+                    ),
                 )
             })?;
         check_adoptable(ctx, &live, create)?;
@@ -1812,11 +1815,9 @@ async fn reconcile_owned(
         }
         untagged.push(id.clone());
         changes.push(match live_tags.get(TAG_UID) {
-            Some(uid) if owns(ctx, live_tags) && uid != &ctx.owner.uid => Change::adopted(
-                kind,
-                id,
-                AdoptedFrom::PreviousObject(uid.clone()),
-            ),
+            Some(uid) if owns(ctx, live_tags) && uid != &ctx.owner.uid => {
+                Change::adopted(kind, id, AdoptedFrom::PreviousObject(uid.clone()))
+            }
             _ => Change::new(
                 "Updated",
                 format!("{resource} {id}"),

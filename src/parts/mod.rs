@@ -132,9 +132,7 @@ impl Change {
             AdoptedFrom::PreviousObject(uid) => (
                 "previousObject",
                 Some(uid.clone()),
-                format!(
-                    "owned by this object's name in this cluster under an earlier UID ({uid})"
-                ),
+                format!("owned by this object's name in this cluster under an earlier UID ({uid})"),
             ),
         };
         let resource = match kind {

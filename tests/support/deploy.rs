@@ -41,7 +41,9 @@ pub fn try_render_helm(release: &str, namespace: &str, sets: &[&str]) -> Result<
     for set in sets {
         command.args(["--set", set]);
     }
-    let out = command.output().expect("helm runs (PATH from the test bed)");
+    let out = command
+        .output()
+        .expect("helm runs (PATH from the test bed)");
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
