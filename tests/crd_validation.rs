@@ -698,6 +698,47 @@ fn invalid_cases() -> Vec<(&'static str, Vec<Edit>, &'static str)> {
             vec![Set("/spec/backend/environment/MESSAGE", json!("hi"))],
             "spec.backend.environment: Invalid value: \"object\": spec.backend.environment.MESSAGE is set by the builtin backend",
         ),
+        // --- spec.adopt
+        (
+            "adopt without any field",
+            vec![Set("/spec/adopt", json!({}))],
+            "spec.adopt must name at least one of restApiId, functionName, vpcEndpointId",
+        ),
+        (
+            "adopt.restApiId with upper case",
+            vec![Set("/spec/adopt", json!({"restApiId": "ABC123defg"}))],
+            "spec.adopt.restApiId: Invalid value",
+        ),
+        (
+            "adopt.functionName with a dot",
+            vec![Set("/spec/adopt", json!({"functionName": "my.fn"}))],
+            "spec.adopt.functionName: Invalid value",
+        ),
+        (
+            "adopt.vpcEndpointId not a vpce ID",
+            vec![Set(
+                "/spec/adopt",
+                json!({"vpcEndpointId": "vpc-0123456789abcdef0"}),
+            )],
+            "spec.adopt.vpcEndpointId: Invalid value",
+        ),
+        (
+            "adopt.functionName with backend.functionArn",
+            with(
+                function_arn_backend(),
+                &[Set("/spec/adopt", json!({"functionName": "existing-fn"}))],
+            ),
+            "spec.adopt.functionName needs spec.backend.builtin or spec.backend.code",
+        ),
+        (
+            "adopt.vpcEndpointId with endpoint.id",
+            vec![
+                Remove("/spec/endpoint/create"),
+                Set("/spec/endpoint/id", json!(VPCE)),
+                Set("/spec/adopt", json!({"vpcEndpointId": VPCE})),
+            ],
+            "spec.adopt.vpcEndpointId needs spec.endpoint.create",
+        ),
         // --- unknown fields: kubectl 1.34's default --validate=strict asks the server for strict
         // field validation, which refuses the object naming the field.
         (
@@ -882,6 +923,32 @@ type ValidCase = (
 
 fn valid_cases() -> Vec<ValidCase> {
     vec![
+        (
+            "adopt-all",
+            r#"
+apiVersion: privateapi.io/v1alpha1
+kind: PrivateApi
+metadata:
+  name: adopt-all
+spec:
+  endpoint:
+    create:
+      vpcId: vpc-0123456789abcdef0
+      subnetIds: [subnet-0aaaaaaaaaaaaaaaa]
+  backend:
+    builtin: {}
+  adopt:
+    restApiId: abc123defg
+    functionName: my-existing-fn
+    vpcEndpointId: vpce-0123456789abcdef0
+"#,
+            vec![
+                ("/spec/adopt/restApiId", json!("abc123defg")),
+                ("/spec/adopt/functionName", json!("my-existing-fn")),
+                ("/spec/adopt/vpcEndpointId", json!(VPCE)),
+            ],
+            vec!["/status"],
+        ),
         (
             "builtin-minimal",
             r#"

@@ -798,6 +798,62 @@ async fn build_api(aws: &Aws, id: &str, fn_arn: &str) -> (String, String) {
     (root, proxy)
 }
 
+/// UpdateDeployment replaces the description (the operator stamps adopted deployments this way).
+#[tokio::test]
+async fn apigw_update_deployment_description() {
+    let aws = aws().await;
+    let id = aws
+        .apigw
+        .create_rest_api()
+        .name(unique("papi-update-deployment"))
+        .send()
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    build_api(
+        &aws,
+        &id,
+        &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:x"),
+    )
+    .await;
+    let deployment = aws
+        .apigw
+        .create_deployment()
+        .rest_api_id(&id)
+        .stage_name("prod")
+        .send()
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    let updated = aws
+        .apigw
+        .update_deployment()
+        .rest_api_id(&id)
+        .deployment_id(&deployment)
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/description")
+                .value("stamped")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("UpdateDeployment");
+    assert_eq!(updated.description.as_deref(), Some("stamped"));
+    let read = aws
+        .apigw
+        .get_deployment()
+        .rest_api_id(&id)
+        .deployment_id(&deployment)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.description.as_deref(), Some("stamped"));
+}
+
 /// DeleteDeployment refuses the deployment a stage points at now, not the one it was made with.
 #[tokio::test]
 async fn apigw_delete_deployment_follows_stage() {

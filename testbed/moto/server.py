@@ -259,6 +259,30 @@ def apigw_not_found_is_404() -> None:
 
 
 @correction
+def apigw_update_deployment() -> None:
+    """UpdateDeployment replaces a deployment's description.
+
+    AWS: PATCH /restapis/{api}/deployments/{id} with patch operations; `replace /description`
+    changes the description and answers the deployment (API reference, UpdateDeployment). moto:
+    not implemented, the request fails. The operator stamps its fingerprint on the deployment of
+    an adopted API this way. Test: apigw_update_deployment_description."""
+    from moto.apigateway import exceptions, responses
+
+    def update_deployment(self: Any) -> Any:
+        parts = self.path.split("/")
+        deployment = self.backend.get_deployment(parts[2], parts[4])
+        for op in json.loads(self.body or "{}").get("patchOperations", []):
+            if op.get("op") == "replace" and op.get("path") == "/description":
+                deployment.description = op.get("value", "")
+            else:
+                raise exceptions.BadRequestException(
+                    "BadRequestException", f"Invalid patch path {op.get('path')}")
+        return 200, {"status": 200}, json.dumps(deployment.to_json())
+
+    responses.APIGatewayResponse.update_deployment = update_deployment
+
+
+@correction
 def apigw_delete_deployment_checks_live_stages() -> None:
     """DeleteDeployment refuses a deployment that a stage points at *now*.
 

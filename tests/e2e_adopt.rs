@@ -1,0 +1,548 @@
+//! `spec.adopt` end to end: a private API stack built directly through the SDK the way the
+//! reference CDK stack builds it (untagged) is taken over without recreating the REST API, the
+//! function or the endpoint, and without a new deployment; adopt naming something that does not
+//! exist is `InvalidSpec` naming the field, and leaves nothing behind.
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType};
+use aws_sdk_ec2::types::VpcEndpointType;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{FunctionCode, Runtime};
+use privateapi_operator::aws::RegionClients;
+use privateapi_operator::parts::routes;
+use privateapi_operator::policy;
+use serde_json::{Value, json};
+use support::*;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+const GONE_TIMEOUT: Duration = Duration::from_secs(120);
+const EXECUTE_API: &str = "com.amazonaws.us-east-1.execute-api";
+
+/// The IDs of a stack built outside the operator.
+struct ExistingStack {
+    vpce: String,
+    endpoint_sg: String,
+    function_name: String,
+    rest_api_id: String,
+    deployment_id: String,
+}
+
+/// What CDK's `InterfaceVpcEndpoint` + `Function` + `LambdaRestApi` (PRIVATE, resource policy,
+/// stage `prod`) make, through the SDK, with no privateapi.io tag anywhere.
+async fn build_stack(aws: &RegionClients, vpc: &TestVpc, prefix: &str) -> ExistingStack {
+    let endpoint_sg = aws
+        .ec2
+        .create_security_group()
+        .group_name(unique(&format!("{prefix}-endpoint")))
+        .description("endpoint security group (CDK)")
+        .vpc_id(&vpc.vpc_id)
+        .send()
+        .await
+        .expect("CreateSecurityGroup")
+        .group_id
+        .expect("group id");
+    let vpce = aws
+        .ec2
+        .create_vpc_endpoint()
+        .vpc_id(&vpc.vpc_id)
+        .vpc_endpoint_type(VpcEndpointType::Interface)
+        .service_name(EXECUTE_API)
+        .set_subnet_ids(Some(vpc.subnet_ids.clone()))
+        .security_group_ids(&endpoint_sg)
+        .private_dns_enabled(true)
+        .send()
+        .await
+        .expect("CreateVpcEndpoint")
+        .vpc_endpoint
+        .and_then(|e| e.vpc_endpoint_id)
+        .expect("endpoint id");
+
+    let function_name = unique(&format!("{prefix}-fn"));
+    let zip = privateapi_handler::package::zip_single("index.js", 0o644, b"exports.handler=1")
+        .expect("a one-file zip");
+    let role =
+        std::env::var("PAPI_LAMBDA_ROLE_ARN").expect("PAPI_LAMBDA_ROLE_ARN from the test bed");
+    let function_arn = aws
+        .lambda
+        .create_function()
+        .function_name(&function_name)
+        .runtime(Runtime::Nodejs20x)
+        .handler("index.handler")
+        .role(role)
+        .memory_size(256)
+        .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+        .send()
+        .await
+        .expect("CreateFunction")
+        .function_arn
+        .expect("function arn");
+
+    let api = aws
+        .apigateway
+        .create_rest_api()
+        .name(format!("{prefix}-api"))
+        .endpoint_configuration(
+            EndpointConfiguration::builder()
+                .types(EndpointType::Private)
+                .vpc_endpoint_ids(&vpce)
+                .build(),
+        )
+        .policy(policy::desired_policy(std::slice::from_ref(&vpce)).to_string())
+        .send()
+        .await
+        .expect("CreateRestApi");
+    let rest_api_id = api.id.expect("api id");
+    let root = api.root_resource_id.expect("root resource");
+    let proxy = aws
+        .apigateway
+        .create_resource()
+        .rest_api_id(&rest_api_id)
+        .parent_id(&root)
+        .path_part("{proxy+}")
+        .send()
+        .await
+        .expect("CreateResource")
+        .id
+        .expect("resource id");
+    let uri = routes::integration_uri("us-east-1", &function_arn);
+    for resource in [&root, &proxy] {
+        aws.apigateway
+            .put_method()
+            .rest_api_id(&rest_api_id)
+            .resource_id(resource)
+            .http_method("ANY")
+            .authorization_type("NONE")
+            .send()
+            .await
+            .expect("PutMethod");
+        aws.apigateway
+            .put_integration()
+            .rest_api_id(&rest_api_id)
+            .resource_id(resource)
+            .http_method("ANY")
+            .r#type(IntegrationType::AwsProxy)
+            .integration_http_method("POST")
+            .uri(&uri)
+            .send()
+            .await
+            .expect("PutIntegration");
+    }
+    aws.lambda
+        .add_permission()
+        .function_name(&function_name)
+        .statement_id("cdk-apigw-invoke")
+        .action("lambda:InvokeFunction")
+        .principal("apigateway.amazonaws.com")
+        .source_arn(format!(
+            "arn:aws:execute-api:us-east-1:{}:{rest_api_id}/*/*/*",
+            aws.account_id
+        ))
+        .send()
+        .await
+        .expect("AddPermission");
+    let deployment_id = aws
+        .apigateway
+        .create_deployment()
+        .rest_api_id(&rest_api_id)
+        .stage_name("prod")
+        .send()
+        .await
+        .expect("CreateDeployment")
+        .id
+        .expect("deployment id");
+    ExistingStack {
+        vpce,
+        endpoint_sg,
+        function_name,
+        rest_api_id,
+        deployment_id,
+    }
+}
+
+fn adopt_manifest(namespace: &str, name: &str, vpc: &TestVpc, adopt: Value) -> String {
+    json!({
+        "apiVersion": "privateapi.io/v1alpha1",
+        "kind": "PrivateApi",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "region": "us-east-1",
+            "endpoint": {"create": {
+                "vpcId": vpc.vpc_id,
+                "subnetIds": vpc.subnet_ids,
+                "privateDns": true,
+                "allowedSecurityGroupIds": [vpc.client_sg_id],
+            }},
+            "backend": {
+                "builtin": {"message": "Private API executed!!"},
+                "architecture": "x86_64",
+                "memoryMiB": 256,
+            },
+            "stageName": "prod",
+            "adopt": adopt,
+        },
+    })
+    .to_string()
+}
+
+fn status_str(object: &Value, field: &str) -> String {
+    object["status"][field]
+        .as_str()
+        .unwrap_or_else(|| panic!("status.{field} missing: {}", object["status"]))
+        .to_string()
+}
+
+async fn rest_api_exists(aws: &RegionClients, id: &str) -> bool {
+    aws.apigateway
+        .get_rest_api()
+        .rest_api_id(id)
+        .send()
+        .await
+        .is_ok()
+}
+
+async fn function_exists(aws: &RegionClients, name: &str) -> bool {
+    aws.lambda
+        .get_function()
+        .function_name(name)
+        .send()
+        .await
+        .is_ok()
+}
+
+async fn endpoint_state(aws: &RegionClients, id: &str) -> Option<String> {
+    aws.ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(id)
+        .send()
+        .await
+        .ok()?
+        .vpc_endpoints
+        .unwrap_or_default()
+        .first()
+        .and_then(|e| e.state.as_ref())
+        .map(|s| s.as_str().to_ascii_lowercase())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untagged_stack_is_adopted_without_recreating_anything() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("adopt");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 61).await;
+    let stack = build_stack(&aws, &vpc, "cdk").await;
+    let operator = Operator::start(&namespace, &cluster);
+
+    apply(&adopt_manifest(
+        &namespace,
+        "adopted",
+        &vpc,
+        json!({
+            "restApiId": stack.rest_api_id,
+            "functionName": stack.function_name,
+            "vpcEndpointId": stack.vpce,
+        }),
+    ));
+    let object = wait_ready(&namespace, "adopted", READY_TIMEOUT);
+
+    // The same REST API, endpoint and function; the stage still serves the stack's deployment.
+    assert_eq!(status_str(&object, "restApiId"), stack.rest_api_id);
+    assert_eq!(status_str(&object, "vpcEndpointId"), stack.vpce);
+    assert!(
+        status_str(&object, "functionArn").ends_with(&format!(":function:{}", stack.function_name)),
+        "{}",
+        object["status"]
+    );
+    assert_eq!(
+        status_str(&object, "deploymentId"),
+        stack.deployment_id,
+        "no new deployment: the adopted API already matched the spec; log:\n{}",
+        operator.log()
+    );
+    let adopted: Vec<(String, String, String)> = object["status"]["adopted"]
+        .as_array()
+        .expect("status.adopted")
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap_or_default().to_string(),
+                a["id"].as_str().unwrap_or_default().to_string(),
+                a["source"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        adopted,
+        vec![
+            (
+                "Function".into(),
+                stack.function_name.clone(),
+                "spec.adopt".into()
+            ),
+            (
+                "RestApi".into(),
+                stack.rest_api_id.clone(),
+                "spec.adopt".into()
+            ),
+            (
+                "VpcEndpoint".into(),
+                stack.vpce.clone(),
+                "spec.adopt".into()
+            ),
+        ]
+    );
+    let events = kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &namespace,
+        "--field-selector",
+        "reason=Adopted",
+        "-o",
+        "json",
+    ]);
+    // kube's Recorder folds events with the same reason on one object into a series: the note
+    // is the first adoption's.
+    assert!(
+        events.contains(&stack.rest_api_id)
+            || events.contains(&stack.vpce)
+            || events.contains(&stack.function_name),
+        "an Adopted event names what was taken over: {events}"
+    );
+
+    // Nothing new besides the managed security group: the stack's resources now carry the tags.
+    let owned = owned_resources(&aws, &cluster).await;
+    let kinds: Vec<&str> = owned.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec!["function", "rest-api", "security-group", "vpc-endpoint"],
+        "{owned:?}"
+    );
+    assert!(owned.contains(&("rest-api".to_string(), stack.rest_api_id.clone())));
+    assert!(owned.contains(&("vpc-endpoint".to_string(), stack.vpce.clone())));
+    // The endpoint now has the managed group instead of the stack's (not in the spec).
+    let groups: Vec<String> = aws
+        .ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(&stack.vpce)
+        .send()
+        .await
+        .expect("DescribeVpcEndpoints")
+        .vpc_endpoints
+        .unwrap_or_default()
+        .first()
+        .map(|e| {
+            e.groups()
+                .iter()
+                .filter_map(|g| g.group_id().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        groups,
+        vec![status_str(&object, "securityGroupId")],
+        "the stack's group {} is replaced by the managed one",
+        stack.endpoint_sg
+    );
+
+    // A steady-state resync changes nothing and keeps the deployment.
+    poke_and_wait(&operator, &namespace, "adopted");
+    let again = get_object(&namespace, "adopted").expect("object");
+    assert_eq!(status_str(&again, "deploymentId"), stack.deployment_id);
+
+    // deletionPolicy Delete applies to what was adopted.
+    kubectl(&[
+        "delete",
+        "privateapi",
+        "adopted",
+        "-n",
+        &namespace,
+        "--wait=false",
+    ]);
+    wait_gone(&namespace, "adopted", GONE_TIMEOUT);
+    assert!(!rest_api_exists(&aws, &stack.rest_api_id).await);
+    assert!(!function_exists(&aws, &stack.function_name).await);
+    assert!(
+        matches!(
+            endpoint_state(&aws, &stack.vpce).await.as_deref(),
+            None | Some("deleting" | "deleted")
+        ),
+        "the adopted endpoint is deleted"
+    );
+    assert!(owned_resources(&aws, &cluster).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopting_what_does_not_exist_is_invalid_spec_and_leaves_nothing() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("adopt-missing");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 62).await;
+    let _operator = Operator::start(&namespace, &cluster);
+
+    apply(&adopt_manifest(
+        &namespace,
+        "ghost",
+        &vpc,
+        json!({"restApiId": "zzzzzzzzzz", "functionName": "no-such-function"}),
+    ));
+    let object = wait_for(
+        &namespace,
+        "ghost",
+        READY_TIMEOUT,
+        "ApiReady and BackendReady InvalidSpec",
+        |object| {
+            ["ApiReady", "BackendReady"]
+                .iter()
+                .all(|type_| condition(object, type_).is_some_and(|c| c["reason"] == "InvalidSpec"))
+        },
+    );
+    let message = |type_: &str| {
+        condition(&object, type_)
+            .and_then(|c| c["message"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        message("ApiReady").contains("spec.adopt.restApiId"),
+        "{}",
+        message("ApiReady")
+    );
+    assert!(message("ApiReady").contains("zzzzzzzzzz"));
+    assert!(
+        message("BackendReady").contains("spec.adopt.functionName"),
+        "{}",
+        message("BackendReady")
+    );
+    let ready = condition(&object, "Ready").expect("Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "InvalidSpec");
+    assert!(
+        !function_exists(&aws, "no-such-function").await,
+        "never created under that name"
+    );
+
+    // What the valid part made (the endpoint) goes with the object.
+    kubectl(&[
+        "delete",
+        "privateapi",
+        "ghost",
+        "-n",
+        &namespace,
+        "--wait=false",
+    ]);
+    wait_gone(&namespace, "ghost", GONE_TIMEOUT);
+    assert!(owned_resources(&aws, &cluster).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopting_a_public_api_or_another_objects_function_is_invalid_spec() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("adopt-kind");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 63).await;
+    let regional = aws
+        .apigateway
+        .create_rest_api()
+        .name("public-api")
+        .endpoint_configuration(
+            EndpointConfiguration::builder()
+                .types(EndpointType::Regional)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateRestApi")
+        .id
+        .expect("api id");
+    // A function some other PrivateApi manages (its ownership tags); its stack in another VPC
+    // (one private-DNS execute-api endpoint per VPC).
+    let stack = build_stack(&aws, &make_vpc(&aws.ec2, 64).await, "claimed").await;
+    aws.lambda
+        .tag_resource()
+        .resource(format!(
+            "arn:aws:lambda:us-east-1:{}:function:{}",
+            aws.account_id, stack.function_name
+        ))
+        .tags("privateapi.io/cluster", "elsewhere")
+        .tags("privateapi.io/owner", "team-b/orders")
+        .send()
+        .await
+        .expect("TagResource");
+    let _operator = Operator::start(&namespace, &cluster);
+
+    apply(&adopt_manifest(
+        &namespace,
+        "wrong-kind",
+        &vpc,
+        json!({"restApiId": regional, "functionName": stack.function_name}),
+    ));
+    let object = wait_for(
+        &namespace,
+        "wrong-kind",
+        READY_TIMEOUT,
+        "ApiReady and BackendReady InvalidSpec",
+        |object| {
+            ["ApiReady", "BackendReady"]
+                .iter()
+                .all(|type_| condition(object, type_).is_some_and(|c| c["reason"] == "InvalidSpec"))
+        },
+    );
+    let message = |type_: &str| {
+        condition(&object, type_)
+            .and_then(|c| c["message"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        message("ApiReady").contains("spec.adopt.restApiId")
+            && message("ApiReady").contains("only PRIVATE"),
+        "{}",
+        message("ApiReady")
+    );
+    assert!(
+        message("BackendReady").contains("spec.adopt.functionName")
+            && message("BackendReady").contains("team-b/orders"),
+        "{}",
+        message("BackendReady")
+    );
+    // Neither was taken over: no tags of this cluster on them.
+    let api_tags = aws
+        .apigateway
+        .get_rest_api()
+        .rest_api_id(&regional)
+        .send()
+        .await
+        .expect("GetRestApi")
+        .tags
+        .unwrap_or_default();
+    assert!(
+        !api_tags.contains_key("privateapi.io/owner"),
+        "{api_tags:?}"
+    );
+    kubectl(&[
+        "delete",
+        "privateapi",
+        "wrong-kind",
+        "-n",
+        &namespace,
+        "--wait=false",
+    ]);
+    wait_gone(&namespace, "wrong-kind", GONE_TIMEOUT);
+    assert!(owned_resources(&aws, &cluster).await.is_empty());
+    assert!(
+        function_exists(&aws, &stack.function_name).await,
+        "another object's function stays"
+    );
+}
