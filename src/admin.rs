@@ -1,5 +1,10 @@
-//! The admin HTTP server: `/healthz` (the process runs), `/readyz` (the first watch list synced),
-//! `/metrics` (Prometheus text format).
+//! The admin HTTP server: `/healthz` (the process runs), `/readyz`, `/metrics` (Prometheus text
+//! format).
+//!
+//! `/readyz` is 200 for a leader whose first watch list synced, and for a standby that reached the
+//! API server (it read or created the Lease) and waits for the lease. A standby counts as ready so
+//! that a rolling update can proceed: it is exactly what should take over when the leader goes. A
+//! process still connecting, or a new leader listing its objects, is not ready.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,8 +25,11 @@ use crate::metrics::Metrics;
 /// What the admin server reports.
 #[derive(Default)]
 pub struct AdminState {
+    /// The leader's first list of objects synced.
     pub ready: AtomicBool,
     pub leader: AtomicBool,
+    /// Waiting for the lease another replica holds.
+    pub standby: AtomicBool,
     pub metrics: Arc<Metrics>,
 }
 
@@ -42,10 +50,20 @@ fn route(state: &AdminState, path: &str) -> Response<Full<Bytes>> {
         "/readyz" if state.ready.load(Ordering::Relaxed) => {
             respond(StatusCode::OK, "text/plain", "ready\n".into())
         }
-        "/readyz" => respond(
+        "/readyz" if state.standby.load(Ordering::Relaxed) => respond(
+            StatusCode::OK,
+            "text/plain",
+            "standby: waiting for the lease\n".into(),
+        ),
+        "/readyz" if state.leader.load(Ordering::Relaxed) => respond(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             "waiting for the first list of PrivateApi objects\n".into(),
+        ),
+        "/readyz" => respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "connecting to the API server\n".into(),
         ),
         "/metrics" => respond(
             StatusCode::OK,
@@ -98,6 +116,14 @@ mod tests {
     #[test]
     fn readyz_follows_the_flag() {
         let state = AdminState::default();
+        assert_eq!(
+            route(&state, "/readyz").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        state.standby.store(true, Ordering::Relaxed);
+        assert_eq!(route(&state, "/readyz").status(), StatusCode::OK);
+        state.standby.store(false, Ordering::Relaxed);
+        state.leader.store(true, Ordering::Relaxed);
         assert_eq!(
             route(&state, "/readyz").status(),
             StatusCode::SERVICE_UNAVAILABLE

@@ -4,6 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -15,6 +18,10 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::error::{AwsResultExt, Error, Result};
 use crate::metrics::Metrics;
+
+/// Default limit of one HTTP attempt of an AWS call (the largest request is a function's zip).
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Records each HTTP attempt of each SDK operation.
 #[derive(Debug, Clone)]
@@ -103,12 +110,29 @@ impl AwsClients {
     /// Load the standard credential chain (env, web identity/IRSA, Pod Identity, profile, IMDS)
     /// and `AWS_ENDPOINT_URL`, with `region` overriding `AWS_REGION`.
     pub async fn load(region: Option<String>, metrics: Arc<Metrics>) -> Result<Self> {
+        Self::load_with_attempt_timeout(region, metrics, DEFAULT_ATTEMPT_TIMEOUT).await
+    }
+
+    /// [`AwsClients::load`] with each HTTP attempt limited to `attempt_timeout`. Without a limit a
+    /// call whose response never comes (a half-open connection) blocks its object's reconcile
+    /// forever: the controller never reconciles one object twice at a time.
+    pub async fn load_with_attempt_timeout(
+        region: Option<String>,
+        metrics: Arc<Metrics>,
+        attempt_timeout: Duration,
+    ) -> Result<Self> {
         let http_client = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client);
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(attempt_timeout)
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client)
+            .timeout_config(timeouts);
         if let Some(region) = region {
             loader = loader.region(Region::new(region));
         }

@@ -9,6 +9,7 @@ use clap::Parser;
 
 use crate::crd::Architecture;
 use crate::error::{Error, Result};
+use crate::leader::LeaseConfig;
 use crate::parts::{HandlerPackage, Settings};
 
 #[derive(Parser, Debug, Clone)]
@@ -34,6 +35,11 @@ pub struct Args {
     /// Seconds between drift checks of an object that is in sync.
     #[arg(long, env = "PAPI_RESYNC_SECONDS", default_value_t = 600)]
     pub resync_seconds: u64,
+
+    /// Limit of one HTTP attempt of an AWS call, in seconds (a call that gets no answer is
+    /// retried rather than blocking its object).
+    #[arg(long, env = "PAPI_AWS_ATTEMPT_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub aws_attempt_timeout_seconds: u64,
 
     /// Objects reconciled at the same time.
     #[arg(long, env = "PAPI_CONCURRENCY", default_value_t = 8)]
@@ -67,10 +73,61 @@ pub struct Args {
     #[arg(long, env = "PAPI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Log filter (tracing EnvFilter syntax), e.g. `info,privateapi_operator=debug`.
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    /// Log filter (tracing EnvFilter syntax): a level (`debug`) or per-module levels, e.g.
+    /// `info,privateapi_operator=debug`.
+    #[arg(
+        long,
+        visible_alias = "log-level",
+        env = "RUST_LOG",
+        default_value = "info"
+    )]
     pub log: String,
+
+    /// Take part in leader election on a Lease: only the holder reconciles, the others wait as
+    /// standbys. `--leader-election=false` reconciles without (a single replica only).
+    #[arg(
+        long,
+        env = "PAPI_LEADER_ELECTION",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub leader_election: bool,
+
+    /// Name of the Lease (coordination.k8s.io/v1) the replicas elect their leader with.
+    #[arg(long, env = "PAPI_LEASE_NAME", default_value = "privateapi-operator")]
+    pub lease_name: String,
+
+    /// Namespace of the Lease (default: the namespace of the pod's service account, else `default`).
+    #[arg(long, env = "PAPI_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// This replica's name in the Lease's holderIdentity (default: host name and process ID). Two
+    /// live replicas must never share it.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// How long the lease holds after a renewal: a standby takes over at most this long after the
+    /// leader died. The leader renews every third of it.
+    #[arg(
+        long,
+        env = "PAPI_LEASE_DURATION_SECONDS",
+        default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(2..=3600)
+    )]
+    pub lease_duration_seconds: u64,
+
+    /// At SIGTERM/SIGINT, how long reconciles in flight may take to finish before the process
+    /// exits without them (and without releasing the lease).
+    #[arg(long, env = "PAPI_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 20)]
+    pub shutdown_timeout_seconds: u64,
 }
+
+/// Where Kubernetes mounts the pod's service account namespace.
+const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -81,6 +138,50 @@ pub enum LogFormat {
 impl Args {
     pub fn resync(&self) -> Duration {
         Duration::from_secs(self.resync_seconds.max(1))
+    }
+
+    pub fn aws_attempt_timeout(&self) -> Duration {
+        Duration::from_secs(self.aws_attempt_timeout_seconds.max(1))
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_seconds)
+    }
+
+    /// This replica's identity in the Lease.
+    pub fn identity(&self) -> String {
+        match &self.identity {
+            Some(identity) if !identity.trim().is_empty() => identity.clone(),
+            _ => {
+                let host = std::env::var("HOSTNAME")
+                    .ok()
+                    .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+                    .map(|host| host.trim().to_string())
+                    .filter(|host| !host.is_empty())
+                    .unwrap_or_else(|| "privateapi-operator".to_string());
+                format!("{host}-{}", std::process::id())
+            }
+        }
+    }
+
+    /// The Lease to elect the leader with, if leader election is on.
+    pub fn lease_config(&self) -> Option<LeaseConfig> {
+        if !self.leader_election {
+            return None;
+        }
+        let namespace = self.lease_namespace.clone().unwrap_or_else(|| {
+            std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE_FILE)
+                .ok()
+                .map(|namespace| namespace.trim().to_string())
+                .filter(|namespace| !namespace.is_empty())
+                .unwrap_or_else(|| "default".to_string())
+        });
+        Some(LeaseConfig {
+            name: self.lease_name.clone(),
+            namespace,
+            identity: self.identity(),
+            duration_seconds: self.lease_duration_seconds,
+        })
     }
 
     /// Read the handler packages and build the parts' settings.
@@ -149,5 +250,60 @@ mod tests {
         ])
         .expect("parses");
         assert!(missing.settings().is_err());
+    }
+
+    #[test]
+    fn leader_election_flags() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["privateapi-operator", "--cluster-name", "dev"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv)
+        };
+        let defaults = parse(&["--lease-namespace", "ops"]).expect("parses");
+        let lease = defaults.lease_config().expect("on by default");
+        assert_eq!(lease.name, "privateapi-operator");
+        assert_eq!(lease.namespace, "ops");
+        assert_eq!(lease.duration_seconds, 15);
+        assert!(
+            lease
+                .identity
+                .ends_with(&format!("-{}", std::process::id()))
+        );
+        assert_eq!(defaults.shutdown_timeout(), Duration::from_secs(20));
+        for off in [
+            &["--leader-election=false"][..],
+            &["--leader-election", "false"],
+        ] {
+            // `--leader-election false` is the flag followed by a stray argument: rejected.
+            match parse(off) {
+                Ok(args) => assert!(args.lease_config().is_none(), "{off:?}"),
+                Err(_) => assert_eq!(off.len(), 2),
+            }
+        }
+        assert!(
+            parse(&["--leader-election"])
+                .expect("parses")
+                .leader_election
+        );
+        let custom = parse(&[
+            "--lease-name",
+            "papi-a",
+            "--identity",
+            "pod-0",
+            "--lease-duration-seconds",
+            "6",
+        ])
+        .expect("parses");
+        let lease = custom.lease_config().expect("on");
+        assert_eq!(
+            (
+                lease.name.as_str(),
+                lease.identity.as_str(),
+                lease.duration_seconds
+            ),
+            ("papi-a", "pod-0", 6)
+        );
+        assert!(parse(&["--lease-duration-seconds", "1"]).is_err());
+        assert!(parse(&["--log-level", "debug"]).is_ok());
     }
 }

@@ -18,6 +18,7 @@ pub mod conditions;
 pub mod config;
 pub mod error;
 pub mod identity;
+pub mod leader;
 pub mod metrics;
 pub mod parts;
 pub mod policy;

@@ -1,8 +1,8 @@
 //! privateapi-operator: watches `PrivateApi` objects and keeps AWS in sync with them.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use clap::Parser;
 use futures::StreamExt;
@@ -11,34 +11,125 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use privateapi_operator::admin::{self, AdminState};
 use privateapi_operator::aws::AwsClients;
 use privateapi_operator::config::{Args, LogFormat};
 use privateapi_operator::crd::PrivateApi;
-use privateapi_operator::error::{Error, Result};
+use privateapi_operator::error::Error;
+use privateapi_operator::leader::{Election, ElectionError, Role};
 use privateapi_operator::metrics::Metrics;
 use privateapi_operator::reconciler::{self, Context};
 
-fn init_logging(args: &Args) {
+/// Why the process stops with a failure.
+#[derive(thiserror::Error, Debug)]
+enum Fatal {
+    #[error(transparent)]
+    Operator(#[from] Error),
+
+    #[error("cannot listen for SIGTERM: {0}")]
+    Signals(#[source] std::io::Error),
+
+    #[error("cannot bind the admin server to {addr}: {source}")]
+    AdminBind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(transparent)]
+    Election(#[from] ElectionError),
+
+    /// Exiting stops every reconcile of this process at once; the standby takes over when the
+    /// lease expires, not before (it was not renewed since the controller stopped).
+    #[error("lost the lease ({0}): exiting so that nothing reconciles without it")]
+    LeaseLost(String),
+
+    /// The lease is not released then: a reconcile may still be running until the process is
+    /// gone, so the standby must wait for the lease to expire.
+    #[error(
+        "reconciles still running {0:?} after the shutdown request: exiting without them and without releasing the lease"
+    )]
+    ShutdownTimeout(Duration),
+}
+
+fn init_logging(args: &Args) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .map_err(|e| format!("invalid --log / RUST_LOG filter {:?}: {e}", args.log))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match args.log_format {
-        LogFormat::Json => builder.json().init(),
+        // One object per line with `timestamp`, `level`, `target`, `message` and the event's
+        // fields at the top level, as log pipelines expect.
+        LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+/// `true` from the first SIGTERM or SIGINT on. The handlers are installed before anything else,
+/// so a signal at any point of the process's life leads to an orderly exit.
+fn shutdown_requests() -> Result<watch::Receiver<bool>, Fatal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(Fatal::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(Fatal::Signals)?;
+    let (requested, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            if requested.send_replace(true) {
+                info!(signal = name, "shutdown already in progress");
+            } else {
+                info!(signal = name, "shutdown requested");
+            }
+        }
+    });
+    Ok(receiver)
+}
+
+async fn requested(shutdown: &mut watch::Receiver<bool>) {
+    // The sender lives as long as the process: an error cannot happen, and would mean "never".
+    if shutdown.wait_for(|requested| *requested).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
-async fn run(args: Args) -> Result<()> {
+/// Resolves when the lease counts as lost (never without leader election).
+async fn lease_lost(role: Option<watch::Receiver<Role>>) -> String {
+    let Some(mut role) = role else {
+        return std::future::pending().await;
+    };
+    match role
+        .wait_for(|role| matches!(role, Role::Lost(_)))
+        .await
+        .map(|role| role.clone())
+    {
+        Ok(Role::Lost(why)) => why,
+        _ => "the leader election task ended".to_string(),
+    }
+}
+
+async fn run(args: Args) -> Result<(), Fatal> {
+    let mut shutdown = shutdown_requests()?;
     let settings = args.settings()?;
     let metrics = Arc::new(Metrics::default());
-    let aws = AwsClients::load(args.region.clone(), metrics.clone()).await?;
+    let aws = AwsClients::load_with_attempt_timeout(
+        args.region.clone(),
+        metrics.clone(),
+        args.aws_attempt_timeout(),
+    )
+    .await?;
+    let lease = args.lease_config();
     info!(
         region = aws.default_region(),
         cluster = %settings.cluster_name,
         handler_packages = ?settings.handler_packages.keys().collect::<Vec<_>>(),
+        lease = ?lease.as_ref().map(|l| format!("{}/{}", l.namespace, l.name)),
+        identity = ?lease.as_ref().map(|l| l.identity.as_str()),
         "starting"
     );
     let client = kube::Client::try_default().await.map_err(Error::Kube)?;
@@ -46,28 +137,67 @@ async fn run(args: Args) -> Result<()> {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
-    // Without leader election (yet) every process acts as the leader.
     let admin_state = Arc::new(AdminState {
         metrics: metrics.clone(),
         ..Default::default()
     });
-    admin_state.leader.store(true, Ordering::Relaxed);
     let (admin_addr, _admin_task) = admin::serve(args.admin_addr, admin_state.clone())
         .await
-        .map_err(|e| {
-            Error::Config(format!(
-                "cannot bind the admin server to {}: {e}",
-                args.admin_addr
-            ))
+        .map_err(|source| Fatal::AdminBind {
+            addr: args.admin_addr,
+            source,
         })?;
     if let Some(path) = &args.admin_addr_file {
         std::fs::write(path, admin_addr.to_string())
             .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))?;
     }
 
+    // Only the leader runs the controller: a standby watches nothing and calls no AWS API.
+    let election = lease.map(|lease| Election::start(client.clone(), lease));
+    if let Some(election) = &election {
+        let mut role = election.role();
+        loop {
+            let current = role.borrow_and_update().clone();
+            admin_state
+                .standby
+                .store(current == Role::Standby, Ordering::Relaxed);
+            match current {
+                Role::Leader => break,
+                Role::Lost(why) => return Err(Fatal::LeaseLost(why)),
+                Role::Connecting | Role::Standby => {}
+            }
+            tokio::select! {
+                changed = role.changed() => {
+                    if changed.is_err() {
+                        return Err(ElectionError::Stopped.into());
+                    }
+                }
+                () = requested(&mut shutdown) => {
+                    info!("stopping before becoming the leader");
+                    admin_state.standby.store(false, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+    }
+    if *shutdown.borrow() {
+        if let Some(election) = election {
+            // It may have become the leader just now.
+            election.release().await?;
+        }
+        info!("stopped");
+        return Ok(());
+    }
+    admin_state.leader.store(true, Ordering::Relaxed);
+    info!(
+        leader_election = election.is_some(),
+        "running the controller"
+    );
+
+    let identity = election.as_ref().map(|e| e.config().identity.clone());
     let reporter = Reporter {
         controller: "privateapi-operator".into(),
-        instance: std::env::var("POD_NAME").ok(),
+        instance: identity,
     };
     let recorder = Recorder::new(client.clone(), reporter);
     let context = Arc::new(Context::new(
@@ -87,13 +217,32 @@ async fn run(args: Args) -> Result<()> {
     let store = controller.store();
     let ready_flag = admin_state.clone();
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            ready_flag.ready.store(true, Ordering::Relaxed);
-            info!("first list of PrivateApi objects synced");
+        // Asked again every half second: kube-runtime's store wakes only the last of several
+        // waiters, and the controller waits on the same store, so one long wait may never end.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    ready_flag.ready.store(true, Ordering::Relaxed);
+                    info!("first list of PrivateApi objects synced");
+                    return;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => {}
+            }
         }
     });
-    controller
-        .shutdown_on_signal()
+    // Graceful: the controller stops taking new work, lets the reconciles in flight finish,
+    // then its stream ends.
+    let (stop_taking_work, stop_trigger) = tokio::sync::oneshot::channel::<()>();
+    let mut shutdown_for_trigger = shutdown.clone();
+    tokio::spawn(async move {
+        requested(&mut shutdown_for_trigger).await;
+        let _ = stop_taking_work.send(());
+    });
+    let controller_done = controller
+        .graceful_shutdown_on(async move {
+            let _ = stop_trigger.await;
+        })
         .run(reconciler::reconcile, reconciler::error_policy, context)
         .for_each(|result| async move {
             if let Err(err) = result {
@@ -102,21 +251,45 @@ async fn run(args: Args) -> Result<()> {
                     other => warn!(error = %other, "controller"),
                 }
             }
-        })
-        .await;
+        });
+    let timeout = args.shutdown_timeout();
+    let mut shutdown_for_timeout = shutdown.clone();
+    let shutdown_timed_out = async move {
+        requested(&mut shutdown_for_timeout).await;
+        info!(timeout = ?timeout, "waiting for the reconciles in flight to finish");
+        tokio::time::sleep(timeout).await;
+    };
+    tokio::select! {
+        () = controller_done => {}
+        () = shutdown_timed_out => return Err(Fatal::ShutdownTimeout(timeout)),
+        why = lease_lost(election.as_ref().map(Election::role)) => return Err(Fatal::LeaseLost(why)),
+    }
+    info!("controller stopped: no reconcile in flight");
+    admin_state.leader.store(false, Ordering::Relaxed);
+    if let Some(election) = election
+        && election.release().await?
+    {
+        info!("lease released");
+    }
     info!("stopped");
     Ok(())
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() {
     let args = Args::parse();
-    init_logging(&args);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
+    if let Err(message) = init_logging(&args) {
+        eprintln!("privateapi-operator: {message}");
+        std::process::exit(2);
+    }
+    let code = match run(args).await {
+        Ok(()) => 0,
         Err(err) => {
             error!(error = %err, "fatal");
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Exit now rather than waiting for the runtime's tasks: after a lost lease or a shutdown
+    // timeout, a reconcile may still be running, and must not go on.
+    std::process::exit(code);
 }

@@ -4,6 +4,7 @@
 
 pub mod aws_operations;
 pub mod deploy;
+pub mod runtime;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -16,6 +17,9 @@ use std::time::{Duration, Instant};
 use privateapi_operator::aws::{AwsClients, RegionClients};
 use privateapi_operator::metrics::Metrics;
 use serde_json::Value;
+
+pub mod faults;
+pub mod invariant;
 
 pub const REGION: &str = "us-east-1";
 
@@ -189,7 +193,7 @@ pub struct Operator {
     pub admin_addr: String,
     dir: PathBuf,
     extra: Vec<String>,
-    /// Environment of the process on top of the test's (e.g. KUBECONFIG).
+    /// Environment variables set for the operator process (e.g. `AWS_ENDPOINT_URL` of a proxy).
     env: Vec<(String, String)>,
 }
 
@@ -203,7 +207,6 @@ impl Operator {
         Self::start_with_env(namespace, cluster, extra, &[])
     }
 
-    /// `start_with`, with extra environment variables for the operator process.
     pub fn start_with_env(
         namespace: &str,
         cluster: &str,
@@ -250,6 +253,12 @@ impl Operator {
             // overrides it (the flag given twice is a clap error).
             .env("PAPI_RESYNC_SECONDS", "600")
             .env("RUST_LOG", "info,privateapi_operator=debug")
+            // Leader election stays on (the default) with a Lease in the test's namespace, so the
+            // tests' operators, one per namespace, never contend. The identity is the Operator's
+            // own and survives restart(), as a pod's name survives a container restart: a
+            // restarted operator takes its lease back at once.
+            .env("PAPI_LEASE_NAMESPACE", &self.namespace)
+            .env("POD_NAME", self.dir.file_name().unwrap_or_default())
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log));
         if let Ok(zip) = std::env::var("PAPI_HANDLER_ZIP_X86_64") {

@@ -1,0 +1,706 @@
+//! The fault suite: the operator under the faults AWS and Kubernetes really produce, each scenario
+//! ending with the invariant of `support::invariant` (no duplicate, no orphan, every status ID
+//! exists) and every live object Ready.
+//!
+//! Each scenario runs its own operator process whose AWS calls go through its own fault proxy
+//! (`testbed/faultproxy/`), on its own namespace, cluster name and VPC; faults are seeded. The CI
+//! form is bounded (a few minutes on 2 cores); `PAPI_FAULT_SOAK=1` runs the long form (more
+//! objects, more seeds):
+//!
+//! ```sh
+//! PAPI_FAULT_SOAK=1 PAPI_FAULT_RESULTS=/tmp/faults.jsonl bash testbed/with-testbed.sh bash -c \
+//!   'export PAPI_HANDLER_ZIP_X86_64=$(bash scripts/build-handler.sh); cargo test --test fault_suite -- --nocapture'
+//! ```
+//!
+//! Each scenario prints one `FAULT-SUITE {json}` line (scenario, runs, faults injected, duplicates,
+//! orphans, seconds to converge) and appends it to `$PAPI_FAULT_RESULTS` (default
+//! `$PAPI_TESTBED_DIR/fault-suite.jsonl`); tests/FAULTS.md holds the table of a real run.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use privateapi_operator::aws::RegionClients;
+use serde_json::{Value, json};
+use support::faults::FaultProxy;
+use support::invariant::{self, Report, Scope};
+use support::{
+    Operator, TestVpc, apply, create_namespace, get_object, install_crd, kubectl, make_vpc,
+    seed_manifest, unique, wait_for, wait_gone, wait_ready,
+};
+
+/// Restarting the API server disturbs every scenario's kubectl calls: that one scenario takes the
+/// lock for writing, the others for reading.
+static APISERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Generous: the machine is shared and slow; never a speed assertion.
+const CONVERGE: Duration = Duration::from_secs(600);
+
+fn soak() -> bool {
+    std::env::var("PAPI_FAULT_SOAK").is_ok_and(|v| v == "1")
+}
+
+/// One scenario's world: a namespace, a VPC, a fault proxy and an operator behind it.
+struct Bed {
+    namespace: String,
+    cluster: String,
+    vpc: TestVpc,
+    aws: Arc<RegionClients>,
+    proxy: FaultProxy,
+    operator: Operator,
+    /// One VPC has room for one endpoint with private DNS for execute-api: beds with several
+    /// objects turn it off.
+    private_dns: bool,
+}
+
+impl Bed {
+    async fn new(tag: &str, seed: u64, vpc_octet: u8, extra: &[&str]) -> Self {
+        support::require_testbed();
+        install_crd();
+        let namespace = unique(&format!("faults-{tag}"));
+        let cluster = unique(&format!("fc-{tag}"));
+        create_namespace(&namespace);
+        let aws = support::aws().await;
+        let vpc = make_vpc(&aws.ec2, vpc_octet).await;
+        let proxy = FaultProxy::start(seed);
+        let operator = proxy.start_operator(&namespace, &cluster, extra);
+        Self {
+            namespace,
+            cluster,
+            vpc,
+            aws,
+            proxy,
+            operator,
+            private_dns: false,
+        }
+    }
+
+    fn manifest(&self, name: &str, extra_spec: &str) -> String {
+        let manifest = seed_manifest(&self.namespace, name, &self.vpc, extra_spec);
+        if self.private_dns {
+            manifest
+        } else {
+            manifest.replace("privateDns: true", "privateDns: false")
+        }
+    }
+
+    fn create(&self, name: &str) {
+        apply(&self.manifest(name, ""));
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::new(&self.cluster, &[&self.namespace])
+    }
+
+    fn delete(&self, name: &str) {
+        kubectl(&[
+            "delete",
+            "privateapi",
+            name,
+            "-n",
+            &self.namespace,
+            "--wait=false",
+        ]);
+    }
+
+    /// The invariant, waited for (deletions finishing), asserted.
+    async fn assert_invariant(&self, what: &str) -> Report {
+        let report =
+            invariant::wait_clean(&self.aws, &self.scope(), Duration::from_secs(180)).await;
+        assert!(
+            report.is_clean(),
+            "{what}: invariant broken: {}\n---- operator log tail ----\n{}",
+            report.summary(),
+            tail(&self.operator.log(), 80)
+        );
+        report
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// One row of the report table.
+struct Row {
+    scenario: &'static str,
+    runs: u64,
+    faults: u64,
+    report: Report,
+    converge: Duration,
+    note: String,
+}
+
+fn record(row: Row) {
+    let line = json!({
+        "scenario": row.scenario,
+        "soak": soak(),
+        "runs": row.runs,
+        "faults_injected": row.faults,
+        "duplicates": row.report.duplicates.len(),
+        "orphans": row.report.orphans.len(),
+        "missing": row.report.missing.len(),
+        "resources_checked": row.report.resources,
+        "live_objects": row.report.live_objects,
+        "converge_s": (row.converge.as_secs_f64() * 10.0).round() / 10.0,
+        "note": row.note,
+    });
+    println!("FAULT-SUITE {line}");
+    let path = std::env::var("PAPI_FAULT_RESULTS").ok().or_else(|| {
+        std::env::var("PAPI_TESTBED_DIR")
+            .ok()
+            .map(|d| format!("{d}/fault-suite.jsonl"))
+    });
+    if let Some(path) = path {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+}
+
+/// Wait until every named object is Ready; the time it took.
+fn wait_all_ready(bed: &Bed, names: &[String]) -> Duration {
+    let started = Instant::now();
+    for name in names {
+        wait_ready(&bed.namespace, name, CONVERGE);
+    }
+    started.elapsed()
+}
+
+/// The kinds of fault of scenario 1: 5xx (500 and 503), throttling, latency and dropped
+/// connections, each with the same probability, together `rate` of all calls.
+fn mixed_rules(rate: f64) -> Value {
+    let kinds = 5.0;
+    let p = 1.0 - (1.0 - rate).powf(1.0 / kinds);
+    json!([
+        {"fault": "error5xx", "status": 500, "probability": p},
+        {"fault": "error5xx", "status": 503, "probability": p},
+        {"fault": "throttle", "probability": p},
+        {"fault": "latency", "latency_ms": 300, "probability": p},
+        {"fault": "drop_connection", "probability": p},
+    ])
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. 20 % of calls fail: N objects created, updated, half deleted
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_1_a_fifth_of_all_calls_fail() {
+    let _apiserver = APISERVER.read().await;
+    let (objects, seeds): (usize, &[u64]) = if soak() {
+        (20, &[11, 12, 13])
+    } else {
+        (6, &[11])
+    };
+    let mut total_faults = 0;
+    let mut converge = Duration::ZERO;
+    let mut last = Report::default();
+    for (i, seed) in seeds.iter().enumerate() {
+        let bed = Bed::new("mixed", *seed, 60 + i as u8, &["--resync-seconds", "20"]).await;
+        bed.proxy.set_rules(mixed_rules(0.2));
+        let names: Vec<String> = (0..objects).map(|n| format!("mixed-{n}")).collect();
+        let started = Instant::now();
+        for name in &names {
+            bed.create(name);
+        }
+        wait_all_ready(&bed, &names);
+        // update: new tags everywhere and a new message for the function
+        for name in &names {
+            let manifest = bed
+                .manifest(name, "")
+                .replace("team: test", "team: updated")
+                .replace("Private API executed!!", "updated under faults");
+            apply(&manifest);
+        }
+        wait_all_ready(&bed, &names);
+        for name in names.iter().step_by(2) {
+            bed.delete(name);
+        }
+        for name in names.iter().step_by(2) {
+            wait_gone(&bed.namespace, name, CONVERGE);
+        }
+        converge += started.elapsed();
+        let injected = bed.proxy.injected_total();
+        assert!(injected > 0, "no fault injected: {}", bed.proxy.stats());
+        total_faults += injected;
+        // the invariant is checked with the faults off: a resync under faults may flip Ready
+        bed.proxy.clear_rules();
+        last = bed.assert_invariant("20 % faults").await;
+        for name in names.iter().skip(1).step_by(2) {
+            let object = get_object(&bed.namespace, name).expect("kept object");
+            assert!(object["status"]["urls"].is_object(), "{name}: {object}");
+        }
+    }
+    record(Row {
+        scenario: "1 mixed 20% faults",
+        runs: seeds.len() as u64,
+        faults: total_faults,
+        report: last,
+        converge,
+        note: format!("{objects} objects per run: created, updated, half deleted"),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. kill after the k-th mutating call of a create, for every k
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_2_kill_after_every_mutating_call_of_a_create() {
+    let _apiserver = APISERVER.read().await;
+    let mut bed = Bed::new("kill", 21, 62, &[]).await;
+    // how many mutating calls a create makes
+    bed.create("reference");
+    wait_ready(&bed.namespace, "reference", CONVERGE);
+    let writes_per_create = bed.proxy.mutating_forwarded();
+    let write_ops: Vec<String> = bed
+        .proxy
+        .calls()
+        .iter()
+        .filter(|c| c["mutating"] == true)
+        .map(|c| c["operation"].as_str().unwrap_or_default().to_string())
+        .collect();
+    println!("a create makes {writes_per_create} mutating calls: {write_ops:?}");
+    assert!(writes_per_create >= 5, "{write_ops:?}");
+    let mut converge = Duration::ZERO;
+    let mut kills = 0;
+    for k in 1..=writes_per_create {
+        let name = format!("kill-{k}");
+        // armed before the create starts, so that k counts the create's own writes
+        bed.proxy.freeze_after_mutating(k);
+        bed.create(&name);
+        let killed = bed
+            .operator
+            .kill_when_frozen(&bed.proxy, Duration::from_secs(300));
+        assert!(killed, "the create made fewer than {k} mutating calls");
+        kills += 1;
+        let started = Instant::now();
+        wait_ready(&bed.namespace, &name, CONVERGE);
+        converge += started.elapsed();
+        bed.assert_invariant(&format!("killed after mutating call {k}"))
+            .await;
+    }
+    let report = bed.assert_invariant("all kills").await;
+    record(Row {
+        scenario: "2 kill after k-th write",
+        runs: kills,
+        faults: kills,
+        report,
+        converge,
+        note: format!("k = 1..{writes_per_create} ({})", write_ops.join(",")),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. lost responses on every create call type
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_3_lost_responses_on_every_create_call() {
+    let _apiserver = APISERVER.read().await;
+    let bed = Bed::new("lost", 31, 63, &[]).await;
+    bed.create("reference");
+    wait_ready(&bed.namespace, "reference", CONVERGE);
+    let mut operations: Vec<(String, String)> = Vec::new();
+    for call in bed.proxy.calls() {
+        if call["mutating"] == true {
+            let entry = (
+                call["service"].as_str().unwrap_or_default().to_string(),
+                call["operation"].as_str().unwrap_or_default().to_string(),
+            );
+            if !operations.contains(&entry) {
+                operations.push(entry);
+            }
+        }
+    }
+    for required in [
+        "CreateVpcEndpoint",
+        "CreateSecurityGroup",
+        "CreateRestApi",
+        "CreateDeployment",
+        "CreateFunction",
+        "AddPermission",
+    ] {
+        assert!(
+            operations.iter().any(|(_, op)| op == required),
+            "a create makes no {required}: {operations:?}"
+        );
+    }
+    let mut converge = Duration::ZERO;
+    let mut faults = 0;
+    // Each operation alone (its first call loses its response), then all of them at once.
+    let mut runs: Vec<Vec<(String, String)>> =
+        operations.iter().map(|op| vec![op.clone()]).collect();
+    runs.push(operations.clone());
+    for (i, run) in runs.iter().enumerate() {
+        bed.proxy.reset();
+        let rules: Vec<Value> = run
+            .iter()
+            .map(|(service, operation)| {
+                json!({"service": service, "operation": operation, "fault": "lose_response",
+                       "schedule": [1]})
+            })
+            .collect();
+        bed.proxy.set_rules(Value::Array(rules));
+        let name = format!("lost-{i}");
+        let started = Instant::now();
+        bed.create(&name);
+        wait_ready(&bed.namespace, &name, CONVERGE);
+        converge += started.elapsed();
+        let injected = bed.proxy.injected_total();
+        assert_eq!(
+            injected,
+            run.len() as u64,
+            "every listed call lost its response once: {}",
+            bed.proxy.stats()
+        );
+        faults += injected;
+        bed.assert_invariant(&format!("lost responses of {run:?}"))
+            .await;
+    }
+    let report = bed.assert_invariant("all lost responses").await;
+    record(Row {
+        scenario: "3 lost responses",
+        runs: runs.len() as u64,
+        faults,
+        report,
+        converge,
+        note: format!(
+            "each of {} alone, then all at once",
+            operations
+                .iter()
+                .map(|(_, op)| op.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. delete while the create is half-way; delete while AWS throttles
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_4_delete_half_way_and_while_throttled() {
+    let _apiserver = APISERVER.read().await;
+    let bed = Bed::new("delete", 41, 64, &[]).await;
+    let started = Instant::now();
+    let mut faults = 0;
+    let mut runs = 0;
+    // (a) half-way: hold the create after some of its writes, delete, let it go on
+    for k in [3, 6, 9] {
+        let name = format!("halfway-{k}");
+        bed.proxy.freeze_after_mutating(k);
+        bed.create(&name);
+        assert!(bed.proxy.wait_frozen(Duration::from_secs(300)));
+        bed.delete(&name);
+        bed.proxy.release();
+        wait_gone(&bed.namespace, &name, CONVERGE);
+        bed.assert_invariant(&format!("deleted after {k} writes of its create"))
+            .await;
+        runs += 1;
+    }
+    // (b) throttled: half of every call throttled while creating and deleting
+    bed.proxy
+        .set_rules(json!([{"fault": "throttle", "probability": 0.5}]));
+    bed.create("throttled");
+    let ready = wait_for(
+        &bed.namespace,
+        "throttled",
+        CONVERGE,
+        "a REST API in status",
+        |o| o["status"]["restApiId"].is_string(),
+    );
+    assert!(ready["status"]["restApiId"].is_string());
+    bed.delete("throttled");
+    wait_gone(&bed.namespace, "throttled", CONVERGE);
+    faults += bed.proxy.injected_total();
+    runs += 1;
+    bed.proxy.clear_rules();
+    let report = bed.assert_invariant("deleted while throttled").await;
+    assert!(faults > 0);
+    record(Row {
+        scenario: "4 delete half-way / throttled",
+        runs,
+        faults: faults + 3,
+        report,
+        converge: started.elapsed(),
+        note: "deleted after 3, 6, 9 writes of a create; create+delete with 50% throttled".into(),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. the API server restarts mid-run
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_5_the_api_server_restarts() {
+    let apiserver = APISERVER.write().await;
+    let bed = Bed::new("apiserver", 51, 65, &[]).await;
+    let started = Instant::now();
+    for name in ["before-0", "before-1"] {
+        bed.create(name);
+    }
+    // restart while those creates are under way
+    let dir = std::env::var("PAPI_TESTBED_DIR").expect("PAPI_TESTBED_DIR");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testbed/k8s/restart-apiserver.sh"
+    );
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .arg(&dir)
+        .arg("3")
+        .status()
+        .expect("restart-apiserver.sh runs");
+    assert!(status.success(), "restart-apiserver.sh failed");
+    // the same operator process (never restarted) finishes them and sees new objects
+    bed.create("after");
+    let names: Vec<String> = ["before-0", "before-1", "after"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    wait_all_ready(&bed, &names);
+    bed.delete("before-1");
+    wait_gone(&bed.namespace, "before-1", CONVERGE);
+    let converge = started.elapsed();
+    let report = bed.assert_invariant("after an API server restart").await;
+    drop(apiserver);
+    record(Row {
+        scenario: "5 apiserver restart",
+        runs: 1,
+        faults: 1,
+        report,
+        converge,
+        note:
+            "apiserver down 3 s during 2 creates; then a create and a delete, no operator restart"
+                .into(),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. someone deletes an owned resource behind the operator's back
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_6_owned_resources_deleted_behind_its_back() {
+    let _apiserver = APISERVER.read().await;
+    let mut bed = Bed::new("behind", 61, 66, &["--resync-seconds", "5"]).await;
+    // one object: with private DNS, as the reference stack (its endpoint replacement waits for
+    // the deleted one to go)
+    bed.private_dns = true;
+    bed.create("victim");
+    let before = wait_ready(&bed.namespace, "victim", CONVERGE);
+    let mut converge = Duration::ZERO;
+    let mut runs = 0;
+    for (field, kind) in [
+        ("restApiId", "REST API"),
+        ("functionArn", "function"),
+        ("vpcEndpointId", "VPC endpoint"),
+    ] {
+        let current = get_object(&bed.namespace, "victim").expect("object");
+        let id = current["status"][field]
+            .as_str()
+            .expect("status ID")
+            .to_string();
+        match field {
+            "restApiId" => {
+                bed.aws
+                    .apigateway
+                    .delete_rest_api()
+                    .rest_api_id(&id)
+                    .send()
+                    .await
+                    .expect("DeleteRestApi");
+            }
+            "functionArn" => {
+                bed.aws
+                    .lambda
+                    .delete_function()
+                    .function_name(&id)
+                    .send()
+                    .await
+                    .expect("DeleteFunction");
+            }
+            _ => {
+                bed.aws
+                    .ec2
+                    .delete_vpc_endpoints()
+                    .vpc_endpoint_ids(&id)
+                    .send()
+                    .await
+                    .expect("DeleteVpcEndpoints");
+            }
+        }
+        let started = Instant::now();
+        if field == "functionArn" {
+            // The function's name, hence its ARN, is deterministic: it comes back under the same ARN.
+            let deadline = Instant::now() + CONVERGE;
+            while bed
+                .aws
+                .lambda
+                .get_function()
+                .function_name(&id)
+                .send()
+                .await
+                .is_err()
+            {
+                assert!(Instant::now() < deadline, "the function was not recreated");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        } else {
+            let field_name = field.to_string();
+            let old = id.clone();
+            wait_for(
+                &bed.namespace,
+                "victim",
+                CONVERGE,
+                &format!("a new {kind} in status.{field}"),
+                move |o| {
+                    o["status"][&field_name]
+                        .as_str()
+                        .is_some_and(|new| new != old)
+                },
+            );
+        }
+        wait_ready(&bed.namespace, "victim", CONVERGE);
+        converge += started.elapsed();
+        runs += 1;
+        bed.assert_invariant(&format!("{kind} deleted behind its back"))
+            .await;
+    }
+    let after = get_object(&bed.namespace, "victim").expect("object");
+    for field in ["restApiId", "vpcEndpointId"] {
+        assert_ne!(before["status"][field], after["status"][field], "{field}");
+    }
+    assert_eq!(
+        before["status"]["functionArn"],
+        after["status"]["functionArn"]
+    );
+    let report = bed.assert_invariant("all recreated").await;
+    record(Row {
+        scenario: "6 deleted behind its back",
+        runs,
+        faults: runs,
+        report,
+        converge,
+        note: "REST API, function, VPC endpoint deleted in AWS; resync 5 s".into(),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3b. calls that reach AWS and never get an answer (half-open connections)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_3b_hung_calls_time_out_and_converge() {
+    let _apiserver = APISERVER.read().await;
+    let bed = Bed::new("hung", 35, 67, &["--aws-attempt-timeout-seconds", "5"]).await;
+    // the first call of each kind hangs after reaching AWS (a write and reads)
+    bed.proxy.set_rules(json!([
+        {"operation": "CreateRestApi", "fault": "hang_after_forward", "schedule": [1]},
+        {"operation": "CreateFunction", "fault": "hang_after_forward", "schedule": [1]},
+        {"operation": "DescribeVpcEndpoints", "fault": "hang_after_forward", "schedule": [1]},
+    ]));
+    let started = Instant::now();
+    bed.create("hung");
+    wait_ready(&bed.namespace, "hung", CONVERGE);
+    let converge = started.elapsed();
+    let faults = bed.proxy.injected_total();
+    assert_eq!(faults, 3, "{}", bed.proxy.stats());
+    // the hung connections are still held by the proxy: the operator went on without them
+    bed.proxy.release();
+    let report = bed.assert_invariant("hung calls").await;
+    record(Row {
+        scenario: "3b hung calls",
+        runs: 1,
+        faults,
+        report,
+        converge,
+        note: "first CreateRestApi, CreateFunction, DescribeVpcEndpoints never answered; attempt timeout 5 s".into(),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checker itself: it sees what it must see
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invariant_sees_duplicates_orphans_and_missing_ids() {
+    let _apiserver = APISERVER.read().await;
+    let bed = Bed::new("checker", 71, 68, &[]).await;
+    bed.create("watched");
+    let object = wait_ready(&bed.namespace, "watched", CONVERGE);
+    let clean = bed.assert_invariant("before tampering").await;
+    assert_eq!(clean.resources, 4, "{}", clean.summary());
+    let uid = object["metadata"]["uid"].as_str().expect("uid").to_string();
+    let tags = |uid: &str| {
+        std::collections::HashMap::from([
+            ("privateapi.io/cluster".to_string(), bed.cluster.clone()),
+            ("privateapi.io/uid".to_string(), uid.to_string()),
+        ])
+    };
+    // a second REST API of the live object: a duplicate (and not the one its status names)
+    let twin = bed
+        .aws
+        .apigateway
+        .create_rest_api()
+        .name("twin")
+        .set_tags(Some(tags(&uid)))
+        .send()
+        .await
+        .expect("CreateRestApi")
+        .id
+        .expect("id");
+    // a REST API of an object that no longer exists: an orphan
+    let stray = bed
+        .aws
+        .apigateway
+        .create_rest_api()
+        .name("stray")
+        .set_tags(Some(tags("00000000-0000-0000-0000-000000000000")))
+        .send()
+        .await
+        .expect("CreateRestApi")
+        .id
+        .expect("id");
+    // the deployment the status names, gone: missing (the stage goes with it first)
+    let rest_api_id = object["status"]["restApiId"].as_str().expect("restApiId");
+    bed.aws
+        .apigateway
+        .delete_stage()
+        .rest_api_id(rest_api_id)
+        .stage_name("prod")
+        .send()
+        .await
+        .expect("DeleteStage");
+    bed.aws
+        .apigateway
+        .delete_deployment()
+        .rest_api_id(rest_api_id)
+        .deployment_id(object["status"]["deploymentId"].as_str().expect("id"))
+        .send()
+        .await
+        .expect("DeleteDeployment");
+    let report = invariant::check(&bed.aws, &bed.scope()).await;
+    assert_eq!(report.duplicates.len(), 1, "{}", report.summary());
+    assert!(report.duplicates[0].contains(&twin), "{}", report.summary());
+    assert_eq!(report.orphans.len(), 2, "{}", report.summary());
+    assert!(report.orphans.iter().any(|o| o.contains(&stray)));
+    assert!(report.orphans.iter().any(|o| o.contains(&twin)));
+    assert_eq!(report.missing.len(), 1, "{}", report.summary());
+    assert!(report.missing[0].contains("deploymentId"));
+    for id in [&twin, &stray] {
+        bed.aws
+            .apigateway
+            .delete_rest_api()
+            .rest_api_id(id)
+            .send()
+            .await
+            .expect("DeleteRestApi");
+    }
+    // the operator puts the stage back at its next reconcile
+    support::poke_and_wait(&bed.operator, &bed.namespace, "watched");
+    wait_ready(&bed.namespace, "watched", CONVERGE);
+    bed.assert_invariant("after cleaning up").await;
+}
