@@ -19,7 +19,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const CRD_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/privateapi.yaml");
+/// The package's directory, read when the test runs: cargo sets `CARGO_MANIFEST_DIR` for the
+/// test process. The compile-time value is only a fallback, because a test binary built from a
+/// checkout at another path (a shared `CARGO_TARGET_DIR`, where cargo counts it as fresh) still
+/// holds that other path.
+fn repo_path(relative: &str) -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join(relative)
+}
 const CRD_NAME: &str = "customresourcedefinition/privateapis.privateapi.io";
 
 // ---------------------------------------------------------------------------------------------
@@ -124,7 +133,7 @@ fn crd_ready() {
                 "--force-conflicts",
                 "--field-manager=crd-validation-test",
                 "-f",
-                CRD_FILE,
+                &repo_path("crds/privateapi.yaml").to_string_lossy(),
             ],
             None,
         );

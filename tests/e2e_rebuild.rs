@@ -22,9 +22,7 @@ struct ControlPlane {
 }
 
 fn testbed_script(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testbed")
-        .join(path)
+    support::repo_path("testbed").join(path)
 }
 
 impl ControlPlane {
@@ -45,7 +43,7 @@ impl ControlPlane {
             "apply",
             "--server-side",
             "-f",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/crds/privateapi.yaml"),
+            &support::repo_path("crds/privateapi.yaml").to_string_lossy(),
         ]);
         plane.kubectl(&[
             "wait",

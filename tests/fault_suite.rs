@@ -25,6 +25,7 @@ use privateapi_operator::aws::RegionClients;
 use serde_json::{Value, json};
 use support::faults::FaultProxy;
 use support::invariant::{self, Report, Scope};
+use support::runtime::{lease_holder, wait_until};
 use support::{
     Operator, TestVpc, apply, create_namespace, get_object, install_crd, kubectl, make_vpc,
     seed_manifest, unique, wait_for, wait_gone, wait_ready,
@@ -33,6 +34,9 @@ use support::{
 /// Restarting the API server disturbs every scenario's kubectl calls: that one scenario takes the
 /// lock for writing, the others for reading.
 static APISERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// The operator's Lease (its default name).
+const LEASE: &str = "privateapi-operator";
 
 /// Generous: the machine is shared and slow; never a speed assertion.
 const CONVERGE: Duration = Duration::from_secs(600);
@@ -169,7 +173,21 @@ fn record(row: Row) {
 fn wait_all_ready(bed: &Bed, names: &[String]) -> Duration {
     let started = Instant::now();
     for name in names {
-        wait_ready(&bed.namespace, name, CONVERGE);
+        wait_for(
+            &bed.namespace,
+            name,
+            CONVERGE,
+            "Ready=True for the current generation, the operator running",
+            |object| {
+                // Fail now rather than after CONVERGE when the operator is gone.
+                assert!(
+                    !bed.operator.exited(),
+                    "the operator exited while {name} was not Ready:\n{}",
+                    tail(&bed.operator.log(), 40)
+                );
+                support::is_ready(object)
+            },
+        );
     }
     started.elapsed()
 }
@@ -439,17 +457,17 @@ async fn scenario_4_delete_half_way_and_while_throttled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_5_the_api_server_restarts() {
     let apiserver = APISERVER.write().await;
-    let bed = Bed::new("apiserver", 51, 65, &[]).await;
+    // The lease outlasts the outage (the restart takes 3 s down plus up to ~20 s to start on a
+    // loaded machine), so the leader keeps it and goes on without a restart. An outage longer
+    // than the lease makes the leader exit on purpose (tests/e2e_runtime.rs), to be restarted.
+    let bed = Bed::new("apiserver", 51, 65, &["--lease-duration-seconds", "90"]).await;
     let started = Instant::now();
     for name in ["before-0", "before-1"] {
         bed.create(name);
     }
     // restart while those creates are under way
     let dir = std::env::var("PAPI_TESTBED_DIR").expect("PAPI_TESTBED_DIR");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/testbed/k8s/restart-apiserver.sh"
-    );
+    let script = support::repo_path("testbed/k8s/restart-apiserver.sh");
     let status = std::process::Command::new("bash")
         .arg(script)
         .arg(&dir)
@@ -620,6 +638,114 @@ async fn scenario_3b_hung_calls_time_out_and_converge() {
         converge,
         note: "first CreateRestApi, CreateFunction, DescribeVpcEndpoints never answered; attempt timeout 5 s".into(),
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. two replicas with leader election: only the leader acts; the leader killed mid-create
+
+/// Wait until `operator` holds the Lease and says so on /metrics.
+fn wait_lease_holder(namespace: &str, operator: &Operator, timeout: Duration) {
+    let identity = operator.identity();
+    wait_until(timeout, &format!("{identity} to hold the lease"), || {
+        (lease_holder(namespace, LEASE).as_deref() == Some(identity.as_str())
+            && operator.is_leader())
+        .then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_7_the_leader_killed_mid_create() {
+    let _apiserver = APISERVER.read().await;
+    // A short lease so the takeover is quick; the standby polls the Lease every 2 s.
+    let flags = ["--lease-duration-seconds", "6"];
+    let mut bed = Bed::new("leader", 77, 69, &flags).await;
+    wait_lease_holder(&bed.namespace, &bed.operator, Duration::from_secs(60));
+    // The second replica: same namespace, cluster name and AWS account (through the same proxy).
+    let mut standby = bed
+        .proxy
+        .start_operator(&bed.namespace, &bed.cluster, &flags);
+    wait_until(
+        Duration::from_secs(60),
+        "the second replica on standby",
+        || {
+            let (code, body) = standby.admin_status("/readyz");
+            (code == 200 && body.contains("standby")).then_some(())
+        },
+    );
+    // Kill points: early (the first resources exist, their responses lost) and late.
+    let kill_points: &[u64] = if soak() {
+        &[1, 2, 3, 4, 5, 6, 7]
+    } else {
+        &[2, 5]
+    };
+    let mut converge = Duration::ZERO;
+    for (round, k) in kill_points.iter().enumerate() {
+        let name = format!("lead-{round}");
+        bed.proxy.freeze_after_mutating(*k);
+        bed.create(&name);
+        assert!(
+            bed.proxy.wait_frozen(Duration::from_secs(300)),
+            "the create made fewer than {k} mutating calls"
+        );
+        // Until now the standby has not touched AWS nor reconciled anything.
+        let idle = standby.metrics();
+        assert_eq!(idle.sum("privateapi_aws_calls_total"), 0.0, "round {round}");
+        assert_eq!(
+            idle.sum("privateapi_reconciles_total"),
+            0.0,
+            "round {round}"
+        );
+        assert!(bed.operator.aws_calls().writes >= *k, "round {round}");
+        // SIGKILL the leader with its k-th write done at AWS and its answer lost; the calls it
+        // had in flight never reach AWS.
+        bed.operator.kill();
+        bed.proxy.release();
+        let started = Instant::now();
+        wait_lease_holder(&bed.namespace, &standby, Duration::from_secs(6 + 60));
+        wait_ready(&bed.namespace, &name, CONVERGE);
+        converge += started.elapsed();
+        assert!(
+            standby.aws_calls().writes > 0,
+            "the new leader finished the create"
+        );
+        bed.assert_invariant(&format!("leader killed after write {k}"))
+            .await;
+        // The killed replica comes back as a restarted container does (same identity): it
+        // waits as the standby, and the roles swap for the next round.
+        bed.operator.start_again();
+        std::mem::swap(&mut bed.operator, &mut standby);
+        wait_until(
+            Duration::from_secs(60),
+            "the restarted replica on standby",
+            || {
+                let (code, body) = standby.admin_status("/readyz");
+                (code == 200 && body.contains("standby")).then_some(())
+            },
+        );
+        assert_eq!(
+            lease_holder(&bed.namespace, LEASE).as_deref(),
+            Some(bed.operator.identity().as_str())
+        );
+    }
+    // Every object survives a resync by the current leader, and the set of resources holds.
+    let report = bed.assert_invariant("leader kills").await;
+    assert_eq!(
+        report.live_objects,
+        kill_points.len(),
+        "{}",
+        report.summary()
+    );
+    record(Row {
+        scenario: "7 leader killed mid-create",
+        runs: kill_points.len() as u64,
+        faults: kill_points.len() as u64,
+        report,
+        converge,
+        note: format!(
+            "2 replicas, lease 6 s; leader SIGKILLed after write k = {kill_points:?} (its answer lost), standby took over; standby made 0 AWS calls while not leading"
+        ),
+    });
+    drop(standby);
 }
 
 // ---------------------------------------------------------------------------------------------

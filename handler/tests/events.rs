@@ -2,8 +2,6 @@
 //! as API Gateway sends them to a private REST API's proxy integration) and on malformed events.
 //! No test bed needed.
 
-use std::path::PathBuf;
-
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
 use privateapi_handler::{
@@ -23,9 +21,7 @@ const FIXTURES: [&str; 7] = [
 ];
 
 fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
+    let path = repo_path("tests/fixtures").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -279,4 +275,15 @@ fn runtime_environment_check() {
         missing_runtime_env(bad_memory),
         ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE (an integer)"]
     );
+}
+
+/// The package's directory, read when the test runs: cargo sets `CARGO_MANIFEST_DIR` for the
+/// test process. The compile-time value is only a fallback, because a test binary built from a
+/// checkout at another path (a shared `CARGO_TARGET_DIR`, where cargo counts it as fresh) still
+/// holds that other path.
+fn repo_path(relative: &str) -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join(relative)
 }

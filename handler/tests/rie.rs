@@ -15,7 +15,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -35,9 +35,7 @@ fn rie_binary() -> PathBuf {
 }
 
 fn fixture(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
+    let path = repo_path("tests/fixtures").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -323,4 +321,15 @@ fn listening_addresses(port: u16) -> Vec<String> {
         }
     }
     found
+}
+
+/// The package's directory, read when the test runs: cargo sets `CARGO_MANIFEST_DIR` for the
+/// test process. The compile-time value is only a fallback, because a test binary built from a
+/// checkout at another path (a shared `CARGO_TARGET_DIR`, where cargo counts it as fresh) still
+/// holds that other path.
+fn repo_path(relative: &str) -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join(relative)
 }

@@ -46,10 +46,7 @@ impl FaultProxy {
         } else {
             PathBuf::from("python3")
         };
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testbed/faultproxy/faultproxy.py"
-        );
+        let script = super::repo_path("testbed/faultproxy/faultproxy.py");
         let child = Command::new(python)
             .arg(script)
             .arg("--upstream")

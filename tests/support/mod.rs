@@ -83,11 +83,23 @@ pub fn apply(manifest: &str) {
     kubectl_stdin(&["apply", "-f", "-"], Some(manifest));
 }
 
+/// The package's directory, read when the test runs: cargo sets `CARGO_MANIFEST_DIR` for the
+/// test process. The compile-time value is only a fallback, because a test binary built from a
+/// checkout at another path (a shared `CARGO_TARGET_DIR`, where cargo counts it as fresh) still
+/// holds that other path.
+pub fn repo_path(relative: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join(relative)
+}
+
 /// Install the CRD (idempotent; other tests may do it at the same time) and wait until the API
 /// serves it.
 pub fn install_crd() {
-    let crd = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/privateapi.yaml");
-    kubectl(&["apply", "--server-side", "--force-conflicts", "-f", crd]);
+    let crd = repo_path("crds/privateapi.yaml");
+    let crd = crd.to_string_lossy();
+    kubectl(&["apply", "--server-side", "--force-conflicts", "-f", &crd]);
     kubectl(&[
         "wait",
         "--for=condition=established",
@@ -164,14 +176,17 @@ pub fn wait_ready(namespace: &str, name: &str, timeout: Duration) -> Value {
         name,
         timeout,
         "Ready=True for the current generation",
-        |o| {
-            let generation = o["metadata"]["generation"].as_i64();
-            o["status"]["observedGeneration"].as_i64() == generation
-                && condition(o, "Ready").is_some_and(|c| {
-                    c["status"] == "True" && c["observedGeneration"].as_i64() == generation
-                })
-        },
+        is_ready,
     )
+}
+
+/// Ready=True, and both it and the status observed the current generation.
+pub fn is_ready(o: &Value) -> bool {
+    let generation = o["metadata"]["generation"].as_i64();
+    o["status"]["observedGeneration"].as_i64() == generation
+        && condition(o, "Ready").is_some_and(|c| {
+            c["status"] == "True" && c["observedGeneration"].as_i64() == generation
+        })
 }
 
 pub fn wait_gone(namespace: &str, name: &str, timeout: Duration) {
@@ -294,6 +309,20 @@ impl Operator {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("operator.log")).unwrap_or_default()
+    }
+
+    /// The process has ended (or was never started): a zombie counts as ended.
+    pub fn exited(&self) -> bool {
+        let Some(child) = &self.child else {
+            return true;
+        };
+        match std::fs::read_to_string(format!("/proc/{}/stat", child.id())) {
+            // The state follows the command name in parentheses: "pid (comm) S ...".
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+            Err(_) => true,
+        }
     }
 
     /// SIGKILL, as a crash.
