@@ -6,9 +6,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-pub fn repo_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
+pub use super::repo_path;
 
 pub const CHART: &str = "deploy/helm/privateapi-operator";
 
