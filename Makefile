@@ -15,14 +15,17 @@ quickstart:
 test:
 	bash testbed/with-testbed.sh bash scripts/test.sh
 
-## Format and lint.
+## Format and lint (the Dockerfile with hadolint, installed pinned into $(PAPI_CACHE)/bin).
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	"$$(bash scripts/install-hadolint.sh)" Dockerfile
 
-## Regenerate crds/privateapi.yaml from src/crd.rs.
+## Regenerate crds/privateapi.yaml from src/crd.rs, and its copies in the kustomize base and the
+## Helm chart (tests/deploy_manifests.rs fails when a copy is stale).
+CRD_FILES := crds/privateapi.yaml deploy/crds/privateapi.yaml deploy/helm/privateapi-operator/crds/privateapi.yaml
 crds:
-	cargo run -q --bin crdgen crds/privateapi.yaml
+	for path in $(CRD_FILES); do cargo run -q --bin crdgen $$path || exit 1; done
 
 install-testbed:
 	bash testbed/install.sh
