@@ -19,14 +19,17 @@ test:
 bench:
 	N="$(N)" LATENCY_MS="$(LATENCY_MS)" RUNS="$(RUNS)" bash bench/run.sh
 
-## Format and lint.
+## Format and lint (the Dockerfile with hadolint, installed pinned into $(PAPI_CACHE)/bin).
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	"$$(bash scripts/install-hadolint.sh)" Dockerfile
 
-## Regenerate crds/privateapi.yaml from src/crd.rs.
+## Regenerate crds/privateapi.yaml from src/crd.rs, and its copies in the kustomize base and the
+## Helm chart (tests/deploy_manifests.rs fails when a copy is stale).
+CRD_FILES := crds/privateapi.yaml deploy/crds/privateapi.yaml deploy/helm/privateapi-operator/crds/privateapi.yaml
 crds:
-	cargo run -q --bin crdgen crds/privateapi.yaml
+	for path in $(CRD_FILES); do cargo run -q --bin crdgen $$path || exit 1; done
 
 install-testbed:
 	bash testbed/install.sh

@@ -2,6 +2,8 @@
 //! the operator as a separate process, and check AWS (the moto server) through the real SDK.
 #![allow(dead_code)]
 
+pub mod aws_operations;
+pub mod deploy;
 pub mod runtime;
 
 use std::collections::BTreeMap;
@@ -325,6 +327,9 @@ impl Operator {
 
     /// SIGKILL, as a crash.
     pub fn kill(&mut self) {
+        if self.child.is_some() {
+            aws_operations::record_from(&self.admin_addr);
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
