@@ -671,7 +671,7 @@ async fn make_fixtures(aws: &RegionClients, namespaces: usize) -> Result<Fixture
 /// The i-th object of a run.
 pub fn manifest(config: &RunConfig, fixtures: &Fixtures, i: usize) -> Value {
     let namespace_index = i % config.namespaces.max(1);
-    let endpoint = if i % config.create_every.max(1) == 0 {
+    let endpoint = if i.is_multiple_of(config.create_every.max(1)) {
         json!({"create": {
             "vpcId": fixtures.vpc_id,
             "subnetIds": fixtures.subnet_ids,
@@ -811,12 +811,12 @@ pub async fn run(config: &RunConfig) -> Result<RunResult> {
                 .into(),
         )
     })?;
-    if config.latency_ms > 0 || config.quotas.is_some() {
-        if config.faults_url.is_none() || config.operator_aws_endpoint.is_none() {
-            return Err(BenchError::Setup(
-                "an injected latency or quotas need the operator to call AWS through the fault proxy (--faults-url and --operator-aws-endpoint)".into(),
-            ));
-        }
+    if (config.latency_ms > 0 || config.quotas.is_some())
+        && (config.faults_url.is_none() || config.operator_aws_endpoint.is_none())
+    {
+        return Err(BenchError::Setup(
+            "an injected latency or quotas need the operator to call AWS through the fault proxy (--faults-url and --operator-aws-endpoint)".into(),
+        ));
     }
     if let Some(faults) = &config.faults_url {
         put_fault(faults, "latency", &json!({"latency_ms": config.latency_ms}))?;

@@ -352,9 +352,7 @@ fn chart_options_namespace_scoping_sharding_aws_and_service_monitor() {
     );
 
     // The API server accepts it (without the ServiceMonitor, whose CRD the test bed lacks).
-    apply(&format!(
-        "{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"papi-shard-a\"}}}}"
-    ));
+    apply(r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"papi-shard-a"}}"#);
     let accepted: Vec<&Value> = objects
         .iter()
         .filter(|o| kind(o) != "ServiceMonitor")
