@@ -11,27 +11,6 @@ use support::runtime::*;
 use support::*;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
-const LEASE: &str = "privateapi-operator";
-
-/// Wait until `operator` holds the lease: the Lease names it and its leader gauge is 1.
-fn wait_leader(namespace: &str, operator: &Operator, timeout: Duration) {
-    let identity = operator.identity();
-    wait_until(timeout, &format!("{identity} to hold the lease"), || {
-        (lease_holder(namespace, LEASE).as_deref() == Some(identity.as_str())
-            && operator.is_leader())
-        .then_some(())
-    });
-}
-
-/// Wait until `operator` is a ready standby.
-fn wait_standby(operator: &Operator) {
-    wait_until(Duration::from_secs(30), "the standby to be ready", || {
-        let (code, body) = operator.admin_status("/readyz");
-        (code == 200 && body.contains("standby")).then_some(())
-    });
-    assert!(!operator.is_leader());
-    assert_eq!(operator.admin_status("/healthz").0, 200);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_reconciles_and_a_killed_leader_is_replaced() {

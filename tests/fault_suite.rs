@@ -25,7 +25,7 @@ use privateapi_operator::aws::RegionClients;
 use serde_json::{Value, json};
 use support::faults::FaultProxy;
 use support::invariant::{self, Report, Scope};
-use support::runtime::{lease_holder, wait_until};
+use support::runtime::{LEASE, lease_holder, wait_leader, wait_standby};
 use support::{
     Operator, TestVpc, apply, create_namespace, get_object, install_crd, kubectl, make_vpc,
     seed_manifest, unique, wait_for, wait_gone, wait_ready,
@@ -34,9 +34,6 @@ use support::{
 /// Restarting the API server disturbs every scenario's kubectl calls: that one scenario takes the
 /// lock for writing, the others for reading.
 static APISERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
-
-/// The operator's Lease (its default name).
-const LEASE: &str = "privateapi-operator";
 
 /// Generous: the machine is shared and slow; never a speed assertion.
 const CONVERGE: Duration = Duration::from_secs(600);
@@ -643,35 +640,18 @@ async fn scenario_3b_hung_calls_time_out_and_converge() {
 // ---------------------------------------------------------------------------------------------
 // 7. two replicas with leader election: only the leader acts; the leader killed mid-create
 
-/// Wait until `operator` holds the Lease and says so on /metrics.
-fn wait_lease_holder(namespace: &str, operator: &Operator, timeout: Duration) {
-    let identity = operator.identity();
-    wait_until(timeout, &format!("{identity} to hold the lease"), || {
-        (lease_holder(namespace, LEASE).as_deref() == Some(identity.as_str())
-            && operator.is_leader())
-        .then_some(())
-    });
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_7_the_leader_killed_mid_create() {
     let _apiserver = APISERVER.read().await;
     // A short lease so the takeover is quick; the standby polls the Lease every 2 s.
     let flags = ["--lease-duration-seconds", "6"];
     let mut bed = Bed::new("leader", 77, 69, &flags).await;
-    wait_lease_holder(&bed.namespace, &bed.operator, Duration::from_secs(60));
+    wait_leader(&bed.namespace, &bed.operator, Duration::from_secs(60));
     // The second replica: same namespace, cluster name and AWS account (through the same proxy).
     let mut standby = bed
         .proxy
         .start_operator(&bed.namespace, &bed.cluster, &flags);
-    wait_until(
-        Duration::from_secs(60),
-        "the second replica on standby",
-        || {
-            let (code, body) = standby.admin_status("/readyz");
-            (code == 200 && body.contains("standby")).then_some(())
-        },
-    );
+    wait_standby(&standby);
     // Kill points: early (the first resources exist, their responses lost) and late.
     let kill_points: &[u64] = if soak() {
         &[1, 2, 3, 4, 5, 6, 7]
@@ -702,7 +682,7 @@ async fn scenario_7_the_leader_killed_mid_create() {
         bed.operator.kill();
         bed.proxy.release();
         let started = Instant::now();
-        wait_lease_holder(&bed.namespace, &standby, Duration::from_secs(6 + 60));
+        wait_leader(&bed.namespace, &standby, Duration::from_secs(6 + 60));
         wait_ready(&bed.namespace, &name, CONVERGE);
         converge += started.elapsed();
         assert!(
@@ -715,14 +695,7 @@ async fn scenario_7_the_leader_killed_mid_create() {
         // waits as the standby, and the roles swap for the next round.
         bed.operator.start_again();
         std::mem::swap(&mut bed.operator, &mut standby);
-        wait_until(
-            Duration::from_secs(60),
-            "the restarted replica on standby",
-            || {
-                let (code, body) = standby.admin_status("/readyz");
-                (code == 200 && body.contains("standby")).then_some(())
-            },
-        );
+        wait_standby(&standby);
         assert_eq!(
             lease_holder(&bed.namespace, LEASE).as_deref(),
             Some(bed.operator.identity().as_str())

@@ -29,6 +29,29 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
     }
 }
 
+/// The operator's Lease (its default name).
+pub const LEASE: &str = "privateapi-operator";
+
+/// Wait until `operator` holds the lease: the Lease names it and its leader gauge is 1.
+pub fn wait_leader(namespace: &str, operator: &Operator, timeout: Duration) {
+    let identity = operator.identity();
+    wait_until(timeout, &format!("{identity} to hold the lease"), || {
+        (lease_holder(namespace, LEASE).as_deref() == Some(identity.as_str())
+            && operator.is_leader())
+        .then_some(())
+    });
+}
+
+/// Wait until `operator` is a ready standby (healthy, not leading).
+pub fn wait_standby(operator: &Operator) {
+    wait_until(Duration::from_secs(60), "the standby to be ready", || {
+        let (code, body) = operator.admin_status("/readyz");
+        (code == 200 && body.contains("standby")).then_some(())
+    });
+    assert!(!operator.is_leader());
+    assert_eq!(operator.admin_status("/healthz").0, 200);
+}
+
 impl Operator {
     /// Its working directory (log, admin address file).
     pub fn dir(&self) -> &std::path::Path {
