@@ -189,19 +189,6 @@ fn live_health(namespace: &str, name: &str) -> (Value, Health) {
     (object, health)
 }
 
-fn spec_patch(namespace: &str, name: &str, patch: Value) {
-    kubectl(&[
-        "patch",
-        "privateapi",
-        name,
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        &json!({ "spec": patch }).to_string(),
-    ]);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_operators_objects_get_the_right_health() {
     require_testbed();
@@ -248,7 +235,7 @@ async fn the_real_operators_objects_get_the_right_health() {
 
     // A spec change the operator has not reconciled yet (it is stopped): Progressing.
     operator.kill();
-    spec_patch(
+    patch_spec(
         &namespace,
         "web",
         json!({"backend": {"builtin": {"message": "v2"}}}),

@@ -147,20 +147,6 @@ fn assert_allowed_exactly(installed: &Installed, workload: &str) {
     );
 }
 
-fn patch_message(namespace: &str, name: &str, message: &str) {
-    let patch = json!({"spec": {"backend": {"builtin": {"message": message}}}});
-    kubectl(&[
-        "patch",
-        "privateapi",
-        name,
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        &patch.to_string(),
-    ]);
-}
-
 /// Create, Ready, update, Ready at the new generation, Events published, delete, finalizer gone,
 /// nothing left in AWS; the operator never met a refusal.
 async fn end_to_end_as(installed: &Installed, workload: &str, second_octet: u8) {
@@ -196,7 +182,11 @@ async fn end_to_end_as(installed: &Installed, workload: &str, second_octet: u8) 
     );
     assert!(ready["status"]["url"].is_string(), "{}", ready["status"]);
 
-    patch_message(workload, name, "updated through the chart's RBAC");
+    patch_spec(
+        workload,
+        name,
+        json!({"backend": {"builtin": {"message": "updated through the chart's RBAC"}}}),
+    );
     let updated = wait_ready(workload, name, READY_TIMEOUT);
     assert!(updated["metadata"]["generation"].as_i64() > ready["metadata"]["generation"].as_i64());
 

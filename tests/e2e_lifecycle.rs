@@ -69,22 +69,6 @@ fn apply_spec(namespace: &str, name: &str, spec: &Value) {
     apply(&manifest.to_string());
 }
 
-/// A user's edit: a JSON merge patch of the spec.
-fn patch_spec(namespace: &str, name: &str, patch: Value) {
-    let body = json!({ "spec": patch }).to_string();
-    kubectl(&[
-        "patch",
-        "privateapi",
-        name,
-        "-n",
-        namespace,
-        "--type",
-        "merge",
-        "-p",
-        &body,
-    ]);
-}
-
 fn delete_object(namespace: &str, name: &str) {
     kubectl(&[
         "delete",

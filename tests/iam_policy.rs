@@ -627,19 +627,6 @@ async fn users_function(aws: &privateapi_operator::aws::RegionClients) -> String
         .expect("function ARN")
 }
 
-fn patch_spec(namespace: &str, name: &str, patch: Value) {
-    kubectl(&[
-        "patch",
-        "privateapi",
-        name,
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        &json!({ "spec": patch }).to_string(),
-    ]);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_the_operator_performed_is_allowed() {
     require_testbed();

@@ -83,6 +83,20 @@ pub fn apply(manifest: &str) {
     kubectl_stdin(&["apply", "-f", "-"], Some(manifest));
 }
 
+/// `kubectl patch --type=merge` of a PrivateApi's spec, as a user edits it.
+pub fn patch_spec(namespace: &str, name: &str, patch: Value) {
+    kubectl(&[
+        "patch",
+        "privateapi",
+        name,
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        &serde_json::json!({ "spec": patch }).to_string(),
+    ]);
+}
+
 /// The package's directory, read when the test runs: cargo sets `CARGO_MANIFEST_DIR` for the
 /// test process. The compile-time value is only a fallback, because a test binary built from a
 /// checkout at another path (a shared `CARGO_TARGET_DIR`, where cargo counts it as fresh) still
