@@ -174,6 +174,23 @@ pub struct RunResult {
     pub create_cpu_s: f64,
     /// Seconds the steady-state reconcile of every object took (poke to quiet).
     pub steady_s: f64,
+    /// The steady-state calls per object by service (the quota issue's figures).
+    #[serde(default)]
+    pub apigw_calls_per_object: f64,
+    #[serde(default)]
+    pub lambda_calls_per_object: f64,
+    #[serde(default)]
+    pub ec2_calls_per_object: f64,
+    /// Throttling answers over the whole run: the fault proxy's count when it enforces quotas
+    /// (every call it refused), else the operator's.
+    #[serde(default)]
+    pub throttles: u64,
+    /// With quotas enforced: the least time N creates can take under them (the slowest of the
+    /// per-operation quotas the creates need, see `quota_bound_s`), and `ready_all_s` over it.
+    #[serde(default)]
+    pub quota_bound_s: Option<f64>,
+    #[serde(default)]
+    pub ready_over_bound: Option<f64>,
     /// The run's shape: namespaces, endpoint mix, operator flags, test-bed knobs, machine load.
     pub setup: BTreeMap<String, Value>,
     #[serde(flatten)]
@@ -451,6 +468,7 @@ impl OperatorProcess {
         if let Some(endpoint) = &config.operator_aws_endpoint {
             command.env("AWS_ENDPOINT_URL", endpoint);
         }
+        command.args(pacing_args(config));
         command.args(&config.extra_operator_args);
         let child = command.spawn().map_err(|e| {
             BenchError::Operator(format!(
@@ -789,6 +807,64 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The least time `n` creates (`endpoint_creates` of them with their own endpoint) take under
+/// AWS's published quotas (src/pacer.rs) at `scale`, with the operator using `share` of them:
+/// for each operation a create needs once, (count − burst) / rate; the slowest of them.
+pub fn quota_bound_s(n: usize, endpoint_creates: usize, scale: f64, share: f64) -> f64 {
+    let quotas = privateapi_operator::pacer::published_quotas();
+    [
+        ("API Gateway", "CreateDeployment", n),
+        ("API Gateway", "CreateRestApi", n),
+        ("EC2", "CreateVpcEndpoint", endpoint_creates),
+    ]
+    .into_iter()
+    .filter_map(|(service, operation, count)| {
+        let quota = quotas
+            .iter()
+            .find(|q| q.service == service && q.operation.as_deref() == Some(operation))?;
+        let burst = (quota.burst * share).max(1.0);
+        Some((count as f64 - burst).max(0.0) / (quota.rate_per_s * scale * share))
+    })
+    .fold(0.0, f64::max)
+}
+
+/// The operator's pacing in a run, unless the extra operator arguments say otherwise. With
+/// quotas enforced, the operator paces at their scale and may use all of them (the run measures
+/// against the bound they set); without, at 1000× the published quotas: the run measures the
+/// operator, not AWS's quotas (which the fake does not enforce).
+pub fn pacing_args(config: &RunConfig) -> Vec<String> {
+    let given = |flag: &str| {
+        config
+            .extra_operator_args
+            .iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    let mut args = Vec::new();
+    let scale = config
+        .quotas
+        .as_ref()
+        .map(|q| q["scale"].as_f64().unwrap_or(1.0))
+        .unwrap_or(1000.0);
+    if !given("--aws-quota-scale") {
+        args.extend(["--aws-quota-scale".to_string(), scale.to_string()]);
+    }
+    if config.quotas.is_some() && !given("--aws-quota-share") {
+        args.extend(["--aws-quota-share".to_string(), "1".to_string()]);
+    }
+    args
+}
+
+/// `GET /__faults/stats` of the fault proxy.
+fn fault_stats(faults_url: &str) -> Result<Value> {
+    let (status, answer) = http(host_port(faults_url), "GET", "/__faults/stats", None)?;
+    if !(200..300).contains(&status) {
+        return Err(BenchError::Setup(format!(
+            "GET /__faults/stats answered {status}: {answer}"
+        )));
+    }
+    Ok(serde_json::from_str(&answer)?)
+}
+
 /// `PUT /__faults/<what>` to the fault proxy.
 fn put_fault(faults_url: &str, what: &str, body: &Value) -> Result<()> {
     let path = format!("/__faults/{what}");
@@ -1019,7 +1095,12 @@ pub async fn run(config: &RunConfig) -> Result<RunResult> {
     );
     setup.insert(
         "operator_extra_args".into(),
-        json!(config.extra_operator_args),
+        json!(
+            pacing_args(config)
+                .into_iter()
+                .chain(config.extra_operator_args.iter().cloned())
+                .collect::<Vec<_>>()
+        ),
     );
     for (key, var) in [
         (
@@ -1049,7 +1130,38 @@ pub async fn run(config: &RunConfig) -> Result<RunResult> {
         setup.insert(key.clone(), value.clone());
     }
 
+    let steady_by_service = steady.by_service(n);
+    let service = |name: &str| steady_by_service.get(name).copied().unwrap_or(0.0);
+    let throttles = match (&config.faults_url, &config.quotas) {
+        (Some(faults), Some(_)) => fault_stats(faults)?["throttled_by_quota_total"]
+            .as_u64()
+            .unwrap_or(0),
+        _ => whole.throttled(),
+    };
+    let quota_bound = config.quotas.as_ref().map(|quotas| {
+        let scale = quotas["scale"].as_f64().unwrap_or(1.0);
+        // The quotas bound the operator at the share it was given.
+        let args: Vec<String> = pacing_args(config)
+            .into_iter()
+            .chain(config.extra_operator_args.iter().cloned())
+            .collect();
+        let share = args
+            .iter()
+            .position(|a| a == "--aws-quota-share")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(1.0);
+        round(quota_bound_s(n, creates, scale, share), 1)
+    });
     Ok(RunResult {
+        apigw_calls_per_object: service("API Gateway"),
+        lambda_calls_per_object: service("Lambda"),
+        ec2_calls_per_object: service("EC2"),
+        throttles,
+        quota_bound_s: quota_bound,
+        ready_over_bound: quota_bound
+            .filter(|bound| *bound > 0.0)
+            .map(|bound| round(ready_all_s / bound, 3)),
         n,
         latency_ms: config.latency_ms,
         ready_all_s: round(ready_all_s, 3),
@@ -1061,7 +1173,7 @@ pub async fn run(config: &RunConfig) -> Result<RunResult> {
         create_calls_by_service: create.by_service(n),
         steady_calls_per_object: steady.per_object(n),
         steady_calls_by_operation: steady.by_operation(n),
-        steady_calls_by_service: steady.by_service(n),
+        steady_calls_by_service: steady_by_service.clone(),
         throttled_calls: whole.throttled(),
         create_reconciles: create.reconciles,
         steady_reconciles: steady.reconciles,
@@ -1128,6 +1240,26 @@ pub fn markdown(results: &Value) -> String {
             num(&run["peak_rss_mib"]),
             num(&run["rss_per_object_kib"]),
             num(&run["cpu_s"]),
+        ));
+    }
+    out.push_str("\nQuotas (steady-state calls per object by service; throttling answers; time to Ready against the bound the quotas set):\n\n");
+    out.push_str("| N | latency ms | API Gateway/obj | Lambda/obj | EC2/obj | throttles | bound s | all Ready / bound |\n");
+    out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for run in runs {
+        let num = |v: &Value| match v.as_f64() {
+            Some(x) => format!("{x}"),
+            None => "–".into(),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            num(&run["n"]),
+            num(&run["latency_ms"]),
+            num(&run["apigw_calls_per_object"]),
+            num(&run["lambda_calls_per_object"]),
+            num(&run["ec2_calls_per_object"]),
+            num(&run["throttles"]),
+            num(&run["quota_bound_s"]),
+            num(&run["ready_over_bound"]),
         ));
     }
     out.push_str("\nSteady-state calls per object by operation:\n\n");

@@ -1,32 +1,70 @@
 //! AWS SDK clients per region, all sharing one HTTP client (rustls + ring) and one interceptor that
-//! records every HTTP attempt (service, operation, outcome) into [`Metrics`].
+//! records every HTTP attempt (service, operation, outcome) into [`Metrics`] and tags it for the
+//! [`Pacer`], which the HTTP client consults before it sends anything.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextMut, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, Metadata};
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::error::{AwsResultExt, Error, Result};
 use crate::metrics::Metrics;
+use crate::pacer::{CallTag, Pacer};
 
 /// Default limit of one HTTP attempt of an AWS call (the largest request is a function's zip).
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Records each HTTP attempt of each SDK operation.
+tokio::task_local! {
+    /// Set while a periodic check runs on shared observations: such a check must not change
+    /// anything, so a write is refused before it is sent and recorded here.
+    static READ_ONLY: Arc<AtomicBool>;
+}
+
+/// Run `future` with every AWS write refused (before it is sent); `attempted` tells afterwards
+/// whether anything tried to write.
+pub async fn read_only<F: std::future::Future>(attempted: Arc<AtomicBool>, future: F) -> F::Output {
+    READ_ONLY.scope(attempted, future).await
+}
+
+/// Records each HTTP attempt of each SDK operation, and tags it for the pacer with the
+/// account-region of the clients it belongs to.
 #[derive(Debug, Clone)]
 pub struct CallRecorder {
     metrics: Arc<Metrics>,
+    pacer: Arc<Pacer>,
+    /// `account/region`; `None` for calls that are not paced (STS).
+    scope: Option<String>,
+}
+
+impl CallRecorder {
+    fn tag(&self, cfg: &ConfigBag) -> Option<CallTag> {
+        let scope = self.scope.clone()?;
+        let metadata = cfg.load::<Metadata>()?;
+        Some(CallTag {
+            scope,
+            service: metadata.service().to_string(),
+            operation: metadata.name().to_string(),
+        })
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -40,6 +78,29 @@ impl Intercept for CallRecorder {
         "privateapi-call-recorder"
     }
 
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(metadata) = cfg.load::<Metadata>()
+            && !crate::metrics::is_read_operation(metadata.name())
+            && let Ok(()) = READ_ONLY.try_with(|attempted| attempted.store(true, Ordering::SeqCst))
+        {
+            return Err(format!(
+                "{} {} refused: a periodic check on shared observations does not write",
+                metadata.service(),
+                metadata.name()
+            )
+            .into());
+        }
+        if let Some(tag) = self.tag(cfg) {
+            context.request_mut().add_extension(tag);
+        }
+        Ok(())
+    }
+
     fn read_after_attempt(
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
@@ -50,6 +111,10 @@ impl Intercept for CallRecorder {
             Some(metadata) => (metadata.service().to_string(), metadata.name().to_string()),
             None => ("unknown".to_string(), "unknown".to_string()),
         };
+        if !crate::metrics::is_read_operation(&operation) && READ_ONLY.try_with(|_| ()).is_ok() {
+            // Refused before it was sent (see `read_only`): not an AWS call.
+            return Ok(());
+        }
         let status = context.response().map(|response| {
             let status = response.status().as_u16();
             if status != 429 && status >= 400 && is_throttling_response(response) {
@@ -60,6 +125,9 @@ impl Intercept for CallRecorder {
             }
         });
         self.metrics.record_aws_call(&service, &operation, status);
+        if let (Some(status), Some(tag)) = (status, self.tag(cfg)) {
+            self.pacer.on_answer(&tag, status == 429);
+        }
         Ok(())
     }
 }
@@ -87,6 +155,56 @@ fn is_throttling_response(response: &aws_smithy_runtime_api::http::Response) -> 
     }
 }
 
+/// The HTTP client of the SDK clients: waits for the pacer, then sends with a time limit per
+/// attempt. The limit starts after the wait, so a long queue for quota is not a timeout.
+#[derive(Debug, Clone)]
+struct PacedHttpClient {
+    inner: SharedHttpClient,
+    pacer: Arc<Pacer>,
+    attempt_timeout: Duration,
+}
+
+impl HttpClient for PacedHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(PacedConnector {
+            inner: self.inner.http_connector(settings, components),
+            pacer: self.pacer.clone(),
+            attempt_timeout: self.attempt_timeout,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct PacedConnector {
+    inner: SharedHttpConnector,
+    pacer: Arc<Pacer>,
+    attempt_timeout: Duration,
+}
+
+impl HttpConnector for PacedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let tag = request.extension::<CallTag>().cloned();
+        let inner = self.inner.clone();
+        let pacer = self.pacer.clone();
+        let limit = self.attempt_timeout;
+        HttpConnectorFuture::new(async move {
+            if let Some(tag) = &tag {
+                pacer.acquire(tag).await;
+            }
+            match tokio::time::timeout(limit, inner.call(request)).await {
+                Ok(answer) => answer,
+                Err(_) => Err(ConnectorError::timeout(
+                    format!("no answer within {limit:?}").into(),
+                )),
+            }
+        })
+    }
+}
+
 /// The three service clients for one region.
 #[derive(Clone, Debug)]
 pub struct RegionClients {
@@ -101,6 +219,7 @@ pub struct RegionClients {
 pub struct AwsClients {
     base: SdkConfig,
     recorder: CallRecorder,
+    pacer: Arc<Pacer>,
     default_region: String,
     account_id: OnceCell<String>,
     by_region: Mutex<HashMap<String, Arc<RegionClients>>>,
@@ -109,26 +228,34 @@ pub struct AwsClients {
 impl AwsClients {
     /// Load the standard credential chain (env, web identity/IRSA, Pod Identity, profile, IMDS)
     /// and `AWS_ENDPOINT_URL`, with `region` overriding `AWS_REGION`.
+    /// Calls are not paced (tools and tests that use the parts directly).
     pub async fn load(region: Option<String>, metrics: Arc<Metrics>) -> Result<Self> {
-        Self::load_with_attempt_timeout(region, metrics, DEFAULT_ATTEMPT_TIMEOUT).await
+        let pacer = Arc::new(Pacer::disabled(metrics.clone()));
+        Self::load_with(region, metrics, DEFAULT_ATTEMPT_TIMEOUT, pacer).await
     }
 
-    /// [`AwsClients::load`] with each HTTP attempt limited to `attempt_timeout`. Without a limit a
-    /// call whose response never comes (a half-open connection) blocks its object's reconcile
-    /// forever: the controller never reconciles one object twice at a time.
-    pub async fn load_with_attempt_timeout(
+    /// [`AwsClients::load`] with every call paced by `pacer` and each HTTP attempt limited to
+    /// `attempt_timeout` once it is sent. Without a limit a call whose response never comes (a
+    /// half-open connection) blocks its object's reconcile forever: the controller never
+    /// reconciles one object twice at a time.
+    pub async fn load_with(
         region: Option<String>,
         metrics: Arc<Metrics>,
         attempt_timeout: Duration,
+        pacer: Arc<Pacer>,
     ) -> Result<Self> {
         let http_client = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
+        let http_client = SharedHttpClient::new(PacedHttpClient {
+            inner: http_client,
+            pacer: pacer.clone(),
+            attempt_timeout,
+        });
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .operation_attempt_timeout(attempt_timeout)
             .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http_client)
@@ -143,11 +270,20 @@ impl AwsClients {
             .ok_or_else(|| Error::Config("no AWS region: set --region or AWS_REGION".into()))?;
         Ok(Self {
             base,
-            recorder: CallRecorder { metrics },
+            recorder: CallRecorder {
+                metrics,
+                pacer: pacer.clone(),
+                scope: None,
+            },
+            pacer,
             default_region,
             account_id: OnceCell::new(),
             by_region: Mutex::new(HashMap::new()),
         })
+    }
+
+    pub fn pacer(&self) -> &Arc<Pacer> {
+        &self.pacer
     }
 
     pub fn default_region(&self) -> &str {
@@ -188,22 +324,27 @@ impl AwsClients {
             .to_builder()
             .region(Region::new(region.to_string()))
             .build();
+        // Quotas are per account and region.
+        let recorder = CallRecorder {
+            scope: Some(format!("{account_id}/{region}")),
+            ..self.recorder.clone()
+        };
         let clients = Arc::new(RegionClients {
             region: region.to_string(),
             account_id,
             ec2: aws_sdk_ec2::Client::from_conf(
                 aws_sdk_ec2::config::Builder::from(&config)
-                    .interceptor(self.recorder.clone())
+                    .interceptor(recorder.clone())
                     .build(),
             ),
             apigateway: aws_sdk_apigateway::Client::from_conf(
                 aws_sdk_apigateway::config::Builder::from(&config)
-                    .interceptor(self.recorder.clone())
+                    .interceptor(recorder.clone())
                     .build(),
             ),
             lambda: aws_sdk_lambda::Client::from_conf(
                 aws_sdk_lambda::config::Builder::from(&config)
-                    .interceptor(self.recorder.clone())
+                    .interceptor(recorder.clone())
                     .build(),
             ),
         });

@@ -24,6 +24,9 @@ pub mod reason {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const AWS_ERROR: &str = "AwsError";
     pub const THROTTLED: &str = "Throttled";
+    /// An AWS call of this object waits for the operator's share of an account quota (the
+    /// message names the operation and estimates the wait); `Ready` keeps its status.
+    pub const WAITING_FOR_QUOTA: &str = "WaitingForQuota";
     pub const DELETING: &str = "Deleting";
     pub const RECONCILING: &str = "Reconciling";
     pub const DEPLOYED: &str = "Deployed";

@@ -10,6 +10,7 @@ use clap::Parser;
 use crate::crd::Architecture;
 use crate::error::{Error, Result};
 use crate::leader::LeaseConfig;
+use crate::pacer::{PacerConfig, parse_override};
 use crate::parts::{HandlerPackage, Settings};
 
 #[derive(Parser, Debug, Clone)]
@@ -123,6 +124,95 @@ pub struct Args {
     /// exits without them (and without releasing the lease).
     #[arg(long, env = "PAPI_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 20)]
     pub shutdown_timeout_seconds: u64,
+
+    #[command(flatten)]
+    pub quota: QuotaArgs,
+}
+
+/// How the operator lives within AWS's control-plane quotas (see `src/pacer.rs` and
+/// `src/observed.rs`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct QuotaArgs {
+    /// Pace AWS calls within the published quotas. `--aws-pacing=false` only for comparison:
+    /// without it, the operator competes with every other tool of the account for its quotas.
+    #[arg(
+        long,
+        env = "PAPI_AWS_PACING",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub aws_pacing: bool,
+
+    /// The share of each published quota the operator may use (0 < share <= 1); the rest is left
+    /// to the account's other tools (Terraform, the console, CI).
+    #[arg(long, env = "PAPI_AWS_QUOTA_SHARE", default_value_t = 0.5)]
+    pub aws_quota_share: f64,
+
+    /// Override a quota of the built-in table: `SERVICE[:OPERATION]=RATE[/BURST]` or
+    /// `SERVICE:OPERATION=1/5s`, e.g. `API Gateway:CreateDeployment=1/5s` (repeatable; in the
+    /// environment, separated by `;`).
+    #[arg(long, env = "PAPI_AWS_QUOTA", value_delimiter = ';')]
+    pub aws_quota: Vec<String>,
+
+    /// Multiply every quota by this (test beds that enforce scaled quotas).
+    #[arg(long, env = "PAPI_AWS_QUOTA_SCALE", default_value_t = 1.0)]
+    pub aws_quota_scale: f64,
+
+    /// An AWS call that waited this long for quota is reported on its object (reason
+    /// `WaitingForQuota`).
+    #[arg(long, env = "PAPI_QUOTA_WAIT_REPORT_SECONDS", default_value_t = 5)]
+    pub quota_wait_report_seconds: u64,
+
+    /// How long one listing of the account-region's APIs, functions, endpoints and security
+    /// groups serves the periodic checks of all objects.
+    #[arg(long, env = "PAPI_OBSERVATION_WINDOW_SECONDS", default_value_t = 60)]
+    pub observation_window_seconds: u64,
+
+    /// Every Nth periodic check of an object also reads what has no listing (routes, the
+    /// function's policy); the others rely on the listings and the stage. 1: every check.
+    #[arg(long, env = "PAPI_DEEP_RESYNC_EVERY", default_value_t = 10)]
+    pub deep_resync_every: u32,
+}
+
+impl QuotaArgs {
+    pub fn pacer_config(&self) -> Result<PacerConfig> {
+        if !(self.aws_quota_share > 0.0 && self.aws_quota_share <= 1.0) {
+            return Err(Error::Config(format!(
+                "--aws-quota-share must be in (0, 1], not {}",
+                self.aws_quota_share
+            )));
+        }
+        if !(self.aws_quota_scale > 0.0 && self.aws_quota_scale.is_finite()) {
+            return Err(Error::Config(format!(
+                "--aws-quota-scale must be > 0, not {}",
+                self.aws_quota_scale
+            )));
+        }
+        let overrides = self
+            .aws_quota
+            .iter()
+            .filter(|text| !text.trim().is_empty())
+            .map(|text| parse_override(text).map_err(|e| Error::Config(format!("--aws-quota {e}"))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PacerConfig {
+            enabled: self.aws_pacing,
+            share: self.aws_quota_share,
+            scale: self.aws_quota_scale,
+            overrides,
+            report_after: Duration::from_secs(self.quota_wait_report_seconds.max(1)),
+        })
+    }
+
+    pub fn observation_window(&self) -> Duration {
+        Duration::from_secs(self.observation_window_seconds.max(1))
+    }
+
+    pub fn deep_resync_every(&self) -> u32 {
+        self.deep_resync_every.max(1)
+    }
 }
 
 /// Where Kubernetes mounts the pod's service account namespace.
@@ -305,5 +395,49 @@ mod tests {
         );
         assert!(parse(&["--lease-duration-seconds", "1"]).is_err());
         assert!(parse(&["--log-level", "debug"]).is_ok());
+    }
+
+    #[test]
+    fn quota_flags() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["privateapi-operator", "--cluster-name", "dev"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv).expect("parses")
+        };
+        let defaults = parse(&[]).quota.pacer_config().expect("valid");
+        assert!(defaults.enabled);
+        assert_eq!((defaults.share, defaults.scale), (0.5, 1.0));
+        let args = parse(&[
+            "--aws-pacing=false",
+            "--aws-quota-share",
+            "1",
+            "--aws-quota",
+            "API Gateway:CreateDeployment=1/2s",
+            "--aws-quota",
+            "Lambda=30",
+        ]);
+        let config = args.quota.pacer_config().expect("valid");
+        assert!(!config.enabled);
+        assert_eq!(config.overrides.len(), 2);
+        assert!(
+            parse(&["--aws-quota-share", "0"])
+                .quota
+                .pacer_config()
+                .is_err()
+        );
+        assert!(
+            parse(&["--aws-quota-share", "1.5"])
+                .quota
+                .pacer_config()
+                .is_err()
+        );
+        let bad = parse(&["--aws-quota", "S3=1"]).quota.pacer_config();
+        assert!(matches!(bad, Err(Error::Config(m)) if m.contains("--aws-quota")));
+        assert_eq!(
+            parse(&["--deep-resync-every", "0"])
+                .quota
+                .deep_resync_every(),
+            1
+        );
     }
 }

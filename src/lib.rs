@@ -20,6 +20,8 @@ pub mod error;
 pub mod identity;
 pub mod leader;
 pub mod metrics;
+pub mod observed;
+pub mod pacer;
 pub mod parts;
 pub mod policy;
 pub mod reconciler;

@@ -21,6 +21,7 @@ use privateapi_operator::crd::PrivateApi;
 use privateapi_operator::error::Error;
 use privateapi_operator::leader::{Election, ElectionError, Role};
 use privateapi_operator::metrics::Metrics;
+use privateapi_operator::pacer::Pacer;
 use privateapi_operator::reconciler::{self, Context};
 use privateapi_operator::watch_cache;
 
@@ -118,10 +119,20 @@ async fn run(args: Args) -> Result<(), Fatal> {
     let mut shutdown = shutdown_requests()?;
     let settings = args.settings()?;
     let metrics = Arc::new(Metrics::default());
-    let aws = AwsClients::load_with_attempt_timeout(
+    let pacer_config = args.quota.pacer_config()?;
+    info!(
+        pacing = pacer_config.enabled,
+        share = pacer_config.share,
+        scale = pacer_config.scale,
+        overrides = pacer_config.overrides.len(),
+        "AWS quotas"
+    );
+    let pacer = Arc::new(Pacer::new(pacer_config, metrics.clone()));
+    let aws = AwsClients::load_with(
         args.region.clone(),
         metrics.clone(),
         args.aws_attempt_timeout(),
+        pacer,
     )
     .await?;
     let lease = args.lease_config();
@@ -201,14 +212,12 @@ async fn run(args: Args) -> Result<(), Fatal> {
         instance: identity,
     };
     let recorder = Recorder::new(client.clone(), reporter);
-    let context = Arc::new(Context::new(
-        client,
-        aws,
-        settings,
-        metrics,
-        recorder,
-        args.resync(),
-    ));
+    let context = Arc::new(
+        Context::new(client, aws, settings, metrics, recorder, args.resync()).with_observation(
+            args.quota.observation_window(),
+            args.quota.deep_resync_every(),
+        ),
+    );
     let mut watch_config = watcher::Config::default().any_semantic();
     if let Some(selector) = &args.label_selector {
         watch_config = watch_config.labels(selector);

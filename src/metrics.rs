@@ -40,6 +40,11 @@ struct Inner {
     reconciles: BTreeMap<&'static str, u64>,
     reconcile_duration: Histogram,
     ready_objects: BTreeMap<String, (bool, bool)>,
+    /// Seconds AWS calls waited for quota, and how many waited, by service and operation.
+    quota_waits: BTreeMap<(String, String), (f64, u64)>,
+    /// Background resyncs by how they ended (`in_sync` from the shared observation, `deep`,
+    /// `drift` when they fell back to a full reconcile).
+    resyncs: BTreeMap<&'static str, u64>,
 }
 
 /// Shared by the AWS interceptor, the reconciler and the admin server.
@@ -72,6 +77,20 @@ impl Metrics {
             outcome_label(status),
         );
         *self.lock().aws_calls.entry(key).or_default() += 1;
+    }
+
+    pub fn record_quota_wait(&self, service: &str, operation: &str, waited: Duration) {
+        let mut inner = self.lock();
+        let entry = inner
+            .quota_waits
+            .entry((service.to_string(), operation.to_string()))
+            .or_default();
+        entry.0 += waited.as_secs_f64();
+        entry.1 += 1;
+    }
+
+    pub fn record_resync(&self, outcome: &'static str) {
+        *self.lock().resyncs.entry(outcome).or_default() += 1;
     }
 
     pub fn record_reconcile(&self, result: &'static str, duration: Duration) {
@@ -185,6 +204,39 @@ impl Metrics {
             "privateapi_reconcile_duration_seconds_count {}",
             histogram.count
         );
+        let _ = writeln!(
+            out,
+            "# HELP privateapi_aws_quota_wait_seconds_total Time AWS calls waited for the pacer's quota tokens."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE privateapi_aws_quota_wait_seconds_total counter"
+        );
+        for ((service, operation), (seconds, _)) in &inner.quota_waits {
+            let _ = writeln!(
+                out,
+                "privateapi_aws_quota_wait_seconds_total{{service=\"{service}\",operation=\"{operation}\"}} {seconds:.3}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP privateapi_aws_quota_waits_total AWS calls that waited for a quota token."
+        );
+        let _ = writeln!(out, "# TYPE privateapi_aws_quota_waits_total counter");
+        for ((service, operation), (_, n)) in &inner.quota_waits {
+            let _ = writeln!(
+                out,
+                "privateapi_aws_quota_waits_total{{service=\"{service}\",operation=\"{operation}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP privateapi_resyncs_total Periodic checks of objects in sync, by outcome."
+        );
+        let _ = writeln!(out, "# TYPE privateapi_resyncs_total counter");
+        for (outcome, n) in &inner.resyncs {
+            let _ = writeln!(out, "privateapi_resyncs_total{{outcome=\"{outcome}\"}} {n}");
+        }
         let ready = inner.ready_objects.values().filter(|(_, r)| *r).count();
         let not_ready = inner.ready_objects.len() - ready;
         let _ = writeln!(

@@ -2,6 +2,7 @@
 //! changed as Events, and decides when to look again. It holds no AWS logic of its own.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ use crate::crd::{DeletionPolicy, PrivateApi, PrivateApiStatus};
 use crate::error::{Error, Result};
 use crate::identity::Owner;
 use crate::metrics::Metrics;
+use crate::observed::{Observations, Reads};
+use crate::pacer::{self, Caller, Priority, WaitReport};
 use crate::parts::api::DesiredApi;
 use crate::parts::deployment::FingerprintCache;
 use crate::parts::{Change, PartContext, Settings, api, backend, deployment, endpoint, routes};
@@ -48,8 +51,23 @@ pub struct Context {
     pub fingerprints: FingerprintCache,
     /// Period of the drift check of objects that are in sync.
     pub resync: Duration,
+    /// Shared listings for the periodic checks.
+    pub observations: Observations,
     /// Consecutive failures per object, for backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Per object, the last outcome confirmed in sync with AWS: the generation and status it
+    /// was for, and when.
+    confirmed: Mutex<HashMap<String, Confirmed>>,
+}
+
+#[derive(Clone)]
+struct Confirmed {
+    generation: Option<i64>,
+    status: PrivateApiStatus,
+    at: Instant,
+    /// The resourceVersion of the status write that recorded it, if it wrote: the watch event
+    /// of that write (the echo) needs no look at AWS.
+    written: Option<String>,
 }
 
 impl Context {
@@ -69,8 +87,23 @@ impl Context {
             recorder,
             fingerprints: FingerprintCache::default(),
             resync,
+            // A listing serves at most half a resync period, so drift is seen within 1.5
+            // periods at worst.
+            observations: Observations::new(resync / 2, 1),
             failures: Mutex::new(HashMap::new()),
+            confirmed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Observation window and deep-check period (`--observation-window-seconds`,
+    /// `--deep-resync-every`); the window is capped at half the resync period.
+    pub fn with_observation(mut self, window: Duration, deep_every: u32) -> Self {
+        self.observations = Observations::new(window.min(self.resync / 2), deep_every);
+        self
+    }
+
+    fn confirmed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Confirmed>> {
+        self.confirmed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
@@ -255,8 +288,198 @@ async fn publish(ctx: &Context, object: &PrivateApi, changes: &[Change], errors:
     }
 }
 
-/// Make AWS match the spec, part by part.
+/// How a reconcile reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Read everything from AWS, change what differs, write the status.
+    Fresh,
+    /// The periodic check of an object in sync: read from the shared observations, change
+    /// nothing; anything that differs sends the object to a fresh reconcile.
+    Check { deep: bool },
+}
+
+/// What a reconcile came to.
+enum Converged {
+    Done(Action),
+    /// A check found something to change (the reason, for the log).
+    Differs(String),
+}
+
+/// What to do with an object whose spec is unchanged since it was last confirmed in sync.
+enum Background {
+    /// Not the case: reconcile fresh.
+    No,
+    /// Confirmed moments ago (this is the echo of our own status write, or a metadata edit):
+    /// nothing to read, look again when the period is over.
+    Recent(Duration),
+    Check {
+        deep: bool,
+    },
+}
+
+fn ready_now(object: &PrivateApi) -> bool {
+    let generation = object.metadata.generation;
+    object.status.as_ref().is_some_and(|status| {
+        status.observed_generation == generation
+            && status.conditions.iter().any(|c| {
+                c.type_ == conditions::READY
+                    && c.status == "True"
+                    && c.observed_generation == generation
+            })
+    })
+}
+
+fn background(object: &PrivateApi, ctx: &Context, key: &str) -> Background {
+    if object.metadata.deletion_timestamp.is_some() || !ready_now(object) {
+        return Background::No;
+    }
+    let confirmed = ctx.confirmed().get(key).cloned();
+    match confirmed {
+        // Someone else changed the status since (or we never confirmed it in this process: a
+        // check confirms it against AWS).
+        Some(confirmed)
+            if confirmed.generation != object.metadata.generation
+                || Some(&confirmed.status) != object.status.as_ref() =>
+        {
+            Background::No
+        }
+        Some(confirmed)
+            if confirmed.written.is_some()
+                && confirmed.written == object.metadata.resource_version
+                && confirmed.at.elapsed() < ctx.resync / 2 =>
+        {
+            Background::Recent(ctx.resync.saturating_sub(confirmed.at.elapsed()))
+        }
+        _ => Background::Check {
+            deep: ctx.observations.next_check_is_deep(key),
+        },
+    }
+}
+
+fn confirm(
+    ctx: &Context,
+    key: &str,
+    generation: Option<i64>,
+    status: &PrivateApiStatus,
+    written: Option<String>,
+) {
+    ctx.confirmed().insert(
+        key.to_string(),
+        Confirmed {
+            generation,
+            status: status.clone(),
+            at: Instant::now(),
+            written,
+        },
+    );
+}
+
+/// Reports a long wait for quota on the object: `Ready` keeps its status and says why nothing
+/// moves (reason `WaitingForQuota`). Written with its own field manager, and only this one
+/// condition; the reconciler's next status write replaces it.
+fn quota_reporter(object: &PrivateApi, ctx: &Context) -> pacer::WaitReporter {
+    let api: Api<PrivateApi> =
+        Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let name = object.name_any();
+    let generation = object.metadata.generation;
+    let ready = object
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY))
+        .cloned();
+    Arc::new(move |report: WaitReport| {
+        let (api, name, ready) = (api.clone(), name.clone(), ready.clone());
+        Box::pin(async move {
+            let condition = serde_json::json!({
+                "type": conditions::READY,
+                "status": ready.as_ref().map_or("False", |c| c.status.as_str()),
+                "reason": reason::WAITING_FOR_QUOTA,
+                "message": report.to_string(),
+                "observedGeneration": ready.as_ref().and_then(|c| c.observed_generation).or(generation),
+                "lastTransitionTime": ready
+                    .as_ref()
+                    .map(|c| c.last_transition_time.0)
+                    .unwrap_or_else(k8s_openapi::jiff::Timestamp::now)
+                    .to_string(),
+            });
+            let patch = serde_json::json!({
+                "apiVersion": "privateapi.io/v1alpha1",
+                "kind": "PrivateApi",
+                "status": { "conditions": [condition] },
+            });
+            let params = kube::api::PatchParams::apply(status::QUOTA_FIELD_MANAGER).force();
+            match api
+                .patch_status(&name, &params, &kube::api::Patch::Apply(&patch))
+                .await
+            {
+                Ok(_) => info!(object = %name, wait = %report, "waiting for quota"),
+                Err(err) => warn!(object = %name, error = %err, "cannot report the wait for quota"),
+            }
+        })
+    })
+}
+
+fn caller(object: &PrivateApi, ctx: &Context, priority: Priority) -> Caller {
+    Caller {
+        object: object_key(&object.metadata),
+        namespace: object.namespace().unwrap_or_default(),
+        priority,
+        // A periodic check of an object in sync has nothing to tell its users while it waits
+        // (and writing would make every slow check a status write).
+        on_wait: (priority == Priority::Foreground).then(|| quota_reporter(object, ctx)),
+        reported: Arc::new(AtomicBool::new(false)),
+    }
+}
+
+/// Make AWS match the spec: a cheap check on shared observations for objects in sync, a fresh
+/// reconcile for everything else (and for a check that finds something to change).
 async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
+    let key = object_key(&object.metadata);
+    match background(&object, ctx, &key) {
+        Background::Recent(remaining) => return Ok(Action::requeue(remaining)),
+        Background::Check { deep } => {
+            let attempted = Arc::new(AtomicBool::new(false));
+            let check = pacer::as_caller(
+                caller(&object, ctx, Priority::Background),
+                converge(object.clone(), ctx, Mode::Check { deep }),
+            );
+            let outcome = crate::aws::read_only(attempted.clone(), check).await;
+            let tried_to_write = attempted.load(Ordering::SeqCst);
+            match outcome {
+                Ok(Converged::Done(action)) if !tried_to_write => {
+                    ctx.metrics
+                        .record_resync(if deep { "deep" } else { "in_sync" });
+                    return Ok(action);
+                }
+                Ok(Converged::Differs(why)) => {
+                    info!(object = %key, why = %why, "periodic check found a difference: reconciling fresh");
+                }
+                Ok(Converged::Done(_)) => {
+                    info!(object = %key, "periodic check would change AWS: reconciling fresh");
+                }
+                Err(err) => {
+                    info!(object = %key, error = %err, "periodic check failed: reconciling fresh");
+                }
+            }
+            ctx.metrics.record_resync("drift");
+        }
+        Background::No => {}
+    }
+    let fresh = pacer::as_caller(
+        caller(&object, ctx, Priority::Foreground),
+        converge(object, ctx, Mode::Fresh),
+    );
+    match fresh.await? {
+        Converged::Done(action) => Ok(action),
+        Converged::Differs(why) => Err(Error::Unexpected {
+            operation: "reconcile",
+            message: format!("a fresh reconcile reported a difference: {why}"),
+        }),
+    }
+}
+
+/// Make AWS match the spec, part by part (`Mode::Check`: only compare).
+async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<Converged> {
     let key = object_key(&object.metadata);
     let name = object.name_any();
     let kube_api: Api<PrivateApi> =
@@ -270,12 +493,19 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
         ..previous.clone()
     };
     let clients = ctx.aws.for_region(&region).await?;
+    let observed = ctx.observations.region(&region);
     let pctx = PartContext {
         aws: &clients,
         owner: &owner,
         spec: &object.spec,
         status: &previous,
         settings: &ctx.settings,
+        reads: Some(Reads {
+            region: &observed,
+            window: ctx.observations.window(),
+            shared: mode != Mode::Fresh,
+            deep: matches!(mode, Mode::Check { deep: true }),
+        }),
     };
     let mut changes: Vec<Change> = Vec::new();
     let mut errors: Vec<Error> = Vec::new();
@@ -318,6 +548,11 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     };
     // IDs go to status as soon as the resources exist.
     if status != previous {
+        if mode != Mode::Fresh {
+            return Ok(Converged::Differs(
+                "the endpoint's or function's ID changed".into(),
+            ));
+        }
         status::write_if_changed(&kube_api, &name, object.status.as_ref(), &status).await?;
     }
 
@@ -461,10 +696,41 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     );
     status.observed_generation = generation;
     record_adoptions(&mut status.adopted, &changes);
-    // Compared with the object's status: an unchanged outcome writes nothing.
-    status::write_if_changed(&kube_api, &name, object.status.as_ref(), &status).await?;
+    if mode != Mode::Fresh {
+        let differs = if !changes.is_empty() {
+            Some(format!("{} change(s) to make", changes.len()))
+        } else if let Some(err) = errors.first() {
+            Some(err.to_string())
+        } else if !ready.ready || cleanup_pending {
+            Some(format!("not ready: {}", ready.message))
+        } else if Some(&status) != object.status.as_ref() {
+            Some("the status would change".to_string())
+        } else {
+            None
+        };
+        return Ok(match differs {
+            Some(why) => Converged::Differs(why),
+            None => {
+                confirm(ctx, &key, generation, &status, None);
+                Converged::Done(Action::requeue(with_jitter(ctx.resync, &key)))
+            }
+        });
+    }
+    // Compared with the object's status: an unchanged outcome writes nothing. After a report
+    // of a wait for quota (written meanwhile, see `quota_reporter`) it is written in any case.
+    let current = if pacer::reported_in_this_reconcile() {
+        None
+    } else {
+        object.status.as_ref()
+    };
+    let written = status::write_if_changed(&kube_api, &name, current, &status).await?;
     ctx.metrics.set_ready(&key, Some(ready.ready));
     publish(ctx, &object, &changes, &errors).await;
+    if ready.ready && !cleanup_pending && errors.is_empty() {
+        confirm(ctx, &key, generation, &status, written);
+    } else {
+        ctx.confirmed().remove(&key);
+    }
 
     // 7. When to look again.
     if let Some(invalid) = errors.iter().find(|e| e.is_invalid_spec()) {
@@ -473,18 +739,20 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
         // its condition does not stay stale; once nothing waits, wait for a spec change.
         if parts.iter().any(|(_, state)| waits_for_aws(state)) {
             info!(object = %key, error = %invalid, "invalid spec; another part still waits for AWS");
-            return Ok(Action::requeue(INVALID_SPEC_RECHECK));
+            return Ok(Converged::Done(Action::requeue(INVALID_SPEC_RECHECK)));
         }
         info!(object = %key, error = %invalid, "invalid spec, waiting for a change");
-        return Ok(Action::await_change());
+        return Ok(Converged::Done(Action::await_change()));
     }
     if let Some(err) = errors.into_iter().next() {
         return Err(err);
     }
     if ready.ready && !cleanup_pending {
-        Ok(Action::requeue(with_jitter(ctx.resync, &key)))
+        Ok(Converged::Done(Action::requeue(with_jitter(
+            ctx.resync, &key,
+        ))))
     } else {
-        Ok(Action::requeue(PENDING_RECHECK))
+        Ok(Converged::Done(Action::requeue(PENDING_RECHECK)))
     }
 }
 
@@ -500,6 +768,13 @@ fn record_adoptions(adopted: &mut Vec<crate::crd::AdoptedResource>, changes: &[C
 /// Remove what the operator created, in dependency order, unless the policy is Retain.
 async fn cleanup(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     let key = object_key(&object.metadata);
+    ctx.confirmed().remove(&key);
+    ctx.observations.forget(&key);
+    let caller = caller(&object, ctx, Priority::Foreground);
+    pacer::as_caller(caller, remove_all(object, ctx, key)).await
+}
+
+async fn remove_all(object: Arc<PrivateApi>, ctx: &Context, key: String) -> Result<Action> {
     ctx.metrics.set_ready(&key, None);
     if object.spec.deletion_policy == DeletionPolicy::Retain {
         let change = Change::new("Retained", "all AWS resources", "deletionPolicy is Retain");
@@ -516,6 +791,7 @@ async fn cleanup(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
         spec: &object.spec,
         status: &previous,
         settings: &ctx.settings,
+        reads: None,
     };
     let mut changes = Vec::new();
     // The API first (its stages and deployments go with it), so nothing invokes the function or

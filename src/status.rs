@@ -10,6 +10,10 @@ use crate::error::{Error, Result};
 /// The field manager of every status write.
 pub const FIELD_MANAGER: &str = "privateapi-operator";
 
+/// The field manager of the `WaitingForQuota` report, which writes only the `Ready` condition
+/// (a separate manager, so its partial apply does not drop the rest of the status).
+pub const QUOTA_FIELD_MANAGER: &str = "privateapi-operator-quota";
+
 /// Every form of the invoke URL for an API reachable through `vpc_endpoint_id`.
 /// `endpoint_dns_names` are the endpoint's DNS names (regional first); `private_dns` whether the
 /// endpoint resolves the public `execute-api` name inside the VPC.
@@ -45,29 +49,31 @@ pub fn invoke_urls(
     )
 }
 
-/// Write `desired` as the object's status unless it already is. Returns whether it wrote.
+/// Write `desired` as the object's status unless it already is. Returns the object's new
+/// resourceVersion when it wrote.
 pub async fn write_if_changed(
     api: &Api<PrivateApi>,
     name: &str,
     current: Option<&PrivateApiStatus>,
     desired: &PrivateApiStatus,
-) -> Result<bool> {
+) -> Result<Option<String>> {
     if current == Some(desired) {
-        return Ok(false);
+        return Ok(None);
     }
     let patch = json!({
         "apiVersion": "privateapi.io/v1alpha1",
         "kind": "PrivateApi",
         "status": desired,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Kube)?;
-    Ok(true)
+    let written = api
+        .patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::Kube)?;
+    Ok(Some(written.metadata.resource_version.unwrap_or_default()))
 }
 
 #[cfg(test)]

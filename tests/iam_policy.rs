@@ -394,6 +394,9 @@ fn requests_of(operation: &str) -> Option<Vec<Request>> {
             lambda_requests("lambda:GetFunctionConfiguration", false)
         }
         "Lambda:GetPolicy" => lambda_requests("lambda:GetPolicy", false),
+        // The periodic checks' listing of every function of the region (no resource-level
+        // permission: Resource "*").
+        "Lambda:ListFunctions" => vec![request("lambda:ListFunctions", "*")],
         "Lambda:AddPermission" => lambda_requests("lambda:AddPermission", false)
             .into_iter()
             .map(|r| r.with("lambda:Principal", "apigateway.amazonaws.com"))

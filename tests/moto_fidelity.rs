@@ -1901,6 +1901,150 @@ async fn lambda_permission_duplicate_sid_conflicts() {
         .unwrap();
 }
 
+/// A function's RevisionId moves with every change (code, configuration, permissions) and is the
+/// one GetPolicy and ListFunctions report: the operator's periodic check skips GetFunction and
+/// GetPolicy while ListFunctions shows the revision it last read.
+#[tokio::test]
+async fn lambda_revision_id_follows_every_change() {
+    let aws = aws().await;
+    let name = unique("papi-rev");
+    let created = create_function(&aws, &name, &tiny_zip("bootstrap", b"x")).await;
+    wait_active(&aws, &name).await;
+    let revision = || async {
+        aws.lambda
+            .get_function()
+            .function_name(&name)
+            .send()
+            .await
+            .unwrap()
+            .configuration()
+            .and_then(|c| c.revision_id())
+            .map(str::to_string)
+            .unwrap()
+    };
+    let listed = || async {
+        let mut pages = aws.lambda.list_functions().into_paginator().send();
+        let mut found = None;
+        while let Some(page) = pages.next().await {
+            for f in page.unwrap().functions() {
+                if f.function_name() == Some(name.as_str()) {
+                    found = f.revision_id().map(str::to_string);
+                }
+            }
+        }
+        found.unwrap()
+    };
+    let mut seen = vec![revision().await];
+    assert!(created.revision_id().is_some());
+    assert_eq!(
+        listed().await,
+        seen[0],
+        "ListFunctions reports GetFunction's revision"
+    );
+    // Reading changes nothing.
+    assert_eq!(revision().await, seen[0]);
+
+    let source = format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:abc123defg/*");
+    aws.lambda
+        .add_permission()
+        .function_name(&name)
+        .statement_id("privateapi-apigateway-invoke")
+        .action("lambda:InvokeFunction")
+        .principal("apigateway.amazonaws.com")
+        .source_arn(&source)
+        .send()
+        .await
+        .unwrap();
+    seen.push(revision().await);
+    let policy = aws
+        .lambda
+        .get_policy()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        policy.revision_id(),
+        Some(seen[1].as_str()),
+        "GetPolicy's is the function's"
+    );
+
+    let updated = aws
+        .lambda
+        .update_function_configuration()
+        .function_name(&name)
+        .memory_size(512)
+        .send()
+        .await
+        .unwrap();
+    seen.push(revision().await);
+    assert_eq!(
+        updated.revision_id(),
+        Some(seen[2].as_str()),
+        "the update answers the new one"
+    );
+    wait_active(&aws, &name).await;
+
+    aws.lambda
+        .update_function_code()
+        .function_name(&name)
+        .zip_file(Blob::new(tiny_zip("bootstrap", b"y")))
+        .send()
+        .await
+        .unwrap();
+    seen.push(revision().await);
+    wait_active(&aws, &name).await;
+
+    aws.lambda
+        .remove_permission()
+        .function_name(&name)
+        .statement_id("privateapi-apigateway-invoke")
+        .send()
+        .await
+        .unwrap();
+    seen.push(revision().await);
+    assert_eq!(listed().await, seen[4]);
+    let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        seen.len(),
+        "every change moved the revision: {seen:?}"
+    );
+
+    // AddPermission with a stale RevisionId is refused; with the current one it passes.
+    let (code, status, _) = failure(
+        aws.lambda
+            .add_permission()
+            .function_name(&name)
+            .statement_id("again")
+            .action("lambda:InvokeFunction")
+            .principal("apigateway.amazonaws.com")
+            .revision_id(&seen[0])
+            .send()
+            .await,
+    );
+    assert_eq!(
+        (code.as_str(), status),
+        ("PreconditionFailedException", 412)
+    );
+    aws.lambda
+        .add_permission()
+        .function_name(&name)
+        .statement_id("again")
+        .action("lambda:InvokeFunction")
+        .principal("apigateway.amazonaws.com")
+        .revision_id(&seen[4])
+        .send()
+        .await
+        .unwrap();
+    aws.lambda
+        .delete_function()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // every call the operator makes, with the SDK's request shapes
 // ---------------------------------------------------------------------------------------------

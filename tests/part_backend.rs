@@ -172,6 +172,7 @@ impl Api {
             spec: &self.spec,
             status: &self.status,
             settings: &self.settings,
+            reads: None,
         }
     }
 

@@ -242,6 +242,7 @@ impl Object {
             spec: &self.spec,
             status: &self.status,
             settings: &self.settings,
+            reads: None,
         }
     }
 

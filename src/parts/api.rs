@@ -199,6 +199,9 @@ pub fn rest_api_arn(region: &str, rest_api_id: &str) -> String {
 }
 
 async fn get_api(ctx: &PartContext<'_>, id: &str) -> Result<Option<LiveApi>> {
+    if let Some(reads) = ctx.shared_reads() {
+        return reads.region.rest_api(ctx.aws, reads.window, id).await;
+    }
     let out = ctx
         .aws
         .apigateway

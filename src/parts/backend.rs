@@ -686,6 +686,14 @@ fn statement_matches(statement: &Value, desired: &DesiredPermission) -> bool {
 
 /// The function by name or ARN, None when it does not exist.
 async fn get_function(ctx: &PartContext<'_>, id: &str) -> Result<Option<LiveFunction>> {
+    if let Some(reads) = ctx.shared_reads()
+        && let Some(unchanged) = reads
+            .region
+            .unchanged_function(ctx.aws, reads.window, id)
+            .await?
+    {
+        return Ok(Some(unchanged));
+    }
     let Some(out) = ctx
         .aws
         .lambda
@@ -702,11 +710,24 @@ async fn get_function(ctx: &PartContext<'_>, id: &str) -> Result<Option<LiveFunc
         operation: "GetFunction",
         message: format!("no configuration for function {id}"),
     })?;
-    Ok(Some(LiveFunction::from_configuration(cfg, out.tags())))
+    let live = LiveFunction::from_configuration(cfg, out.tags());
+    if let Some(reads) = ctx.reads {
+        reads.region.remember_function(id, cfg.revision_id(), &live);
+    }
+    Ok(Some(live))
 }
 
 /// The function's resource policy, None when it has none.
 async fn get_policy(ctx: &PartContext<'_>, function: &str) -> Result<Option<String>> {
+    if let Some(reads) = ctx.shared_reads()
+        && !reads.deep
+        && let Some(unchanged) = reads
+            .region
+            .unchanged_policy(ctx.aws, reads.window, function)
+            .await?
+    {
+        return Ok(unchanged);
+    }
     // ResourceNotFoundException: no policy (or no function: the write that follows says which).
     let out = ctx
         .aws
@@ -717,7 +738,15 @@ async fn get_policy(ctx: &PartContext<'_>, function: &str) -> Result<Option<Stri
         .await
         .aws(SERVICE, "GetPolicy")
         .or_not_found()?;
-    Ok(out.and_then(|out| out.policy).filter(|p| !p.is_empty()))
+    let revision = out.as_ref().and_then(|out| out.revision_id.clone());
+    let policy = out.and_then(|out| out.policy).filter(|p| !p.is_empty());
+    if let Some(reads) = ctx.reads {
+        // No policy: no revision to check it against next time (read again).
+        reads
+            .region
+            .remember_policy(function, revision.as_deref(), policy.as_ref());
+    }
+    Ok(policy)
 }
 
 fn unexpected_policy(message: String) -> Error {

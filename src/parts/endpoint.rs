@@ -1105,19 +1105,28 @@ async fn observe_group(
     create: &CreateEndpointSpec,
 ) -> Result<Option<LiveGroup>> {
     if let Some(id) = ctx.status.security_group_id.as_deref() {
-        let out = ctx
-            .aws
-            .ec2
-            .describe_security_groups()
-            .group_ids(id)
-            .send()
-            .await
-            .aws(SERVICE, "DescribeSecurityGroups")
-            .or_not_found()?;
-        if let Some(group) = out
-            .as_ref()
-            .and_then(|o| o.security_groups().first())
-            .and_then(LiveGroup::from_sdk)
+        if let Some(reads) = ctx.reads {
+            reads.region.want_group(id).await;
+        }
+        let found = match ctx.shared_reads() {
+            Some(reads) => {
+                reads
+                    .region
+                    .security_group(ctx.aws, reads.window, id)
+                    .await?
+            }
+            None => ctx
+                .aws
+                .ec2
+                .describe_security_groups()
+                .group_ids(id)
+                .send()
+                .await
+                .aws(SERVICE, "DescribeSecurityGroups")
+                .or_not_found()?
+                .and_then(|o| o.security_groups().first().cloned()),
+        };
+        if let Some(group) = found.as_ref().and_then(LiveGroup::from_sdk)
             && owns(ctx, &group.tags)
             && group.vpc_id == create.vpc_id
         {
@@ -1176,6 +1185,14 @@ struct ObservedEndpoints {
 }
 
 async fn describe_endpoint(ctx: &PartContext<'_>, id: &str) -> Result<Option<LiveEndpoint>> {
+    if let Some(reads) = ctx.shared_reads() {
+        let found = reads.region.vpc_endpoint(ctx.aws, reads.window, id).await?;
+        return Ok(found.as_ref().and_then(LiveEndpoint::from_sdk));
+    }
+    if let Some(reads) = ctx.reads {
+        // The periodic checks list every object's endpoint together.
+        reads.region.want_endpoint(id).await;
+    }
     let out = ctx
         .aws
         .ec2

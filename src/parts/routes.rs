@@ -139,6 +139,14 @@ pub fn diff(live: &[LiveResource], uri: &str) -> Vec<RouteAction> {
 }
 
 async fn observe(ctx: &PartContext<'_>, rest_api_id: &str) -> Result<Vec<LiveResource>> {
+    // Routes have no listing and no revision: a periodic check reuses the last read, except at
+    // its deep turns (see crate::observed).
+    if let Some(reads) = ctx.shared_reads()
+        && !reads.deep
+        && let Some(remembered) = reads.region.remembered_routes(rest_api_id)
+    {
+        return Ok(remembered);
+    }
     let mut resources = Vec::new();
     let mut position: Option<String> = None;
     loop {
@@ -214,6 +222,13 @@ pub async fn reconcile(
     let uri = integration_uri(&ctx.aws.region, function_arn);
     let mut live = observe(ctx, rest_api_id).await?;
     let actions = diff(&live, &uri);
+    if let Some(reads) = ctx.reads
+        && actions.is_empty()
+    {
+        // Routes that needed nothing, as read now: what periodic checks compare against. After
+        // a change nothing is remembered, so the next check reads them again.
+        reads.region.remember_routes(rest_api_id, &live);
+    }
     let mut changes = Vec::new();
     let client = &ctx.aws.apigateway;
     for action in actions {

@@ -308,9 +308,49 @@ def _matches(selector: dict[str, Any], service: str, operation: str, mutating: b
     )
 
 
+# The published control-plane quotas per account and region, as AWS enforces them (the same
+# table as the operator's src/pacer.rs, which cites the pages): `{"preset": "aws", "scale": f}`.
+# API Gateway: "API Gateway quotas for creating, deploying and managing an API"; Lambda: "API
+# request rate quotas" (the 15/s control-plane total excludes GetFunction and GetPolicy); EC2:
+# "Request throttling for the Amazon EC2 API", one bucket per API (listed for the APIs the
+# operator calls; other EC2 APIs are not limited here).
+def _aws_quotas() -> list[dict[str, Any]]:
+    def b(service: str, operation: str, rate: float, burst: float) -> dict[str, Any]:
+        return {"service": service, "operation": operation, "rate_per_s": rate, "burst": burst}
+
+    apigw = [
+        b("apigateway", "*", 10, 40),
+        b("apigateway", "CreateRestApi", 1 / 3, 1),
+        b("apigateway", "ImportRestApi", 1 / 3, 1),
+        b("apigateway", "PutRestApi", 1, 1),
+        b("apigateway", "CreateDeployment", 1 / 5, 1),
+        b("apigateway", "DeleteRestApi", 1 / 30, 1),
+        b("apigateway", "GetResources", 5 / 2, 5),
+        b("apigateway", "CreateResource", 5, 5),
+    ]
+    lam = [b("lambda", "GetFunction", 100, 100), b("lambda", "GetPolicy", 15, 15)]
+    # The control-plane total: every Lambda operation but those two (and Invoke).
+    lam.append({**b("lambda", "*", 15, 15), "except": ["GetFunction", "GetPolicy", "Invoke"]})
+    ec2 = [b("ec2", op, 20, 100) for op in (
+        "DescribeVpcEndpoints", "DescribeSecurityGroups", "DescribeSubnets", "DescribeVpcs",
+        "DescribeNetworkInterfaces")]
+    ec2 += [b("ec2", op, 5, 50) for op in (
+        "CreateSecurityGroup", "DeleteSecurityGroup", "AuthorizeSecurityGroupIngress",
+        "RevokeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupEgress",
+        "DeleteTags")]
+    ec2.append(b("ec2", "CreateTags", 10, 100))
+    ec2 += [b("ec2", op, 0.3, 4) for op in ("CreateVpcEndpoint", "ModifyVpcEndpoint", "DeleteVpcEndpoints")]
+    return apigw + lam + ec2
+
+
+AWS_QUOTAS = _aws_quotas()
+
+
 class Bucket:
-    def __init__(self, service: str, operation: str, rate: float, burst: float) -> None:
+    def __init__(self, service: str, operation: str, rate: float, burst: float,
+                 exclude: tuple[str, ...] = ()) -> None:
         self.service, self.operation = service, operation
+        self.exclude = exclude
         self.rate, self.burst = rate, burst
         self.tokens, self.stamp = burst, time.monotonic()
 
@@ -489,6 +529,11 @@ class Handler(BaseHTTPRequestHandler):
                 value = {"buckets": value}
             if not isinstance(value, dict):
                 raise ControlError('quotas: {"scale": f, "buckets": [...]} or a list of buckets')
+            preset = value.get("preset")
+            if preset is not None:
+                if preset != "aws":
+                    raise ControlError('the only preset is "aws"')
+                value = {**value, "buckets": AWS_QUOTAS + list(value.get("buckets", []))}
             scale = float(value.get("scale", 1.0))
             if scale <= 0:
                 raise ControlError("scale > 0")
@@ -501,7 +546,10 @@ class Handler(BaseHTTPRequestHandler):
                 burst = float(raw.get("burst", 1))
                 if rate <= 0 or burst < 1:
                     raise ControlError("rate_per_s > 0 and burst >= 1")
-                buckets.append(Bucket(service, raw.get("operation", "*"), rate, burst))
+                exclude = raw.get("except", [])
+                if not isinstance(exclude, list):
+                    raise ControlError("bucket except: a list of operations")
+                buckets.append(Bucket(service, raw.get("operation", "*"), rate, burst, tuple(exclude)))
             state.quotas, state.quota_scale = buckets, scale
             return {"buckets": len(buckets), "scale": scale}
         if (method, path) == ("PUT", "/__faults/latency"):
@@ -579,7 +627,7 @@ class Handler(BaseHTTPRequestHandler):
             for bucket in state.quotas:
                 if _matches(
                     {"service": bucket.service, "operation": bucket.operation}, service, operation, mutating
-                ) and not bucket.take(time.monotonic()):
+                ) and operation not in bucket.exclude and not bucket.take(time.monotonic()):
                     state.throttled_by_quota[key] = state.throttled_by_quota.get(key, 0) + 1
                     state.record(service, operation, mutating, "throttled_by_quota")
                     fault = {"fault": "quota"}

@@ -1131,6 +1131,79 @@ def lambda_permissions() -> None:
     lresponses.LambdaResponse.add_permission = add_permission
 
 
+@correction
+def lambda_revision_id() -> None:
+    """A function's RevisionId changes with every change to it, and GetPolicy reports the same.
+
+    AWS (Lambda API reference, FunctionConfiguration.RevisionId "The latest updated revision of
+    the function or alias"; AddPermission/RemovePermission/UpdateFunction* take a RevisionId to
+    update only that revision, and GetPolicy's RevisionId is the function's): UpdateFunctionCode,
+    UpdateFunctionConfiguration, AddPermission and RemovePermission each give the function a new
+    RevisionId, returned by the update itself, GetFunction, ListFunctions and GetPolicy. The
+    operator's periodic check relies on it: an unchanged RevisionId in ListFunctions means the
+    function and its policy need no GetFunction/GetPolicy. moto 5.2.5: the function keeps the
+    RevisionId it was created with, and the policy has an unrelated one.
+    Test: lambda_revision_id_follows_every_change."""
+    import uuid
+
+    from moto.awslambda import models
+    from moto.awslambda import policy as lpolicy
+
+    B = models.LambdaBackend
+
+    def bump(fn: Any) -> tuple[str, str]:
+        previous = fn.revision_id, fn.policy.revision
+        fn.revision_id = str(uuid.uuid4())
+        fn.policy.revision = fn.revision_id
+        return previous
+
+    for name in ("update_function_code", "update_function_configuration", "add_permission"):
+        orig = getattr(B, name)
+
+        def wrapped(self: Any, function_name: str, qualifier: Any, body: Any,
+                    _orig: Any = orig, _name: str = name) -> Any:
+            with _LOCK:
+                fn = self.get_function(function_name, qualifier)
+                if _name != "add_permission" and isinstance(body, dict) and body.get("DryRun"):
+                    return _orig(self, function_name, qualifier, body)
+                if _name == "add_permission":
+                    # The precondition (a RevisionId in the request) compares with the current one.
+                    fn.policy.revision = fn.revision_id
+                    result = _orig(self, function_name, qualifier, body)
+                    fn.revision_id = fn.policy.revision
+                    return result
+                previous = bump(fn)
+                try:
+                    return _orig(self, function_name, qualifier, body)
+                except Exception:
+                    fn.revision_id, fn.policy.revision = previous
+                    raise
+
+        setattr(B, name, wrapped)
+
+    orig_remove = B.remove_permission
+
+    def remove_permission(self: Any, function_name: str, sid: str, revision: str = "") -> None:
+        with _LOCK:
+            fn = self.get_function(function_name)
+            fn.policy.revision = fn.revision_id
+            orig_remove(self, function_name, sid, revision)
+            bump(fn)
+
+    B.remove_permission = remove_permission
+
+    orig_get_policy = lpolicy.Policy.get_policy
+
+    def get_policy(self: Any) -> dict[str, Any]:
+        out = orig_get_policy(self)
+        revision = getattr(self.parent, "revision_id", None)
+        if revision:
+            out["RevisionId"] = revision
+        return out
+
+    lpolicy.Policy.get_policy = get_policy
+
+
 # --------------------------------------------------------------------------------------------
 
 

@@ -281,6 +281,9 @@ impl Operator {
             // The default resync by environment, so `start_with(.., &["--resync-seconds", "5"])`
             // overrides it (the flag given twice is a clap error).
             .env("PAPI_RESYNC_SECONDS", "600")
+            // The test bed is not AWS: pace at 50× the published quotas (a test that enforces
+            // quotas in the fault proxy sets the same scale on both sides).
+            .env("PAPI_AWS_QUOTA_SCALE", "50")
             .env("RUST_LOG", "info,privateapi_operator=debug")
             // Leader election stays on (the default) with a Lease in the test's namespace, so the
             // tests' operators, one per namespace, never contend. The identity is the Operator's

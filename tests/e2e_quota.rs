@@ -1,0 +1,385 @@
+//! AWS's control-plane quotas: the operator against a test bed that enforces them (the fault
+//! proxy's `aws` preset: the published quotas, scaled, with each service's exact throttling
+//! answer), the `WaitingForQuota` report, and the periodic checks on shared listings.
+//!
+//! Every operator here runs as a separate process with its own namespace and cluster name.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::faults::FaultProxy;
+use support::runtime::Metrics;
+use support::{
+    Operator, TestVpc, apply, condition, create_namespace, get_object, install_crd, kubectl,
+    make_vpc, patch_spec, seed_manifest, unique, wait_for, wait_gone, wait_ready,
+};
+
+const READY: Duration = Duration::from_secs(300);
+
+/// The quotas at 10×: tight enough that a burst of creates exceeds them.
+const SCALE: f64 = 10.0;
+
+fn manifest(namespace: &str, name: &str, vpc: &TestVpc) -> String {
+    // One VPC has room for one endpoint with private DNS for execute-api.
+    seed_manifest(namespace, name, vpc, "").replace("privateDns: true", "privateDns: false")
+}
+
+fn delete_all(namespace: &str, names: &[String]) {
+    for name in names {
+        kubectl(&[
+            "delete",
+            "privateapi",
+            name,
+            "-n",
+            namespace,
+            "--wait=false",
+        ]);
+    }
+    for name in names {
+        wait_gone(namespace, name, READY);
+    }
+}
+
+fn throttled_by_quota(proxy: &FaultProxy) -> u64 {
+    proxy.stats()["throttled_by_quota_total"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// The operator's own count of throttling answers.
+fn throttled_seen(operator: &Operator) -> f64 {
+    operator
+        .metrics()
+        .find("privateapi_aws_calls_total", &[("outcome", "throttled")])
+        .iter()
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Six objects created at once under the published quotas (×10): without the pacer the
+/// operator is throttled (and still converges, by backing off); with it, not once.
+#[tokio::test]
+async fn quotas_throttle_an_unpaced_operator_and_never_a_paced_one() {
+    support::require_testbed();
+    install_crd();
+    let aws = support::aws().await;
+    let mut results = Vec::new();
+    for (pacing, octet) in [(false, 91u8), (true, 92)] {
+        let namespace = unique(if pacing {
+            "quota-paced"
+        } else {
+            "quota-unpaced"
+        });
+        let cluster = unique("qc");
+        create_namespace(&namespace);
+        let vpc = make_vpc(&aws.ec2, octet).await;
+        let proxy = FaultProxy::start(7);
+        proxy.control(
+            "PUT",
+            "/__faults/quotas",
+            Some(&json!({"preset": "aws", "scale": SCALE})),
+        );
+        let scale = SCALE.to_string();
+        let pacing_flag = format!("--aws-pacing={pacing}");
+        let operator = proxy.start_operator(
+            &namespace,
+            &cluster,
+            &[&pacing_flag, "--aws-quota-scale", &scale],
+        );
+        let names: Vec<String> = (0..6).map(|i| format!("burst-{i}")).collect();
+        let started = Instant::now();
+        for name in &names {
+            apply(&manifest(&namespace, name, &vpc));
+        }
+        for name in &names {
+            wait_ready(&namespace, name, READY);
+        }
+        let ready_after = started.elapsed();
+        let throttled_at_create = throttled_by_quota(&proxy);
+        let seen = throttled_seen(&operator);
+        delete_all(&namespace, &names);
+        let throttled_total = throttled_by_quota(&proxy);
+        eprintln!(
+            "pacing={pacing}: 6 objects Ready in {:.1} s; throttled by the quotas: {throttled_at_create} during the creates, {throttled_total} with the deletes; operator saw {seen}",
+            ready_after.as_secs_f64()
+        );
+        results.push((pacing, throttled_total, seen));
+        drop(operator);
+        drop(proxy);
+    }
+    let (_, unpaced, unpaced_seen) = results[0];
+    let (_, paced, paced_seen) = results[1];
+    assert!(
+        unpaced > 0 && unpaced_seen > 0.0,
+        "without pacing the quotas must bite: {results:?}"
+    );
+    assert_eq!(
+        paced, 0,
+        "with pacing, no throttling answer at all: {results:?}"
+    );
+    assert_eq!(paced_seen, 0.0, "{results:?}");
+}
+
+/// A call that waits for quota longer than the report threshold says so on its object: `Ready`
+/// keeps its status (False for a new object, True for one already Ready) with reason
+/// `WaitingForQuota`, the operation and an estimate; the next status write replaces it.
+#[tokio::test]
+async fn a_long_wait_for_quota_is_reported_and_ready_keeps_its_value() {
+    support::require_testbed();
+    install_crd();
+    let aws = support::aws().await;
+    let namespace = unique("quota-wait");
+    let cluster = unique("qw");
+    create_namespace(&namespace);
+    let vpc = make_vpc(&aws.ec2, 93).await;
+    // CreateDeployment: 1 per 1000 s, ×50 (the tests' scale) = one every ~20.6 s; the first is
+    // free (a full bucket).
+    let operator = Operator::start_with(
+        &namespace,
+        &cluster,
+        &[
+            "--aws-quota",
+            "API Gateway:CreateDeployment=1/1000s",
+            "--aws-quota-share",
+            "1",
+            "--quota-wait-report-seconds",
+            "1",
+        ],
+    );
+    apply(&manifest(&namespace, "first", &vpc));
+    wait_ready(&namespace, "first", READY);
+
+    // A new object waits for its deployment: Ready=False, WaitingForQuota.
+    apply(&manifest(&namespace, "second", &vpc));
+    let waiting = wait_for(
+        &namespace,
+        "second",
+        Duration::from_secs(60),
+        "Ready=False with reason WaitingForQuota",
+        |o| {
+            condition(o, "Ready")
+                .is_some_and(|c| c["status"] == "False" && c["reason"] == "WaitingForQuota")
+        },
+    );
+    let message = condition(&waiting, "Ready").expect("Ready")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("API Gateway CreateDeployment quota") && message.contains("about"),
+        "{message}"
+    );
+    let second = wait_ready(&namespace, "second", READY);
+    assert_eq!(
+        condition(&second, "Ready").expect("Ready")["reason"],
+        "Available"
+    );
+
+    // An object already Ready whose spec change needs a deployment while the bucket is empty:
+    // Ready stays True, and says why nothing moves.
+    let before = get_object(&namespace, "first").expect("first");
+    let ready_since = condition(&before, "Ready").expect("Ready")["lastTransitionTime"].clone();
+    patch_spec(
+        &namespace,
+        "first",
+        json!({"additionalVpcEndpointIds": ["vpce-0aaaaaaaaaaaaaaa1"]}),
+    );
+    let waiting = wait_for(
+        &namespace,
+        "first",
+        Duration::from_secs(60),
+        "Ready=True with reason WaitingForQuota",
+        |o| {
+            condition(o, "Ready")
+                .is_some_and(|c| c["status"] == "True" && c["reason"] == "WaitingForQuota")
+        },
+    );
+    assert_eq!(
+        condition(&waiting, "Ready").expect("Ready")["lastTransitionTime"],
+        ready_since,
+        "Ready did not transition"
+    );
+    let done = wait_ready(&namespace, "first", READY);
+    assert_eq!(
+        condition(&done, "Ready").expect("Ready")["reason"],
+        "Available"
+    );
+    let metrics = operator.metrics();
+    let waited = metrics
+        .value(
+            "privateapi_aws_quota_wait_seconds_total",
+            &[
+                ("service", "API Gateway"),
+                ("operation", "CreateDeployment"),
+            ],
+        )
+        .unwrap_or(0.0);
+    assert!(waited > 10.0, "CreateDeployment waited {waited} s in all");
+    delete_all(&namespace, &["first".to_string(), "second".to_string()]);
+}
+
+fn counter(metrics: &Metrics, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics.find(name, labels).iter().map(|s| s.value).sum()
+}
+
+fn calls(metrics: &Metrics, service: &str, operation: &str) -> f64 {
+    counter(
+        metrics,
+        "privateapi_aws_calls_total",
+        &[("service", service), ("operation", operation)],
+    )
+}
+
+/// Periodic checks of objects in sync read the shared listings: per object only the stage (and
+/// the routes at deep turns); no per-object GetRestApi, GetFunction or DescribeVpcEndpoints, no
+/// write. A change to the routes in AWS is still found, at the next deep turn.
+#[tokio::test]
+async fn periodic_checks_use_shared_listings_and_still_find_drift() {
+    support::require_testbed();
+    install_crd();
+    let aws = support::aws().await;
+    let namespace = unique("quota-steady");
+    let cluster = unique("qs");
+    create_namespace(&namespace);
+    let vpc = make_vpc(&aws.ec2, 94).await;
+    let resync = 6u64;
+    let operator = Operator::start_with(
+        &namespace,
+        &cluster,
+        &[
+            "--resync-seconds",
+            &resync.to_string(),
+            "--deep-resync-every",
+            "3",
+        ],
+    );
+    let names: Vec<String> = (0..4).map(|i| format!("steady-{i}")).collect();
+    for name in &names {
+        apply(&manifest(&namespace, name, &vpc));
+    }
+    let mut api_ids = Vec::new();
+    for name in &names {
+        let object = wait_ready(&namespace, name, READY);
+        api_ids.push(
+            object["status"]["restApiId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    // Let every object pass its first check (the listings start), then measure three periods.
+    std::thread::sleep(Duration::from_secs(2 * resync));
+    let before = operator.metrics();
+    let window = Instant::now();
+    std::thread::sleep(Duration::from_secs(3 * resync + 1));
+    let after = operator.metrics();
+    let elapsed = window.elapsed().as_secs_f64();
+    let delta = |f: &dyn Fn(&Metrics) -> f64| f(&after) - f(&before);
+    let checks = delta(&|m| counter(m, "privateapi_resyncs_total", &[]));
+    let deep = delta(&|m| counter(m, "privateapi_resyncs_total", &[("outcome", "deep")]));
+    let drift = delta(&|m| counter(m, "privateapi_resyncs_total", &[("outcome", "drift")]));
+    let writes = delta(&|m| counter(m, "privateapi_aws_calls_total", &[("kind", "write")]));
+    let op = |service: &'static str, operation: &'static str| {
+        delta(&move |m: &Metrics| calls(m, service, operation))
+    };
+    let listings_bound = (elapsed / (resync as f64 / 2.0)).ceil() + 1.0;
+    let report = format!(
+        "{checks} checks ({deep} deep, {drift} drift) in {elapsed:.1} s: GetStages {}, GetResources {}, GetRestApis {}, GetRestApi {}, ListFunctions {}, GetFunction {}, GetPolicy {}, DescribeVpcEndpoints {}, DescribeSecurityGroups {}, writes {writes}",
+        op("API Gateway", "GetStages"),
+        op("API Gateway", "GetResources"),
+        op("API Gateway", "GetRestApis"),
+        op("API Gateway", "GetRestApi"),
+        op("Lambda", "ListFunctions"),
+        op("Lambda", "GetFunction"),
+        op("Lambda", "GetPolicy"),
+        op("EC2", "DescribeVpcEndpoints"),
+        op("EC2", "DescribeSecurityGroups"),
+    );
+    eprintln!("{report}");
+    assert!(checks >= 8.0, "{report}");
+    assert_eq!(drift, 0.0, "{report}");
+    assert_eq!(writes, 0.0, "{report}");
+    assert_eq!(
+        op("API Gateway", "GetStages"),
+        checks,
+        "one stage read per check: {report}"
+    );
+    assert_eq!(
+        op("API Gateway", "GetResources"),
+        deep,
+        "routes only at deep turns: {report}"
+    );
+    for (service, operation) in [("API Gateway", "GetRestApi"), ("Lambda", "GetFunction")] {
+        assert_eq!(
+            op(service, operation),
+            0.0,
+            "{service} {operation}: {report}"
+        );
+    }
+    for (service, operation) in [
+        ("API Gateway", "GetRestApis"),
+        ("Lambda", "ListFunctions"),
+        ("EC2", "DescribeVpcEndpoints"),
+        ("EC2", "DescribeSecurityGroups"),
+    ] {
+        assert!(
+            op(service, operation) <= listings_bound,
+            "{service} {operation}: one listing per window for all four objects: {report}"
+        );
+    }
+    assert!(op("Lambda", "GetPolicy") <= deep, "{report}");
+
+    // Drift in the routes (not deployed: the stage still serves the old deployment) is found
+    // at the object's next deep turn: within 3 periods and a window.
+    let rest_api_id = &api_ids[0];
+    let resources = aws
+        .apigateway
+        .get_resources()
+        .rest_api_id(rest_api_id)
+        .send()
+        .await
+        .expect("GetResources");
+    let proxy = resources
+        .items()
+        .iter()
+        .find(|r| r.path() == Some("/{proxy+}"))
+        .and_then(|r| r.id())
+        .expect("the proxy resource")
+        .to_string();
+    aws.apigateway
+        .delete_method()
+        .rest_api_id(rest_api_id)
+        .resource_id(&proxy)
+        .http_method("ANY")
+        .send()
+        .await
+        .expect("DeleteMethod");
+    let deadline = Instant::now() + Duration::from_secs(5 * resync + 30);
+    loop {
+        let method = aws
+            .apigateway
+            .get_method()
+            .rest_api_id(rest_api_id)
+            .resource_id(&proxy)
+            .http_method("ANY")
+            .send()
+            .await;
+        if method.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the deleted method was not restored by a deep check"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    wait_ready(&namespace, &names[0], READY);
+    let end = operator.metrics();
+    assert!(
+        counter(&end, "privateapi_resyncs_total", &[("outcome", "drift")]) >= 1.0,
+        "the check that found it fell back to a fresh reconcile"
+    );
+    delete_all(&namespace, &names);
+}
