@@ -352,6 +352,34 @@ impl RegionObservations {
         }
     }
 
+    /// The RevisionId the function's policy was last read at.
+    pub fn policy_revision(&self, function: &str) -> Option<String> {
+        self.remembered()
+            .policies
+            .get(function)
+            .map(|(revision, _)| revision.clone())
+    }
+
+    /// The RevisionId the function (ARN) was last read at.
+    pub fn remembered_function_revision(&self, function: &str) -> Option<String> {
+        self.remembered()
+            .functions
+            .values()
+            .find(|(_, live)| live.arn == function)
+            .map(|(revision, _)| revision.clone())
+    }
+
+    /// The function (ARN `function`) changed from revision `before` to `after` by a change the
+    /// operator made itself to its policy: its remembered configuration still holds.
+    pub fn move_function_revision(&self, function: &str, before: &str, after: &str) {
+        let mut remembered = self.remembered();
+        for (revision, live) in remembered.functions.values_mut() {
+            if live.arn == function && revision == before {
+                *revision = after.to_string();
+            }
+        }
+    }
+
     pub fn remembered_routes(&self, rest_api_id: &str) -> Option<Vec<LiveResource>> {
         self.remembered().routes.get(rest_api_id).cloned()
     }

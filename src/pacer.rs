@@ -318,6 +318,10 @@ impl Default for PacerConfig {
 /// Headroom below the configured rate, for jitter between our clock and AWS's: at a share of
 /// 100 %, requests released exactly one interval apart can arrive slightly closer.
 const JITTER_HEADROOM: f64 = 0.97;
+/// A bucket of one token (AWS's one-per-N-seconds quotas) cannot absorb a request that arrives
+/// early at all, whatever the rate: its spacing gets this much more, for the variation in the
+/// time between our release of a request and its arrival at AWS.
+const SINGLE_TOKEN_SLACK: Duration = Duration::from_millis(25);
 /// AIMD: a throttling answer multiplies the rate by this ...
 const DECREASE: f64 = 0.5;
 /// ... never below this fraction of the configured rate ...
@@ -574,10 +578,13 @@ impl Pacer {
         let (rate, burst) = self.quota(&key.service, key.operation.as_deref())?;
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let bucket = buckets.entry(key).or_insert_with(|| {
-            let rate = rate * self.config.share * self.config.scale * JITTER_HEADROOM;
+            let mut rate = rate * self.config.share * self.config.scale * JITTER_HEADROOM;
             // The share applies to the burst too (other tools burst as well), but a bucket
             // always holds at least one token.
             let burst = (burst * self.config.share).max(1.0);
+            if burst < 2.0 {
+                rate = 1.0 / (1.0 / rate + SINGLE_TOKEN_SLACK.as_secs_f64());
+            }
             Bucket::new(rate, burst)
         });
         Some(bucket.clone())
@@ -779,7 +786,7 @@ mod tests {
             p.acquire(&t).await;
             at.push(start.elapsed().as_secs_f64());
         }
-        let interval = 5.0 / (0.5 * 100.0 * JITTER_HEADROOM);
+        let interval = 5.0 / (0.5 * 100.0 * JITTER_HEADROOM) + SINGLE_TOKEN_SLACK.as_secs_f64();
         assert!(at[0] < interval / 2.0, "{at:?}");
         for (i, t) in at.iter().enumerate().skip(1) {
             let expected = interval * i as f64;

@@ -149,8 +149,8 @@ pub async fn reconcile(
     let started = Instant::now();
     let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {
-            FinalizerEvent::Apply(object) => apply(object, &ctx).await,
-            FinalizerEvent::Cleanup(object) => cleanup(object, &ctx).await,
+            FinalizerEvent::Apply(object) => Box::pin(apply(object, &ctx)).await,
+            FinalizerEvent::Cleanup(object) => Box::pin(cleanup(object, &ctx)).await,
         }
     })
     .await
@@ -439,9 +439,11 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
         Background::Recent(remaining) => return Ok(Action::requeue(remaining)),
         Background::Check { deep } => {
             let attempted = Arc::new(AtomicBool::new(false));
+            // Boxed: the reconcile's future is large, and debug builds overflow a worker's
+            // stack when it lives there.
             let check = pacer::as_caller(
                 caller(&object, ctx, Priority::Background),
-                converge(object.clone(), ctx, Mode::Check { deep }),
+                Box::pin(converge(object.clone(), ctx, Mode::Check { deep })),
             );
             let outcome = crate::aws::read_only(attempted.clone(), check).await;
             let tried_to_write = attempted.load(Ordering::SeqCst);
@@ -467,7 +469,7 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     }
     let fresh = pacer::as_caller(
         caller(&object, ctx, Priority::Foreground),
-        converge(object, ctx, Mode::Fresh),
+        Box::pin(converge(object, ctx, Mode::Fresh)),
     );
     match fresh.await? {
         Converged::Done(action) => Ok(action),
@@ -771,7 +773,7 @@ async fn cleanup(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     ctx.confirmed().remove(&key);
     ctx.observations.forget(&key);
     let caller = caller(&object, ctx, Priority::Foreground);
-    pacer::as_caller(caller, remove_all(object, ctx, key)).await
+    pacer::as_caller(caller, Box::pin(remove_all(object, ctx, key))).await
 }
 
 async fn remove_all(object: Arc<PrivateApi>, ctx: &Context, key: String) -> Result<Action> {

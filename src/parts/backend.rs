@@ -687,6 +687,7 @@ fn statement_matches(statement: &Value, desired: &DesiredPermission) -> bool {
 /// The function by name or ARN, None when it does not exist.
 async fn get_function(ctx: &PartContext<'_>, id: &str) -> Result<Option<LiveFunction>> {
     if let Some(reads) = ctx.shared_reads()
+        && !reads.deep
         && let Some(unchanged) = reads
             .region
             .unchanged_function(ctx.aws, reads.window, id)
@@ -1393,6 +1394,26 @@ pub async fn reconcile_permission(
                     backend.function_name, desired.source_arn
                 ),
             ));
+        }
+    }
+    if let Some(reads) = ctx.reads
+        && !changes.is_empty()
+    {
+        // The permission change gave the function a new RevisionId: read the policy once more
+        // (it also confirms the change) so that the periodic checks know the function's current
+        // revision and need neither GetFunction nor GetPolicy.
+        // No policy before (a new function): the revision the function was read at.
+        let before = reads
+            .region
+            .policy_revision(function)
+            .or_else(|| reads.region.remembered_function_revision(function));
+        get_policy(ctx, function).await?;
+        if let (Some(before), Some(after)) = (before, reads.region.policy_revision(function)) {
+            // Only if the function was read at the revision the policy was read at, before the
+            // change (nothing else changed it in between).
+            reads
+                .region
+                .move_function_revision(function, &before, &after);
         }
     }
     Ok(Outcome {

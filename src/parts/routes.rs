@@ -339,6 +339,14 @@ pub async fn reconcile(
             }
         }
     }
+    if let Some(reads) = ctx.reads
+        && !changes.is_empty()
+    {
+        // Every action succeeded: the routes are now the desired ones, on these resources.
+        reads
+            .region
+            .remember_routes(rest_api_id, &routes_after(&live, &uri));
+    }
     Ok(Outcome {
         value: (),
         state: PartState::ready(
@@ -347,6 +355,31 @@ pub async fn reconcile(
         ),
         changes,
     })
+}
+
+/// The routes once every action of `diff(live, uri)` succeeded: `/` and `/{proxy+}` (their
+/// resources as in `live`, the proxy one included once created), each with exactly `ANY`,
+/// authorization NONE, integrated with `uri`.
+pub fn routes_after(live: &[LiveResource], uri: &str) -> Vec<LiveResource> {
+    let proxy_path = format!("/{PROXY_PATH_PART}");
+    live.iter()
+        .filter(|r| r.path == "/" || r.path == proxy_path)
+        .map(|r| LiveResource {
+            id: r.id.clone(),
+            path: r.path.clone(),
+            methods: BTreeMap::from([(
+                METHOD.to_string(),
+                LiveMethod {
+                    authorization_type: "NONE".into(),
+                    integration: Some(LiveIntegration {
+                        type_: "AWS_PROXY".into(),
+                        http_method: "POST".into(),
+                        uri: uri.to_string(),
+                    }),
+                },
+            )]),
+        })
+        .collect()
 }
 
 fn resource_id(live: &[LiveResource], path: &str) -> Result<String> {
@@ -362,6 +395,36 @@ fn resource_id(live: &[LiveResource], path: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_after_the_actions_need_no_more_actions() {
+        let uri = integration_uri(
+            "us-east-1",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+        );
+        let root = LiveResource {
+            id: "r00t".into(),
+            path: "/".into(),
+            methods: BTreeMap::new(),
+        };
+        let extra = LiveResource {
+            id: "x1".into(),
+            path: "/extra".into(),
+            methods: BTreeMap::new(),
+        };
+        // A new API: root only, then the proxy resource created (pushed by reconcile).
+        let mut live = vec![root.clone(), extra];
+        assert!(!diff(&live, &uri).is_empty());
+        live.push(LiveResource {
+            id: "pr0xy".into(),
+            path: format!("/{PROXY_PATH_PART}"),
+            methods: BTreeMap::new(),
+        });
+        let after = routes_after(&live, &uri);
+        assert!(diff(&after, &uri).is_empty(), "{after:?}");
+        assert_eq!(after.len(), 2);
+        assert!(after.iter().all(|r| r.path != "/extra"));
+    }
 
     const URI: &str = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:f/invocations";
 
