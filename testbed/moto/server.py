@@ -1133,61 +1133,83 @@ def lambda_permissions() -> None:
 
 @correction
 def lambda_revision_id() -> None:
-    """A function's RevisionId changes with every change to it, and GetPolicy reports the same.
+    """A function has a RevisionId that changes with every change to it; GetPolicy reports it.
 
     AWS (Lambda API reference, FunctionConfiguration.RevisionId "The latest updated revision of
     the function or alias"; AddPermission/RemovePermission/UpdateFunction* take a RevisionId to
-    update only that revision, and GetPolicy's RevisionId is the function's): UpdateFunctionCode,
+    update only that revision, and GetPolicy's RevisionId is the function's): CreateFunction,
+    GetFunction, ListFunctions and the updates report it; UpdateFunctionCode,
     UpdateFunctionConfiguration, AddPermission and RemovePermission each give the function a new
-    RevisionId, returned by the update itself, GetFunction, ListFunctions and GetPolicy. The
-    operator's periodic check relies on it: an unchanged RevisionId in ListFunctions means the
-    function and its policy need no GetFunction/GetPolicy. moto 5.2.5: the function keeps the
-    RevisionId it was created with, and the policy has an unrelated one.
-    Test: lambda_revision_id_follows_every_change."""
+    one. The operator's periodic check relies on it: an unchanged RevisionId in ListFunctions
+    means the function and its policy need no GetFunction/GetPolicy. moto 5.2.5: functions have
+    no RevisionId at all (only aliases do), and the policy has its own that changes with
+    permissions only. Test: lambda_revision_id_follows_every_change."""
     import uuid
 
     from moto.awslambda import models
     from moto.awslambda import policy as lpolicy
 
+    F = models.LambdaFunction
     B = models.LambdaBackend
 
-    def bump(fn: Any) -> tuple[str, str]:
-        previous = fn.revision_id, fn.policy.revision
-        fn.revision_id = str(uuid.uuid4())
-        fn.policy.revision = fn.revision_id
+    def revision(fn: Any) -> str:
+        return fn.__dict__.setdefault("_papi_revision", str(uuid.uuid4()))
+
+    def bump(fn: Any) -> str:
+        previous = revision(fn)
+        fn.__dict__["_papi_revision"] = str(uuid.uuid4())
+        fn.policy.revision = fn.__dict__["_papi_revision"]
         return previous
 
-    for name in ("update_function_code", "update_function_configuration", "add_permission"):
+    orig_config = F.get_configuration
+
+    def get_configuration(self: Any, *args: Any, **kwargs: Any) -> Any:
+        config = orig_config(self, *args, **kwargs)
+        if isinstance(config, dict):
+            config["RevisionId"] = revision(self)
+        return config
+
+    F.get_configuration = get_configuration
+
+    for name in ("update_function_code", "update_function_configuration"):
         orig = getattr(B, name)
 
         def wrapped(self: Any, function_name: str, qualifier: Any, body: Any,
-                    _orig: Any = orig, _name: str = name) -> Any:
+                    _orig: Any = orig) -> Any:
             with _LOCK:
                 fn = self.get_function(function_name, qualifier)
-                if _name != "add_permission" and isinstance(body, dict) and body.get("DryRun"):
+                if isinstance(body, dict) and body.get("DryRun"):
                     return _orig(self, function_name, qualifier, body)
-                if _name == "add_permission":
-                    # The precondition (a RevisionId in the request) compares with the current one.
-                    fn.policy.revision = fn.revision_id
-                    result = _orig(self, function_name, qualifier, body)
-                    fn.revision_id = fn.policy.revision
-                    return result
                 previous = bump(fn)
                 try:
                     return _orig(self, function_name, qualifier, body)
                 except Exception:
-                    fn.revision_id, fn.policy.revision = previous
+                    fn.__dict__["_papi_revision"] = previous
+                    fn.policy.revision = previous
                     raise
 
         setattr(B, name, wrapped)
 
+    orig_add = B.add_permission
+
+    def add_permission(self: Any, function_name: str, qualifier: Any, raw: str) -> Any:
+        with _LOCK:
+            fn = self.get_function(function_name, qualifier)
+            # A RevisionId in the request is compared with the function's.
+            fn.policy.revision = revision(fn)
+            result = orig_add(self, function_name, qualifier, raw)
+            fn.__dict__["_papi_revision"] = fn.policy.revision
+            return result
+
+    B.add_permission = add_permission
+
     orig_remove = B.remove_permission
 
-    def remove_permission(self: Any, function_name: str, sid: str, revision: str = "") -> None:
+    def remove_permission(self: Any, function_name: str, sid: str, revision_id: str = "") -> None:
         with _LOCK:
             fn = self.get_function(function_name)
-            fn.policy.revision = fn.revision_id
-            orig_remove(self, function_name, sid, revision)
+            fn.policy.revision = revision(fn)
+            orig_remove(self, function_name, sid, revision_id)
             bump(fn)
 
     B.remove_permission = remove_permission
@@ -1196,9 +1218,8 @@ def lambda_revision_id() -> None:
 
     def get_policy(self: Any) -> dict[str, Any]:
         out = orig_get_policy(self)
-        revision = getattr(self.parent, "revision_id", None)
-        if revision:
-            out["RevisionId"] = revision
+        if isinstance(self.parent, F):
+            out["RevisionId"] = revision(self.parent)
         return out
 
     lpolicy.Policy.get_policy = get_policy
