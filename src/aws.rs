@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::time::Duration;
 
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -257,9 +258,16 @@ impl AwsClients {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .build();
+        // The SDK's upload stall protection times a request body from the moment the connector
+        // is called, so it would count the wait for quota as a stalled upload. The attempt
+        // timeout above covers a stalled upload instead; downloads stay protected.
+        let stalls = StalledStreamProtectionConfig::enabled()
+            .upload_enabled(false)
+            .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http_client)
-            .timeout_config(timeouts);
+            .timeout_config(timeouts)
+            .stalled_stream_protection(stalls);
         if let Some(region) = region {
             loader = loader.region(Region::new(region));
         }

@@ -55,7 +55,7 @@ fn throttled_seen(operator: &Operator) -> f64 {
         .find("privateapi_aws_calls_total", &[("outcome", "throttled")])
         .iter()
         .map(|s| s.value)
-        .sum()
+        .fold(0.0, |a, b| a + b)
 }
 
 /// Six objects created at once under the published quotas (×10): without the pacer the
@@ -311,13 +311,10 @@ async fn periodic_checks_use_shared_listings_and_still_find_drift() {
         deep,
         "routes only at deep turns: {report}"
     );
-    for (service, operation) in [("API Gateway", "GetRestApi"), ("Lambda", "GetFunction")] {
-        assert_eq!(
-            op(service, operation),
-            0.0,
-            "{service} {operation}: {report}"
-        );
-    }
+    assert_eq!(op("API Gateway", "GetRestApi"), 0.0, "{report}");
+    // The function is read (GetFunction) only at deep turns: its RevisionId in the listing says
+    // it did not change.
+    assert!(op("Lambda", "GetFunction") <= deep, "{report}");
     for (service, operation) in [
         ("API Gateway", "GetRestApis"),
         ("Lambda", "ListFunctions"),
