@@ -203,30 +203,11 @@ impl RegionObservations {
         let apis = self
             .rest_apis
             .get(window, || async {
-                let mut all = HashMap::new();
-                let mut position: Option<String> = None;
-                loop {
-                    let page = aws
-                        .apigateway
-                        .get_rest_apis()
-                        .limit(500)
-                        .set_position(position.clone())
-                        .send()
-                        .await
-                        .aws("API Gateway", "GetRestApis")?;
-                    for api in page.items.unwrap_or_default() {
-                        if let Some(api) = LiveApi::from_item(api) {
-                            all.insert(api.id.clone(), api);
-                        }
-                    }
-                    match page.position {
-                        Some(next) if Some(&next) != position.as_ref() && !next.is_empty() => {
-                            position = Some(next)
-                        }
-                        _ => break,
-                    }
-                }
-                Ok(all)
+                Ok(crate::parts::api::list_rest_apis(aws)
+                    .await?
+                    .into_iter()
+                    .map(|api| (api.id.clone(), api))
+                    .collect())
             })
             .await?;
         Ok(apis.get(id).cloned())
@@ -408,31 +389,23 @@ impl RegionObservations {
         id: &str,
     ) -> Result<Option<VpcEndpoint>> {
         let mut by_id = self.endpoints.lock().await;
-        refresh(&mut by_id, window, id, |ids| async move {
-            let mut found = Vec::new();
-            let mut next_token: Option<String> = None;
-            loop {
-                let out = aws
+        refresh(&mut by_id, window, id, |ids| {
+            all_pages(move |token| {
+                let request = aws
                     .ec2
                     .describe_vpc_endpoints()
                     .filters(id_filter("vpc-endpoint-id", &ids))
-                    .set_next_token(next_token.clone())
-                    .send()
-                    .await
-                    .aws("EC2", "DescribeVpcEndpoints")?;
-                found.extend(
-                    out.vpc_endpoints()
+                    .set_next_token(token);
+                async move {
+                    let out = request.send().await.aws("EC2", "DescribeVpcEndpoints")?;
+                    let items = out
+                        .vpc_endpoints()
                         .iter()
-                        .filter_map(|e| e.vpc_endpoint_id().map(|id| (id.to_string(), e.clone()))),
-                );
-                match out.next_token() {
-                    Some(t) if !t.is_empty() && Some(t) != next_token.as_deref() => {
-                        next_token = Some(t.to_string())
-                    }
-                    _ => break,
+                        .filter_map(|e| e.vpc_endpoint_id().map(|id| (id.to_string(), e.clone())))
+                        .collect();
+                    Ok((items, out.next_token().map(str::to_string)))
                 }
-            }
-            Ok(found)
+            })
         })
         .await
     }
@@ -445,33 +418,43 @@ impl RegionObservations {
         id: &str,
     ) -> Result<Option<SecurityGroup>> {
         let mut by_id = self.groups.lock().await;
-        refresh(&mut by_id, window, id, |ids| async move {
-            let mut found = Vec::new();
-            let mut next_token: Option<String> = None;
-            loop {
-                let out = aws
+        refresh(&mut by_id, window, id, |ids| {
+            all_pages(move |token| {
+                let request = aws
                     .ec2
                     .describe_security_groups()
                     .filters(id_filter("group-id", &ids))
-                    .set_next_token(next_token.clone())
-                    .send()
-                    .await
-                    .aws("EC2", "DescribeSecurityGroups")?;
-                found.extend(
-                    out.security_groups()
+                    .set_next_token(token);
+                async move {
+                    let out = request.send().await.aws("EC2", "DescribeSecurityGroups")?;
+                    let items = out
+                        .security_groups()
                         .iter()
-                        .filter_map(|g| g.group_id().map(|id| (id.to_string(), g.clone()))),
-                );
-                match out.next_token() {
-                    Some(t) if !t.is_empty() && Some(t) != next_token.as_deref() => {
-                        next_token = Some(t.to_string())
-                    }
-                    _ => break,
+                        .filter_map(|g| g.group_id().map(|id| (id.to_string(), g.clone())))
+                        .collect();
+                    Ok((items, out.next_token().map(str::to_string)))
                 }
-            }
-            Ok(found)
+            })
         })
         .await
+    }
+}
+
+/// Every page of an EC2 describe: `page(token)` answers one page and the next token.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<(String, T)>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<(String, T)>, Option<String>)>>,
+{
+    let mut found = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let (items, next) = page(token.clone()).await?;
+        found.extend(items);
+        match next {
+            Some(next) if !next.is_empty() && Some(&next) != token.as_ref() => token = Some(next),
+            _ => return Ok(found),
+        }
     }
 }
 

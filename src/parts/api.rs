@@ -7,7 +7,7 @@ use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, Op, PatchOp
 use serde_json::Value;
 
 use super::{AdoptedFrom, Change, Cleanup, FIELD_ADOPT_REST_API, Outcome, PartContext};
-use crate::aws::no_sdk_retries;
+use crate::aws::{RegionClients, no_sdk_retries};
 use crate::conditions::{PartState, reason};
 use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
 use crate::policy;
@@ -226,11 +226,15 @@ async fn get_api(ctx: &PartContext<'_>, id: &str) -> Result<Option<LiveApi>> {
 
 /// Every REST API of the region (pages of 500).
 async fn list_all(ctx: &PartContext<'_>) -> Result<Vec<LiveApi>> {
+    list_rest_apis(ctx.aws).await
+}
+
+/// Every REST API of the region of `aws` (pages of 500).
+pub async fn list_rest_apis(aws: &RegionClients) -> Result<Vec<LiveApi>> {
     let mut all = Vec::new();
     let mut position: Option<String> = None;
     loop {
-        let page = ctx
-            .aws
+        let page = aws
             .apigateway
             .get_rest_apis()
             .limit(500)
