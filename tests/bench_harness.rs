@@ -114,19 +114,27 @@ async fn harness_measures_two_objects_and_writes_the_results_files() {
         "peak_rss_mib",
         "rss_per_object_kib",
         "cpu_s",
+        "apigw_calls_per_object",
+        "lambda_calls_per_object",
+        "ec2_calls_per_object",
+        "throttles",
     ] {
         assert!(!first[field].is_null(), "{field} missing in {first}");
     }
     for phase in ["create_calls_per_object", "steady_calls_per_object"] {
         assert!(first[phase]["reads"].is_number() && first[phase]["writes"].is_number());
     }
+    // Without quotas enforced there is no bound.
+    assert!(first["quota_bound_s"].is_null(), "{first}");
     // Fields added later land next to the others and survive a round trip.
     let mut extended = run.clone();
-    extended.extra.insert("throttles".into(), Value::from(0u64));
+    extended
+        .extra
+        .insert("later_figure".into(), Value::from(0u64));
     let round_trip: harness::RunResult =
         serde_json::from_value(serde_json::to_value(&extended).expect("serializes"))
             .expect("parses back");
-    assert_eq!(round_trip.extra["throttles"], 0);
+    assert_eq!(round_trip.extra["later_figure"], 0);
     let table = std::fs::read_to_string(&md_path).expect("markdown");
     assert!(table.contains("| 2 | 0 |"), "{table}");
 }
@@ -153,4 +161,16 @@ fn metrics_are_parsed_and_compared() {
     assert_eq!((per.reads, per.writes), (3.5, 1.0));
     assert_eq!(delta.by_operation(2)["EC2:DescribeVpcEndpoints"], 3.0);
     assert_eq!(delta.by_service(2)["API Gateway"], 1.5);
+}
+
+#[test]
+fn the_quota_bound_is_the_slowest_create_quota() {
+    // N = 200 (40 with their own endpoint) at 4× the published quotas, all of them ours:
+    // CreateDeployment, 1 every 5 s → 0.8/s, 199 after the first token: 248.75 s (CreateRestApi
+    // would take 149.25 s, CreateVpcEndpoint 30 s).
+    let bound = harness::quota_bound_s(200, 40, 4.0, 1.0);
+    assert!((bound - 248.75).abs() < 1e-9, "{bound}");
+    // At half the quotas, twice as long.
+    let half = harness::quota_bound_s(200, 40, 4.0, 0.5);
+    assert!((half - 2.0 * 248.75).abs() < 1e-9, "{half}");
 }
