@@ -145,6 +145,13 @@ pub fn published_quotas() -> Vec<Quota> {
     quotas
 }
 
+/// Operations with a quota of their own that does not count towards their service's total:
+/// Lambda's 15/s control-plane total excludes GetFunction and GetPolicy ("API request rate
+/// quotas"). API Gateway's per-operation quotas count towards its 10/s as well.
+fn outside_service_total(service: &str, operation: &str) -> bool {
+    service == "Lambda" && ["GetFunction", "GetPolicy"].contains(&operation)
+}
+
 /// Services whose operations each have their own bucket (no service-wide total): an operation
 /// missing from the table gets this default.
 fn per_operation_default(service: &str) -> Option<(f64, f64)> {
@@ -597,8 +604,9 @@ impl Pacer {
             service: tag.service.clone(),
             operation: operation.map(str::to_string),
         };
-        [Some(tag.operation.as_str()), None]
-            .into_iter()
+        let total = (!outside_service_total(&tag.service, &tag.operation)).then_some(None);
+        std::iter::once(Some(tag.operation.as_str()))
+            .chain(total)
             .filter_map(|operation| self.bucket(key(operation)))
             .collect()
     }
@@ -859,6 +867,22 @@ mod tests {
         // busy#1, then quiet (its namespace's turn) before busy's second and third; the
         // background call last.
         assert_eq!(*order.lock().expect("lock"), vec![1, 4, 2, 3, 0]);
+    }
+
+    #[test]
+    fn lambda_reads_with_their_own_quota_stay_outside_the_total() {
+        let p = pacer(1.0, 1.0);
+        assert_eq!(p.buckets_of(&tag("Lambda", "GetFunction")).len(), 1);
+        assert_eq!(p.buckets_of(&tag("Lambda", "GetPolicy")).len(), 1);
+        // ListFunctions has no quota of its own: the total only.
+        assert_eq!(p.buckets_of(&tag("Lambda", "ListFunctions")).len(), 1);
+        assert_eq!(p.buckets_of(&tag("Lambda", "CreateFunction")).len(), 1);
+        // API Gateway: CreateDeployment's own and the total; GetStages the total only.
+        assert_eq!(
+            p.buckets_of(&tag("API Gateway", "CreateDeployment")).len(),
+            2
+        );
+        assert_eq!(p.buckets_of(&tag("API Gateway", "GetStages")).len(), 1);
     }
 
     #[tokio::test]
