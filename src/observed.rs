@@ -105,8 +105,10 @@ impl<T> Default for ById<T> {
 /// (routes), reused while nothing says they changed.
 #[derive(Default)]
 struct Remembered {
-    /// By function name and by ARN: (RevisionId, the function as GetFunction returned it).
+    /// By ARN: (RevisionId, the function as GetFunction returned it).
     functions: HashMap<String, (String, LiveFunction)>,
+    /// Function name (or ARN, as the parts ask for it) → ARN.
+    function_arns: HashMap<String, String>,
     /// By function name: (RevisionId, policy).
     policies: HashMap<String, (String, Option<String>)>,
     /// By REST API ID.
@@ -267,10 +269,14 @@ impl RegionObservations {
         let Some(revision) = self.function_revision(aws, window, name_or_arn).await? else {
             return Ok(None);
         };
-        Ok(self
-            .remembered()
-            .functions
+        let remembered = self.remembered();
+        let arn = remembered
+            .function_arns
             .get(name_or_arn)
+            .map_or(name_or_arn, String::as_str);
+        Ok(remembered
+            .functions
+            .get(arn)
             .filter(|(known, _)| *known == revision)
             .map(|(_, function)| function.clone()))
     }
@@ -283,18 +289,27 @@ impl RegionObservations {
         function: &LiveFunction,
     ) {
         let mut remembered = self.remembered();
+        let arn = function.arn.clone();
         match revision {
-            Some(revision) => {
-                for key in [name_or_arn, function.name.as_str(), function.arn.as_str()] {
-                    if !key.is_empty() {
+            Some(revision) if !arn.is_empty() => {
+                for key in [name_or_arn, function.name.as_str()] {
+                    if !key.is_empty() && key != arn {
                         remembered
-                            .functions
-                            .insert(key.to_string(), (revision.to_string(), function.clone()));
+                            .function_arns
+                            .insert(key.to_string(), arn.clone());
                     }
                 }
+                remembered
+                    .functions
+                    .insert(arn, (revision.to_string(), function.clone()));
             }
-            None => {
-                remembered.functions.remove(name_or_arn);
+            _ => {
+                let arn = remembered
+                    .function_arns
+                    .get(name_or_arn)
+                    .cloned()
+                    .unwrap_or_else(|| name_or_arn.to_string());
+                remembered.functions.remove(&arn);
             }
         }
     }
@@ -345,19 +360,17 @@ impl RegionObservations {
     pub fn remembered_function_revision(&self, function: &str) -> Option<String> {
         self.remembered()
             .functions
-            .values()
-            .find(|(_, live)| live.arn == function)
+            .get(function)
             .map(|(revision, _)| revision.clone())
     }
 
     /// The function (ARN `function`) changed from revision `before` to `after` by a change the
     /// operator made itself to its policy: its remembered configuration still holds.
     pub fn move_function_revision(&self, function: &str, before: &str, after: &str) {
-        let mut remembered = self.remembered();
-        for (revision, live) in remembered.functions.values_mut() {
-            if live.arn == function && revision == before {
-                *revision = after.to_string();
-            }
+        if let Some((revision, _)) = self.remembered().functions.get_mut(function)
+            && revision == before
+        {
+            *revision = after.to_string();
         }
     }
 

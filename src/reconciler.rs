@@ -63,7 +63,8 @@ pub struct Context {
 #[derive(Clone)]
 struct Confirmed {
     generation: Option<i64>,
-    status: PrivateApiStatus,
+    /// A digest of the status (the whole status per object would cost kilobytes each).
+    status: u64,
     at: Instant,
     /// The resourceVersion of the status write that recorded it, if it wrote: the watch event
     /// of that write (the echo) needs no look at AWS.
@@ -339,7 +340,7 @@ fn background(object: &PrivateApi, ctx: &Context, key: &str) -> Background {
         // check confirms it against AWS).
         Some(confirmed)
             if confirmed.generation != object.metadata.generation
-                || Some(&confirmed.status) != object.status.as_ref() =>
+                || Some(confirmed.status) != object.status.as_ref().map(status_digest) =>
         {
             Background::No
         }
@@ -356,6 +357,14 @@ fn background(object: &PrivateApi, ctx: &Context, key: &str) -> Background {
     }
 }
 
+/// A digest of a status, to tell whether it changed since it was confirmed.
+fn status_digest(status: &PrivateApiStatus) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut hasher = DefaultHasher::new();
+    hasher.write(&serde_json::to_vec(status).unwrap_or_default());
+    hasher.finish()
+}
+
 fn confirm(
     ctx: &Context,
     key: &str,
@@ -367,7 +376,7 @@ fn confirm(
         key.to_string(),
         Confirmed {
             generation,
-            status: status.clone(),
+            status: status_digest(status),
             at: Instant::now(),
             written,
         },
