@@ -374,6 +374,19 @@ impl RegionObservations {
         }
     }
 
+    /// Drop what was remembered of a deleted object's API and function.
+    pub fn forget(&self, rest_api_id: Option<&str>, function_arn: Option<&str>) {
+        let mut remembered = self.remembered();
+        if let Some(id) = rest_api_id {
+            remembered.routes.remove(id);
+        }
+        if let Some(arn) = function_arn {
+            remembered.functions.remove(arn);
+            remembered.policies.remove(arn);
+            remembered.function_arns.retain(|_, target| target != arn);
+        }
+    }
+
     pub fn remembered_routes(&self, rest_api_id: &str) -> Option<Vec<LiveResource>> {
         self.remembered().routes.get(rest_api_id).cloned()
     }
@@ -549,6 +562,40 @@ mod tests {
         assert!(first_deep.len() > 1, "{first_deep:?}");
         let every = Observations::new(Duration::from_secs(60), 1);
         assert!((0..3).all(|_| every.next_check_is_deep("ns/x")));
+    }
+
+    #[test]
+    fn what_is_remembered_of_a_deleted_object_is_forgotten() {
+        let region = RegionObservations::default();
+        let arn = "arn:aws:lambda:us-east-1:123456789012:function:papi-f";
+        let function = LiveFunction {
+            arn: arn.into(),
+            name: "papi-f".into(),
+            ..LiveFunction::default()
+        };
+        region.remember_function("papi-f", Some("r1"), &function);
+        region.remember_policy(arn, Some("r1"), Some(&"{}".to_string()));
+        region.remember_routes("api1", &[]);
+        assert_eq!(
+            region.remembered_function_revision(arn).as_deref(),
+            Some("r1")
+        );
+        region.move_function_revision(arn, "r1", "r2");
+        assert_eq!(
+            region.remembered_function_revision(arn).as_deref(),
+            Some("r2")
+        );
+        // Only from the revision it was read at.
+        region.move_function_revision(arn, "r1", "r3");
+        assert_eq!(
+            region.remembered_function_revision(arn).as_deref(),
+            Some("r2")
+        );
+        region.forget(Some("api1"), Some(arn));
+        assert_eq!(region.remembered_function_revision(arn), None);
+        assert_eq!(region.policy_revision(arn), None);
+        assert!(region.remembered_routes("api1").is_none());
+        assert!(region.remembered().function_arns.is_empty());
     }
 
     #[tokio::test]

@@ -781,6 +781,12 @@ async fn cleanup(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     let key = object_key(&object.metadata);
     ctx.confirmed().remove(&key);
     ctx.observations.forget(&key);
+    if let Some(status) = &object.status {
+        ctx.observations.region(&region_of(&object, ctx)).forget(
+            status.rest_api_id.as_deref(),
+            status.function_arn.as_deref(),
+        );
+    }
     let caller = caller(&object, ctx, Priority::Foreground);
     pacer::as_caller(caller, Box::pin(remove_all(object, ctx, key))).await
 }
