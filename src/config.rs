@@ -42,8 +42,10 @@ pub struct Args {
     #[arg(long, env = "PAPI_AWS_ATTEMPT_TIMEOUT_SECONDS", default_value_t = 60)]
     pub aws_attempt_timeout_seconds: u64,
 
-    /// Objects reconciled at the same time.
-    #[arg(long, env = "PAPI_CONCURRENCY", default_value_t = 8)]
+    /// Objects reconciled at the same time (at least 1); the others wait their turn, changes
+    /// before periodic checks, namespaces in turn.
+    #[arg(long, env = "PAPI_CONCURRENCY", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
     /// The built-in handler package (zip) for arm64.

@@ -13,6 +13,7 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     ))
 }
 pub mod admin;
+pub mod admission;
 pub mod aws;
 pub mod conditions;
 pub mod config;

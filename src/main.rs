@@ -212,12 +212,6 @@ async fn run(args: Args) -> Result<(), Fatal> {
         instance: identity,
     };
     let recorder = Recorder::new(client.clone(), reporter);
-    let context = Arc::new(
-        Context::new(client, aws, settings, metrics, recorder, args.resync()).with_observation(
-            args.quota.observation_window(),
-            args.quota.deep_resync_every(),
-        ),
-    );
     let mut watch_config = watcher::Config::default().any_semantic();
     if let Some(selector) = &args.label_selector {
         watch_config = watch_config.labels(selector);
@@ -225,18 +219,32 @@ async fn run(args: Args) -> Result<(), Fatal> {
     // Readiness from the watch itself: a second waiter on the store's readiness would compete
     // with the controller's own (see watch_cache::controller).
     let ready_flag = admin_state.clone();
+    // Unbounded here: `--concurrency` is enforced by the context's admission, which hands the
+    // slots out by class and namespace (see `admission`), not in trigger order.
     let controller = watch_cache::controller(objects, watch_config, move || {
         if !ready_flag.ready.swap(true, Ordering::Relaxed) {
             info!("first list of PrivateApi objects synced");
         }
     })
-    .with_config(controller::Config::default().concurrency(args.concurrency));
+    .with_config(controller::Config::default().concurrency(0));
+    let context = Arc::new(
+        Context::new(client, aws, settings, metrics, recorder, args.resync())
+            .with_observation(
+                args.quota.observation_window(),
+                args.quota.deep_resync_every(),
+            )
+            .with_concurrency(usize::from(args.concurrency))
+            .with_store(controller.store()),
+    );
     // Graceful: the controller stops taking new work, lets the reconciles in flight finish,
     // then its stream ends.
     let (stop_taking_work, stop_trigger) = tokio::sync::oneshot::channel::<()>();
     let mut shutdown_for_trigger = shutdown.clone();
+    let admission_context = context.clone();
     tokio::spawn(async move {
         requested(&mut shutdown_for_trigger).await;
+        // Reconciles still waiting for a slot end at once; those holding one finish.
+        admission_context.admission.close();
         let _ = stop_taking_work.send(());
     });
     let controller_done = controller

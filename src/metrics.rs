@@ -45,6 +45,11 @@ struct Inner {
     /// Background resyncs by how they ended (`in_sync` from the shared observation, `deep`,
     /// `drift` when they fell back to a full reconcile).
     resyncs: BTreeMap<&'static str, u64>,
+    /// Seconds reconciles waited for a slot, and how many were admitted, by class.
+    admissions: BTreeMap<&'static str, (f64, u64)>,
+    /// Reconciles holding a slot, and waiting for one, now.
+    reconciles_running: usize,
+    reconciles_waiting: usize,
 }
 
 /// Shared by the AWS interceptor, the reconciler and the admin server.
@@ -87,6 +92,20 @@ impl Metrics {
             .or_default();
         entry.0 += waited.as_secs_f64();
         entry.1 += 1;
+    }
+
+    /// A reconcile of class `class` got its slot after `waited`.
+    pub fn record_admission(&self, class: &'static str, waited: Duration) {
+        let mut inner = self.lock();
+        let entry = inner.admissions.entry(class).or_default();
+        entry.0 += waited.as_secs_f64();
+        entry.1 += 1;
+    }
+
+    pub fn set_reconciles_in_flight(&self, running: usize, waiting: usize) {
+        let mut inner = self.lock();
+        inner.reconciles_running = running;
+        inner.reconciles_waiting = waiting;
     }
 
     pub fn record_resync(&self, outcome: &'static str) {
@@ -237,6 +256,43 @@ impl Metrics {
         for (outcome, n) in &inner.resyncs {
             let _ = writeln!(out, "privateapi_resyncs_total{{outcome=\"{outcome}\"}} {n}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP privateapi_admission_wait_seconds_total Time reconciles waited for a slot (--concurrency), by class."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE privateapi_admission_wait_seconds_total counter"
+        );
+        for (class, (seconds, _)) in &inner.admissions {
+            let _ = writeln!(
+                out,
+                "privateapi_admission_wait_seconds_total{{class=\"{class}\"}} {seconds:.3}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP privateapi_admissions_total Reconciles admitted to a slot, by class."
+        );
+        let _ = writeln!(out, "# TYPE privateapi_admissions_total counter");
+        for (class, (_, n)) in &inner.admissions {
+            let _ = writeln!(out, "privateapi_admissions_total{{class=\"{class}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP privateapi_reconciles_in_flight Reconciles holding a slot (running) or waiting for one."
+        );
+        let _ = writeln!(out, "# TYPE privateapi_reconciles_in_flight gauge");
+        let _ = writeln!(
+            out,
+            "privateapi_reconciles_in_flight{{state=\"running\"}} {}",
+            inner.reconciles_running
+        );
+        let _ = writeln!(
+            out,
+            "privateapi_reconciles_in_flight{{state=\"waiting\"}} {}",
+            inner.reconciles_waiting
+        );
         let ready = inner.ready_objects.values().filter(|(_, r)| *r).count();
         let not_ready = inner.ready_objects.len() - ready;
         let _ = writeln!(

@@ -295,6 +295,16 @@ pub enum Priority {
     Background = 1,
 }
 
+impl Priority {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Priority::Foreground => "foreground",
+            Priority::Background => "background",
+        }
+    }
+}
+
 /// Pacer settings (flags).
 #[derive(Debug, Clone)]
 pub struct PacerConfig {
@@ -336,9 +346,10 @@ const FLOOR: f64 = 0.05;
 /// ... and each success adds this fraction of the configured rate back.
 const INCREASE: f64 = 0.02;
 
-/// Waiters of one bucket: by class, then round-robin by namespace.
+/// Waiters (of one bucket, or for a reconcile slot: [`crate::admission`]): by class, then
+/// round-robin by namespace.
 #[derive(Default)]
-struct Queue {
+pub(crate) struct WaitQueue {
     classes: BTreeMap<Priority, FairQueue>,
     len: usize,
 }
@@ -350,8 +361,13 @@ struct FairQueue {
     turn: VecDeque<String>,
 }
 
-impl Queue {
-    fn push(&mut self, priority: Priority, namespace: &str, waiter: oneshot::Sender<()>) {
+impl WaitQueue {
+    pub(crate) fn push(
+        &mut self,
+        priority: Priority,
+        namespace: &str,
+        waiter: oneshot::Sender<()>,
+    ) {
         let class = self.classes.entry(priority).or_default();
         let waiters = class.by_namespace.entry(namespace.to_string()).or_default();
         if waiters.is_empty() {
@@ -361,8 +377,12 @@ impl Queue {
         self.len += 1;
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// The next waiter: the first class with waiters, its next namespace in turn.
-    fn pop(&mut self) -> Option<oneshot::Sender<()>> {
+    pub(crate) fn pop(&mut self) -> Option<oneshot::Sender<()>> {
         for class in self.classes.values_mut() {
             while let Some(namespace) = class.turn.pop_front() {
                 let Some(waiters) = class.by_namespace.get_mut(&namespace) else {
@@ -392,7 +412,7 @@ struct BucketState {
     burst: f64,
     tokens: f64,
     stamp: Instant,
-    queue: Queue,
+    queue: WaitQueue,
     dispatching: bool,
 }
 
@@ -424,7 +444,7 @@ impl Bucket {
                 // Full at start, as AWS's buckets are for an account that was idle.
                 tokens: burst,
                 stamp: Instant::now(),
-                queue: Queue::default(),
+                queue: WaitQueue::default(),
                 dispatching: false,
             }),
         })

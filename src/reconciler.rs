@@ -11,9 +11,11 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
+use crate::admission::Admission;
 use crate::aws::AwsClients;
 use crate::conditions::{self, PartState, reason};
 use crate::crd::{DeletionPolicy, PrivateApi, PrivateApiStatus};
@@ -26,6 +28,9 @@ use crate::parts::api::DesiredApi;
 use crate::parts::deployment::FingerprintCache;
 use crate::parts::{Change, PartContext, Settings, api, backend, deployment, endpoint, routes};
 use crate::status;
+
+/// Reconciles at a time unless `with_concurrency` says otherwise (`--concurrency`'s default).
+pub const DEFAULT_CONCURRENCY: usize = 8;
 
 /// Keeps AWS resources until the operator has deleted them.
 pub const FINALIZER: &str = "privateapi.io/cleanup";
@@ -53,6 +58,11 @@ pub struct Context {
     pub resync: Duration,
     /// Shared listings for the periodic checks.
     pub observations: Observations,
+    /// The slots of the reconciles (`--concurrency`), handed out by class and namespace.
+    pub admission: Admission,
+    /// The controller's store: the newest copy of each object, read once a reconcile has its
+    /// slot. `None` only where no controller runs (tests of single reconciles).
+    store: Option<Store<DeserializeGuard<PrivateApi>>>,
     /// Consecutive failures per object, for backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// Per object, the last outcome confirmed in sync with AWS: the generation and status it
@@ -80,6 +90,7 @@ impl Context {
         recorder: Recorder,
         resync: Duration,
     ) -> Self {
+        let admission = Admission::new(DEFAULT_CONCURRENCY, metrics.clone());
         Self {
             client,
             aws,
@@ -91,6 +102,8 @@ impl Context {
             // A listing serves at most half a resync period, so drift is seen within 1.5
             // periods at worst.
             observations: Observations::new(resync / 2, 1),
+            admission,
+            store: None,
             failures: Mutex::new(HashMap::new()),
             confirmed: Mutex::new(HashMap::new()),
         }
@@ -100,6 +113,18 @@ impl Context {
     /// `--deep-resync-every`); the window is capped at half the resync period.
     pub fn with_observation(mut self, window: Duration, deep_every: u32) -> Self {
         self.observations = Observations::new(window.min(self.resync / 2), deep_every);
+        self
+    }
+
+    /// `concurrency` reconciles at a time (`--concurrency`).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.admission = Admission::new(concurrency, self.metrics.clone());
+        self
+    }
+
+    /// Reconciles read the newest copy of their object from the controller's `store`.
+    pub fn with_store(mut self, store: Store<DeserializeGuard<PrivateApi>>) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -128,30 +153,61 @@ fn with_jitter(delay: Duration, key: &str) -> Duration {
     delay + delay.mul_f64(fraction as f64 / 10_000.0)
 }
 
-/// Entry point of the controller: only the finalizer decides between apply and cleanup.
+/// Entry point of the controller: waits for a slot, then only the finalizer decides between
+/// apply and cleanup.
 pub async fn reconcile(
     guard: Arc<DeserializeGuard<PrivateApi>>,
     ctx: Arc<Context>,
 ) -> Result<Action> {
-    let object = match &guard.0 {
-        Ok(object) => Arc::new(object.clone()),
-        Err(invalid) => {
-            // The API server accepted it (schema) but our types cannot read it: a newer or older
-            // CRD. Skip it without breaking the watch of the others.
-            warn!(object = %object_key(&invalid.metadata), error = %invalid.error, "cannot read object, skipping it");
-            return Ok(Action::await_change());
-        }
+    let mut object = match latest(&guard, &ctx) {
+        Some(Ok(object)) => object,
+        Some(Err(())) => return Ok(Action::await_change()),
+        // Deleted from the store since it was triggered: nothing left to do.
+        None => return Ok(Action::await_change()),
     };
     let key = object_key(&object.metadata);
     let namespace = object
         .namespace()
         .ok_or_else(|| Error::Config("PrivateApi without namespace".into()))?;
-    let api: Api<PrivateApi> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut decision = background(&object, &ctx, &key);
+    // A slot first (see `admission`), before anything is read; the echo of our own status
+    // write reads nothing and needs none.
+    let _permit = match decision.class() {
+        None => None,
+        Some(class) => {
+            let Some(permit) = ctx.admission.admit(class, &namespace).await else {
+                // Shutting down.
+                return Ok(Action::await_change());
+            };
+            // The object as it is now: the copy it was triggered with can be old after a wait
+            // (a newer spec, a deletion).
+            object = match latest(&guard, &ctx) {
+                Some(Ok(object)) => object,
+                _ => return Ok(Action::await_change()),
+            };
+            decision = background(&object, &ctx, &key);
+            Some(permit)
+        }
+    };
+    // Boxed: a waiting reconcile stays a small future (the controller holds one per object
+    // that waits for a slot).
+    Box::pin(admitted(object, decision, &key, &namespace, &ctx)).await
+}
+
+/// One reconcile that holds its slot.
+async fn admitted(
+    object: Arc<PrivateApi>,
+    decision: Background,
+    key: &str,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Action> {
+    let api: Api<PrivateApi> = Api::namespaced(ctx.client.clone(), namespace);
     let started = Instant::now();
     let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {
-            FinalizerEvent::Apply(object) => Box::pin(apply(object, &ctx)).await,
-            FinalizerEvent::Cleanup(object) => Box::pin(cleanup(object, &ctx)).await,
+            FinalizerEvent::Apply(object) => Box::pin(apply(object, ctx, decision)).await,
+            FinalizerEvent::Cleanup(object) => Box::pin(cleanup(object, ctx)).await,
         }
     })
     .await
@@ -162,9 +218,30 @@ pub async fn reconcile(
     };
     ctx.metrics.record_reconcile(label, started.elapsed());
     if result.is_ok() {
-        ctx.failures().remove(&key);
+        ctx.failures().remove(key);
     }
     result
+}
+
+/// The newest copy of the triggered object: from the controller's store (the watch's latest)
+/// when the context has it, else the trigger's own. `None`: no longer in the store; `Err`: an
+/// object our types cannot read (a newer or older CRD), skipped without breaking the watch of
+/// the others.
+fn latest(
+    guard: &Arc<DeserializeGuard<PrivateApi>>,
+    ctx: &Context,
+) -> Option<std::result::Result<Arc<PrivateApi>, ()>> {
+    let current = match &ctx.store {
+        Some(store) => store.get(&ObjectRef::from_obj(guard.as_ref()))?,
+        None => guard.clone(),
+    };
+    Some(match &current.0 {
+        Ok(object) => Ok(Arc::new(object.clone())),
+        Err(invalid) => {
+            warn!(object = %object_key(&invalid.metadata), error = %invalid.error, "cannot read object, skipping it");
+            Err(())
+        }
+    })
 }
 
 /// The error inside the finalizer's wrapper.
@@ -313,9 +390,19 @@ enum Background {
     /// Confirmed moments ago (this is the echo of our own status write, or a metadata edit):
     /// nothing to read, look again when the period is over.
     Recent(Duration),
-    Check {
-        deep: bool,
-    },
+    /// In sync as far as we know, and due for its periodic check.
+    Due,
+}
+
+impl Background {
+    /// The class of the slot a reconcile of this kind waits for (`None`: it needs none).
+    fn class(&self) -> Option<Priority> {
+        match self {
+            Background::No => Some(Priority::Foreground),
+            Background::Due => Some(Priority::Background),
+            Background::Recent(_) => None,
+        }
+    }
 }
 
 fn ready_now(object: &PrivateApi) -> bool {
@@ -351,9 +438,7 @@ fn background(object: &PrivateApi, ctx: &Context, key: &str) -> Background {
         {
             Background::Recent(ctx.resync.saturating_sub(confirmed.at.elapsed()))
         }
-        _ => Background::Check {
-            deep: ctx.observations.next_check_is_deep(key),
-        },
+        _ => Background::Due,
     }
 }
 
@@ -442,11 +527,12 @@ fn caller(object: &PrivateApi, ctx: &Context, priority: Priority) -> Caller {
 
 /// Make AWS match the spec: a cheap check on shared observations for objects in sync, a fresh
 /// reconcile for everything else (and for a check that finds something to change).
-async fn apply(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
+async fn apply(object: Arc<PrivateApi>, ctx: &Context, decision: Background) -> Result<Action> {
     let key = object_key(&object.metadata);
-    match background(&object, ctx, &key) {
+    match decision {
         Background::Recent(remaining) => return Ok(Action::requeue(remaining)),
-        Background::Check { deep } => {
+        Background::Due => {
+            let deep = ctx.observations.next_check_is_deep(&key);
             let attempted = Arc::new(AtomicBool::new(false));
             // Boxed: the reconcile's future is large, and debug builds overflow a worker's
             // stack when it lives there.

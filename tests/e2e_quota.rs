@@ -380,3 +380,173 @@ async fn periodic_checks_use_shared_listings_and_still_find_drift() {
     );
     delete_all(&namespace, &names);
 }
+
+/// `manifest` with the label an operator started by `Operator::start_selecting` watches.
+fn labelled_manifest(namespace: &str, name: &str, vpc: &TestVpc, run: &str) -> String {
+    manifest(namespace, name, vpc).replacen(
+        "metadata:\n",
+        &format!("metadata:\n  labels: {{papi-test/run: {run}}}\n"),
+        1,
+    )
+}
+
+/// Watch `objects` (namespace, name) until all are Ready; the order in which they first were.
+fn ready_order(objects: &[(String, String)], timeout: Duration) -> Vec<(String, String)> {
+    let deadline = Instant::now() + timeout;
+    let mut order = Vec::new();
+    while order.len() < objects.len() {
+        for object in objects {
+            if !order.contains(object)
+                && get_object(&object.0, &object.1).is_some_and(|o| support::is_ready(&o))
+            {
+                order.push(object.clone());
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all Ready after {timeout:?}: {order:?}"
+        );
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    order
+}
+
+/// One reconcile at a time, and one namespace applies six objects just before another applies
+/// one: the slots go to the namespaces in turn, not in the order the objects were triggered
+/// (which would put the quiet namespace's object behind all six, at every step of its create).
+#[tokio::test]
+async fn a_busy_namespace_does_not_hold_back_a_quiet_one() {
+    support::require_testbed();
+    install_crd();
+    let aws = support::aws().await;
+    let run = unique("fair");
+    let (busy, quiet) = (unique("fair-busy"), unique("fair-quiet"));
+    create_namespace(&busy);
+    create_namespace(&quiet);
+    let vpc = make_vpc(&aws.ec2, 95).await;
+    let operator = Operator::start_selecting(
+        &busy,
+        &format!("papi-test/run={run}"),
+        &unique("qf"),
+        &["--concurrency", "1"],
+    );
+    let mut objects: Vec<(String, String)> = (0..6)
+        .map(|i| (busy.clone(), format!("busy-{i}")))
+        .collect();
+    objects.push((quiet.clone(), "only".to_string()));
+    for (namespace, name) in &objects {
+        apply(&labelled_manifest(namespace, name, &vpc, &run));
+    }
+    let order = ready_order(&objects, READY);
+    let quiet_rank = order
+        .iter()
+        .position(|(namespace, _)| namespace == &quiet)
+        .expect("the quiet object is in the order");
+    eprintln!("Ready in this order: {order:?}");
+    // In turn, the quiet object gets every other slot: it is done long before busy's last.
+    assert!(
+        quiet_rank <= 3,
+        "the quiet namespace's object was Ready {}th of 7: {order:?}",
+        quiet_rank + 1
+    );
+    let metrics = operator.metrics();
+    assert!(
+        counter(
+            &metrics,
+            "privateapi_admission_wait_seconds_total",
+            &[("class", "foreground")]
+        ) > 0.0,
+        "reconciles waited for their slot"
+    );
+    for (namespace, name) in &objects {
+        kubectl(&[
+            "delete",
+            "privateapi",
+            name,
+            "-n",
+            namespace,
+            "--wait=false",
+        ]);
+    }
+    for (namespace, name) in &objects {
+        wait_gone(namespace, name, READY);
+    }
+}
+
+/// A restarted operator checks every object it finds (it has confirmed none yet): with one
+/// reconcile at a time and one stage read every 3 s, eight checks take about 24 s. A new object
+/// applied meanwhile does not wait for them: its first reconcile (which adds the finalizer) gets
+/// the next slot, and the checks still all happen.
+#[tokio::test]
+async fn after_a_restart_a_new_object_goes_before_the_checks_of_the_others() {
+    support::require_testbed();
+    install_crd();
+    let aws = support::aws().await;
+    let namespace = unique("quota-first");
+    let cluster = unique("qp");
+    create_namespace(&namespace);
+    let vpc = make_vpc(&aws.ec2, 96).await;
+    let names: Vec<String> = (0..8).map(|i| format!("old-{i}")).collect();
+    {
+        let _first = Operator::start_with(&namespace, &cluster, &["--leader-election=false"]);
+        for name in &names {
+            apply(&manifest(&namespace, name, &vpc));
+        }
+        for name in &names {
+            wait_ready(&namespace, name, READY);
+        }
+    }
+    let operator = Operator::start_with(
+        &namespace,
+        &cluster,
+        &[
+            "--leader-election=false",
+            "--concurrency",
+            "1",
+            "--aws-quota",
+            "API Gateway:GetStages=1/150s",
+            "--aws-quota-share",
+            "1",
+        ],
+    );
+    support::runtime::wait_until(
+        Duration::from_secs(60),
+        "the restart's checks to queue up",
+        || {
+            let waiting = operator
+                .metrics()
+                .value("privateapi_reconciles_in_flight", &[("state", "waiting")])?;
+            (waiting >= (names.len() - 2) as f64).then_some(())
+        },
+    );
+    apply(&manifest(&namespace, "new", &vpc));
+    support::runtime::wait_until(
+        Duration::from_secs(60),
+        "the new object's finalizer",
+        || {
+            get_object(&namespace, "new")?["metadata"]["finalizers"]
+                .as_array()?
+                .iter()
+                .any(|f| f == "privateapi.io/cleanup")
+                .then_some(())
+        },
+    );
+    let checks_before = counter(&operator.metrics(), "privateapi_resyncs_total", &[]);
+    eprintln!(
+        "the new object got its slot after {checks_before} of the {} checks",
+        names.len()
+    );
+    assert!(
+        checks_before <= (names.len() / 2) as f64,
+        "the new object waited for {checks_before} of {} checks",
+        names.len()
+    );
+    wait_ready(&namespace, "new", READY);
+    support::runtime::wait_until(READY, "every object's check", || {
+        let checks = counter(&operator.metrics(), "privateapi_resyncs_total", &[]);
+        (checks >= names.len() as f64).then_some(())
+    });
+    let mut all = names.clone();
+    all.push("new".to_string());
+    delete_all(&namespace, &all);
+}

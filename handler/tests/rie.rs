@@ -67,6 +67,9 @@ impl Rie {
         // Picking free ports and handing them over is racy: retry with others if RIE dies.
         for _attempt in 0..5 {
             let (port, runtime_api_port) = (free_port(), free_port());
+            if port == runtime_api_port {
+                continue;
+            }
             let log = std::fs::File::create(dir.join("rie.log")).expect("log file");
             let mut cmd = Command::new(&rie);
             cmd.arg("--runtime-interface-emulator-address")
@@ -113,7 +116,11 @@ impl Rie {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // Listening, and by this emulator: a free port handed over can be taken by another
+            // test's emulator in between, and then a connect would reach that one.
+            if listened_on_by(self.child.id(), self.port)
+                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
                 return true;
             }
             sleep(Duration::from_millis(20));
@@ -304,19 +311,48 @@ fn the_emulator_listens_on_loopback_only() {
 
 /// Local addresses (hex, as /proc/net/tcp{,6} shows them) of the sockets listening on `port`.
 fn listening_addresses(port: u16) -> Vec<String> {
+    listening_sockets(port)
+        .into_iter()
+        .map(|(addr, _)| addr)
+        .collect()
+}
+
+/// Whether process `pid` holds one of the sockets listening on `port` (its inode among the
+/// targets of `/proc/<pid>/fd`).
+fn listened_on_by(pid: u32, port: u16) -> bool {
+    let inodes: Vec<String> = listening_sockets(port)
+        .into_iter()
+        .map(|(_, inode)| format!("socket:[{inode}]"))
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
+}
+
+/// (local address in hex, inode) of each socket listening on `port`, from /proc/net/tcp{,6}.
+fn listening_sockets(port: u16) -> Vec<(String, String)> {
     let mut found = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let text = std::fs::read_to_string(table).unwrap_or_default();
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
                 continue;
             };
             let Some((addr, hex_port)) = local.split_once(':') else {
                 continue;
             };
             if *state == "0A" && u16::from_str_radix(hex_port, 16) == Ok(port) {
-                found.push(addr.to_owned());
+                found.push((addr.to_owned(), (*inode).to_owned()));
             }
         }
     }

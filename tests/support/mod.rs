@@ -224,6 +224,9 @@ pub struct Operator {
     extra: Vec<String>,
     /// Environment variables set for the operator process (e.g. `AWS_ENDPOINT_URL` of a proxy).
     env: Vec<(String, String)>,
+    /// Watch every namespace, only objects with these labels (`--label-selector`), instead of
+    /// `namespace` alone (which then holds only the Lease).
+    selector: Option<String>,
 }
 
 impl Operator {
@@ -242,20 +245,39 @@ impl Operator {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
+        let mut operator = Self::new(namespace, cluster, extra, env);
+        operator.spawn();
+        operator
+    }
+
+    fn new(namespace: &str, cluster: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = std::env::temp_dir().join(unique("papi-operator"));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut operator = Self {
+        Self {
             child: None,
             namespace: namespace.to_string(),
             cluster: cluster.to_string(),
             admin_addr: String::new(),
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            selector: None,
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        };
+        }
+    }
+
+    /// Start an operator that watches every namespace, but only objects labelled `selector`
+    /// (`--label-selector`); its Lease lives in `lease_namespace`.
+    pub fn start_selecting(
+        lease_namespace: &str,
+        selector: &str,
+        cluster: &str,
+        extra: &[&str],
+    ) -> Self {
+        let mut operator = Self::new(lease_namespace, cluster, extra, &[]);
+        operator.selector = Some(selector.to_string());
         operator.spawn();
         operator
     }
@@ -272,8 +294,10 @@ impl Operator {
         command
             .arg("--cluster-name")
             .arg(&self.cluster)
-            .arg("--namespace")
-            .arg(&self.namespace)
+            .args(match &self.selector {
+                Some(selector) => ["--label-selector", selector.as_str()],
+                None => ["--namespace", self.namespace.as_str()],
+            })
             .arg("--admin-addr")
             .arg("127.0.0.1:0")
             .arg("--admin-addr-file")
