@@ -1,5 +1,6 @@
-//! Which reconciles run: at most `--concurrency` at a time; creates, spec changes, repairs and
-//! deletes before periodic checks; within a class, namespaces in turn.
+//! Which reconciles run: at most `--concurrency` at a time; rechecks of objects that wait for AWS
+//! first, then creates, spec changes, repairs and deletes, then periodic checks; within a class,
+//! namespaces in turn.
 //!
 //! Why not the controller's own limit: kube-runtime's runner starts work in the order it was
 //! triggered. Under AWS's quotas a reconcile holds its slot while it waits for a token, so the
@@ -200,11 +201,12 @@ mod tests {
             ("busy", Priority::Foreground),
             ("quiet", Priority::Foreground),
             ("quiet", Priority::Background),
+            ("busy", Priority::Recheck),
         ])
         .await;
-        // busy's first change, then quiet's (its turn) before busy's others; the checks last,
-        // in turn too.
-        assert_eq!(order, vec![1, 4, 2, 3, 0, 5]);
+        // The recheck first; busy's first change, then quiet's (its turn) before busy's others;
+        // the checks last, in turn too.
+        assert_eq!(order, vec![6, 1, 4, 2, 3, 0, 5]);
     }
 
     #[tokio::test]

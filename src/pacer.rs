@@ -289,16 +289,21 @@ pub fn reported_in_this_reconcile() -> bool {
 /// The class of a call: background resyncs wait behind everything else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
+    /// Reconcile slots only ([`crate::admission`]): the next look at an object that waits for
+    /// AWS to finish what it started (an endpoint pending, a function updating). It is cheap and
+    /// its object is nearly done; behind the creates it would wait for all of them.
+    Recheck = 0,
     /// Creates, spec changes, drift repair and deletes.
-    Foreground = 0,
+    Foreground = 1,
     /// The periodic check of objects that are in sync.
-    Background = 1,
+    Background = 2,
 }
 
 impl Priority {
     /// The metric label.
     pub fn label(self) -> &'static str {
         match self {
+            Priority::Recheck => "recheck",
             Priority::Foreground => "foreground",
             Priority::Background => "background",
         }

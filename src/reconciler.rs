@@ -1,7 +1,7 @@
 //! The reconciler: orders the parts, folds their outcomes into conditions and status, reports what
 //! changed as Events, and decides when to look again. It holds no AWS logic of its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -65,6 +65,9 @@ pub struct Context {
     store: Option<Store<DeserializeGuard<PrivateApi>>>,
     /// Consecutive failures per object, for backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Objects whose last reconcile did all it could and waits for AWS (their next one is a
+    /// recheck, first in line for a slot).
+    waiting_for_aws: Mutex<HashSet<String>>,
     /// Per object, the last outcome confirmed in sync with AWS: the generation and status it
     /// was for, and when.
     confirmed: Mutex<HashMap<String, Confirmed>>,
@@ -105,6 +108,7 @@ impl Context {
             admission,
             store: None,
             failures: Mutex::new(HashMap::new()),
+            waiting_for_aws: Mutex::new(HashSet::new()),
             confirmed: Mutex::new(HashMap::new()),
         }
     }
@@ -130,6 +134,25 @@ impl Context {
 
     fn confirmed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Confirmed>> {
         self.confirmed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_waiting_for_aws(&self, key: &str, waiting: bool) {
+        let mut set = self
+            .waiting_for_aws
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if waiting {
+            set.insert(key.to_string());
+        } else {
+            set.remove(key);
+        }
+    }
+
+    fn is_waiting_for_aws(&self, key: &str) -> bool {
+        self.waiting_for_aws
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key)
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
@@ -172,7 +195,11 @@ pub async fn reconcile(
     let mut decision = background(&object, &ctx, &key);
     // A slot first (see `admission`), before anything is read; the echo of our own status
     // write reads nothing and needs none.
-    let _permit = match decision.class() {
+    let class = match decision.class() {
+        Some(Priority::Foreground) if ctx.is_waiting_for_aws(&key) => Some(Priority::Recheck),
+        class => class,
+    };
+    let _permit = match class {
         None => None,
         Some(class) => {
             let Some(permit) = ctx.admission.admit(class, &namespace).await else {
@@ -830,6 +857,9 @@ async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<
     }
 
     // 7. When to look again.
+    if !errors.is_empty() {
+        ctx.set_waiting_for_aws(&key, false);
+    }
     if let Some(invalid) = errors.iter().find(|e| e.is_invalid_spec()) {
         // Fix the manifest: retrying would only hammer AWS with the same request. But while
         // another part still waits for AWS (an endpoint pending), look again now and then so
@@ -844,12 +874,14 @@ async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<
     if let Some(err) = errors.into_iter().next() {
         return Err(err);
     }
-    if ready.ready && !cleanup_pending {
+    let waiting = !ready.ready || cleanup_pending;
+    ctx.set_waiting_for_aws(&key, waiting);
+    if waiting {
+        Ok(Converged::Done(Action::requeue(PENDING_RECHECK)))
+    } else {
         Ok(Converged::Done(Action::requeue(with_jitter(
             ctx.resync, &key,
         ))))
-    } else {
-        Ok(Converged::Done(Action::requeue(PENDING_RECHECK)))
     }
 }
 
@@ -866,6 +898,7 @@ fn record_adoptions(adopted: &mut Vec<crate::crd::AdoptedResource>, changes: &[C
 async fn cleanup(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
     let key = object_key(&object.metadata);
     ctx.confirmed().remove(&key);
+    ctx.set_waiting_for_aws(&key, false);
     ctx.observations.forget(&key);
     if let Some(status) = &object.status {
         ctx.observations.region(&region_of(&object, ctx)).forget(
