@@ -2,14 +2,16 @@
 //! first, then creates, spec changes, repairs and deletes, then periodic checks; within a class,
 //! namespaces in turn.
 //!
-//! Why not the controller's own limit: kube-runtime's runner starts work in the order it was
-//! triggered. Under AWS's quotas a reconcile holds its slot while it waits for a token, so the
-//! 1,000 objects one namespace applied first would hold every slot while another namespace's one
-//! object waits behind all of them, and a wave of periodic checks that came due (every object,
-//! after a restart) would hold the slots a new create needs. The pacer's own fair queues
-//! ([`crate::pacer`]) only order the calls of the reconciles that are already running. So the
-//! controller runs every triggered reconcile at once (concurrency 0), and each first waits here,
-//! before it has read anything, for a slot handed out by class and then round-robin by
+//! Why not the controller's own limit: at capacity, kube-runtime's scheduler holds the triggered
+//! reconciles in a hash set and starts them in no particular order, with no notion of class.
+//! Under AWS's quotas a reconcile holds its slot while it waits for a token, so the order of the
+//! slots decides who waits: a namespace's one object lands anywhere among the 1,000 another
+//! namespace applied just before, a new create anywhere in the wave of periodic checks that came
+//! due (every object, after a restart), and an object that only waits for its endpoint to turn
+//! available behind every deployment still to make. The pacer's fair queues ([`crate::pacer`])
+//! only order the calls of the reconciles that are already running. So the controller runs
+//! every triggered reconcile at once (concurrency 0), and each first waits here, before it has
+//! read anything, for a slot handed out by class and then round-robin by
 //! namespace. A waiting reconcile is a small future; the controller still never runs two
 //! reconciles of one object at a time.
 
