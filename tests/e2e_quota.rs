@@ -422,7 +422,7 @@ fn ready_order(objects: &[(String, String)], timeout: Duration) -> Vec<((String,
 }
 
 /// One reconcile at a time, one deployment every 2 s, and one namespace applies twelve objects
-/// just before another applies one: the slots go to the namespaces in turn, so the quiet
+/// together with another's one: the slots go to the namespaces in turn, so the quiet
 /// namespace's object is among the first Ready. (kube-runtime's own limit takes the held
 /// reconciles in no particular order, a hash set's: that object would come anywhere in the 13.)
 #[tokio::test]
@@ -453,9 +453,12 @@ async fn a_busy_namespace_does_not_hold_back_a_quiet_one() {
         .map(|i| (busy.clone(), format!("busy-{i}")))
         .collect();
     objects.push((quiet.clone(), "only".to_string()));
-    for (namespace, name) in &objects {
-        apply(&labelled_manifest(namespace, name, &vpc, &run));
-    }
+    // One apply, busy's first: no object gets a head start from the time kubectl takes.
+    let manifests: Vec<String> = objects
+        .iter()
+        .map(|(namespace, name)| labelled_manifest(namespace, name, &vpc, &run))
+        .collect();
+    apply(&manifests.join("\n---\n"));
     let order = ready_order(&objects, READY);
     let quiet_rank = order
         .iter()
@@ -470,9 +473,9 @@ async fn a_busy_namespace_does_not_hold_back_a_quiet_one() {
         middle < 0.75 * last,
         "half were Ready only after {middle:.1} s of {last:.1} s: {order:?}"
     );
-    // In turn, the quiet object gets every other slot: it is done long before busy's last.
+    // In turn, the quiet object gets every other slot of its class: it is among the first.
     assert!(
-        quiet_rank <= 2,
+        quiet_rank <= 3,
         "the quiet namespace's object was Ready {}th of 13: {order:?}",
         quiet_rank + 1
     );
