@@ -220,7 +220,8 @@ async fn run(args: Args) -> Result<(), Fatal> {
     // with the controller's own (see watch_cache::controller).
     let ready_flag = admin_state.clone();
     // Unbounded here: `--concurrency` is enforced by the context's admission, which hands the
-    // slots out by class and namespace (see `admission`), not in trigger order.
+    // slots out by class and namespace (see `admission`); kube-runtime's own limit starts the
+    // reconciles it holds in hash-set order.
     let controller = watch_cache::controller(objects, watch_config, move || {
         if !ready_flag.ready.swap(true, Ordering::Relaxed) {
             info!("first list of PrivateApi objects synced");
