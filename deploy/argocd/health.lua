@@ -9,9 +9,16 @@
 --                OperatorMisconfigured; or a persistent AWS error: reason AwsError or
 --                KubernetesError while Ready has been False for PERSISTENT_AFTER_SECONDS.
 --
--- Argo CD runs this with gopher-lua (Lua 5.1) and only the base, table and a "safe" os library
--- (os.time, os.date): there is no string library, so nothing here calls string functions.
--- tests/argocd_health.rs runs health_test.yaml and the real operator's objects through it.
+-- Argo CD runs this with gopher-lua (Lua 5.1) and only the package, base and table libraries and
+-- a "safe" os (time, date) that only require("os") gives: the global os is nil, and there is no
+-- string library (strings have no methods either), so nothing here calls string functions. Its
+-- os.date formats a given time in the controller's local zone, "!" or not, so the cutoff for
+-- "persistent" is computed here from os.time() (seconds since the epoch, the same in every zone).
+-- (For an object being deleted Argo CD shows Progressing "Pending deletion" without running this.)
+-- tests/argocd_health.rs runs health_test.yaml and the real operator's objects through Argo CD's
+-- interpreter (testbed/argocd-lua) and through Lua 5.1, in several time zones.
+
+local os = require("os")
 
 local PERSISTENT_AFTER_SECONDS = 300
 
@@ -36,14 +43,50 @@ local function describe(c)
   return c.reason
 end
 
+-- Floor division of integers (no math library).
+local function div(a, b)
+  return (a - a % b) / b
+end
+
+local function two_digits(n)
+  if n < 10 then
+    return "0" .. n
+  end
+  return "" .. n
+end
+
+-- A Unix time as RFC 3339 UTC ("2026-01-02T03:04:05Z", years 1000 to 9999), computed from the
+-- number alone: the date from the days since 1970-01-01 by Howard Hinnant's civil_from_days.
+local function utc_timestamp(t)
+  local seconds = t % 86400
+  local z = div(t, 86400) + 719468
+  local day_of_era = z % 146097
+  local era = div(z, 146097)
+  local year_of_era = div(day_of_era - div(day_of_era, 1460) + div(day_of_era, 36524)
+    - div(day_of_era, 146096), 365)
+  local day_of_year = day_of_era - (365 * year_of_era + div(year_of_era, 4) - div(year_of_era, 100))
+  local mp = div(5 * day_of_year + 2, 153)
+  local day = day_of_year - div(153 * mp + 2, 5) + 1
+  local month = mp + 3
+  if mp >= 10 then
+    month = mp - 9
+  end
+  local year = year_of_era + era * 400
+  if month <= 2 then
+    year = year + 1
+  end
+  return year .. "-" .. two_digits(month) .. "-" .. two_digits(day) .. "T"
+    .. two_digits(div(seconds, 3600)) .. ":" .. two_digits(div(seconds % 3600, 60)) .. ":"
+    .. two_digits(seconds % 60) .. "Z"
+end
+
 -- Ready has been False since before now - PERSISTENT_AFTER_SECONDS. Kubernetes writes times as
 -- RFC 3339 UTC with second precision ("2026-01-02T03:04:05Z"), which order as strings.
 local function persistent(c)
-  if c.lastTransitionTime == nil then
+  if type(c.lastTransitionTime) ~= "string" then
     return false
   end
-  local cutoff = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - PERSISTENT_AFTER_SECONDS)
-  return c.lastTransitionTime <= cutoff
+  return c.lastTransitionTime <= utc_timestamp(os.time() - PERSISTENT_AFTER_SECONDS)
 end
 
 local generation = nil
