@@ -33,7 +33,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const ZONES: [&str; 4] = ["UTC", "Asia/Tokyo", "America/Los_Angeles", "Asia/Kathmandu"];
 
 /// The reasons that turn Degraded when Ready has been False for 300 s.
-const PERSISTENT_REASONS: [&str; 2] = ["AwsError", "KubernetesError"];
+const PERSISTENT_REASONS: [&str; 3] = ["AwsError", "KubernetesError", "ReferenceNotFound"];
 
 const STATUSES: [&str; 6] = [
     "Healthy",
@@ -697,18 +697,20 @@ async fn the_real_operators_objects_get_the_right_health() {
     wait_ready(&namespace, "web", READY_TIMEOUT);
     assert_eq!(live_health(&namespace, "web").1.status, "Healthy");
 
-    // A function that does not exist: InvalidSpec, Degraded.
+    // A function in another region: InvalidSpec (the manifest must change), Degraded. (A
+    // function that does not exist is ReferenceNotFound, Progressing for 300 s: the operator
+    // retries until it appears.)
     let mut spec_object: Value =
-        serde_yaml::from_str(&seed_manifest(&namespace, "nofunction", &vpc, "")).expect("YAML");
+        serde_yaml::from_str(&seed_manifest(&namespace, "otherregion", &vpc, "")).expect("YAML");
     // Private DNS is the first object's: one per VPC.
     spec_object["spec"]["endpoint"]["create"]["privateDns"] = json!(false);
     spec_object["spec"]["backend"] = json!({
-        "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:papi-does-not-exist"
+        "functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:papi-x"
     });
     apply(&serde_json::to_string(&spec_object).expect("JSON"));
     let object = wait_for(
         &namespace,
-        "nofunction",
+        "otherregion",
         READY_TIMEOUT,
         "Ready=False InvalidSpec",
         |o| condition(o, "Ready").is_some_and(|r| r["reason"] == "InvalidSpec"),
@@ -717,7 +719,10 @@ async fn the_real_operators_objects_get_the_right_health() {
     let h = health(&object);
     assert_eq!(h.status, "Degraded", "{h:?}");
     assert!(
-        h.message.starts_with("InvalidSpec: ") && h.message.contains("functionArn"),
+        h.message.starts_with("InvalidSpec: ")
+            && h.message.contains("functionArn")
+            && h.message
+                .contains("is in eu-west-1, but this PrivateApi is in us-east-1"),
         "{h:?}"
     );
 
@@ -741,11 +746,11 @@ async fn the_real_operators_objects_get_the_right_health() {
     kubectl(&[
         "delete",
         "privateapi",
-        "nofunction",
+        "otherregion",
         "-n",
         &namespace,
         "--wait=false",
     ]);
-    wait_gone(&namespace, "nofunction", READY_TIMEOUT);
+    wait_gone(&namespace, "otherregion", READY_TIMEOUT);
     drop(operator);
 }

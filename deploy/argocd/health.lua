@@ -4,10 +4,12 @@
 --   Healthy      Ready=True for the current generation.
 --   Progressing  no status or no Ready yet; status.observedGeneration (or Ready's) behind
 --                metadata.generation; Ready=False while AWS works (Creating, Updating, Pending,
---                DependencyNotReady, Throttled) or after a transient error; deleting.
+--                DependencyNotReady, Throttled), after a transient error, or while a reference
+--                (spec.backend.functionArn, spec.endpoint.id) names something that does not exist
+--                yet (ReferenceNotFound: the operator retries); deleting.
 --   Degraded     Ready=False with reason InvalidSpec (the manifest must change) or
---                OperatorMisconfigured; or a persistent AWS error: reason AwsError or
---                KubernetesError while Ready has been False for PERSISTENT_AFTER_SECONDS.
+--                OperatorMisconfigured; or a persistent error: reason AwsError, KubernetesError
+--                or ReferenceNotFound while Ready has been False for PERSISTENT_AFTER_SECONDS.
 --
 -- Argo CD runs this with gopher-lua (Lua 5.1) and only the package, base and table libraries and
 -- a "safe" os (time, date) that only require("os") gives: the global os is nil, and there is no
@@ -144,7 +146,8 @@ if ready.reason == "InvalidSpec" or ready.reason == "OperatorMisconfigured" then
   return hs
 end
 
-if (ready.reason == "AwsError" or ready.reason == "KubernetesError") and persistent(ready) then
+if (ready.reason == "AwsError" or ready.reason == "KubernetesError"
+    or ready.reason == "ReferenceNotFound") and persistent(ready) then
   hs.status = "Degraded"
   hs.message = describe(ready) .. " (not Ready for over " .. PERSISTENT_AFTER_SECONDS .. " s)"
   return hs
