@@ -21,7 +21,10 @@ pub mod reason {
     pub const UPDATING: &str = "Updating";
     pub const PENDING: &str = "Pending";
     pub const DEPENDENCY_NOT_READY: &str = "DependencyNotReady";
+    /// The spec is wrong in itself: terminal until the spec changes.
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// A well-formed reference names something that does not exist (yet): retried with backoff.
+    pub const REFERENCE_NOT_FOUND: &str = "ReferenceNotFound";
     pub const AWS_ERROR: &str = "AwsError";
     pub const THROTTLED: &str = "Throttled";
     /// An AWS call of this object waits for the operator's share of an account quota (the

@@ -462,6 +462,18 @@ pub struct AdoptedResource {
     pub time: String,
 }
 
+/// A resource an earlier spec used (a function, a REST API, a VPC endpoint) that the stage may
+/// still serve: released (deleted if the operator owns it, else this object's permission or
+/// association taken off it) once the stage serves a deployment that no longer needs it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiringResource {
+    /// `Function` (its ARN), `RestApi` or `VpcEndpoint` (their IDs).
+    pub kind: String,
+    /// The resource's ID.
+    pub id: String,
+}
+
 /// What the operator observed and owns. Written by the operator only.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -501,6 +513,10 @@ pub struct PrivateApiStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+    /// Resources of an earlier spec, kept until the stage serves a deployment that no longer
+    /// uses them (make-before-break); empty when no switch is under way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retiring: Vec<RetiringResource>,
     /// Resources the operator took over instead of creating, most recent per kind.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["kind".into()]))]

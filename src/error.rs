@@ -42,6 +42,12 @@ pub enum Error {
     #[error("{field}: {message}")]
     InvalidSpec { field: String, message: String },
 
+    /// A well-formed reference (a function ARN, an endpoint, a subnet, a role, an S3 object)
+    /// names something that does not exist, or not yet: GitOps tools apply objects in any order,
+    /// so it is looked at again with a capped backoff, and nothing that works is changed meanwhile.
+    #[error("{field}: {message}")]
+    ReferenceNotFound { field: String, message: String },
+
     /// The operator itself is misconfigured (missing flag, unreadable handler package).
     #[error("operator configuration: {0}")]
     Config(String),
@@ -79,6 +85,7 @@ impl Error {
                 AwsErrorKind::Other => "aws_other",
             },
             Error::InvalidSpec { .. } => "invalid_spec",
+            Error::ReferenceNotFound { .. } => "reference_not_found",
             Error::Config(_) => "config",
             Error::CleanupInProgress(_) => "cleanup_in_progress",
             Error::InUse(_) => "in_use",
@@ -90,6 +97,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::InvalidSpec { .. } => "InvalidSpec",
+            Error::ReferenceNotFound { .. } => "ReferenceNotFound",
             Error::Aws {
                 kind: AwsErrorKind::Throttled,
                 ..
@@ -112,8 +120,21 @@ impl Error {
         self.aws_kind() == Some(AwsErrorKind::NotFound)
     }
 
+    /// Terminal until the spec changes (a reference not found yet is not: it is retried).
     pub fn is_invalid_spec(&self) -> bool {
         matches!(self, Error::InvalidSpec { .. })
+    }
+
+    pub fn is_reference_not_found(&self) -> bool {
+        matches!(self, Error::ReferenceNotFound { .. })
+    }
+
+    /// `ReferenceNotFound` naming `field`.
+    pub fn reference_not_found(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::ReferenceNotFound {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// The AWS error code, if any.

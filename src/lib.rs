@@ -26,5 +26,6 @@ pub mod pacer;
 pub mod parts;
 pub mod policy;
 pub mod reconciler;
+pub mod retiring;
 pub mod status;
 pub mod watch_cache;

@@ -25,8 +25,13 @@ use crate::metrics::Metrics;
 use crate::observed::{Observations, Reads};
 use crate::pacer::{self, Caller, Priority, WaitReport};
 use crate::parts::api::DesiredApi;
+use crate::parts::backend::BackendInfo;
 use crate::parts::deployment::FingerprintCache;
-use crate::parts::{Change, PartContext, Settings, api, backend, deployment, endpoint, routes};
+use crate::parts::endpoint::EndpointInfo;
+use crate::parts::{
+    Change, Outcome, PartContext, Settings, api, backend, deployment, endpoint, routes,
+};
+use crate::retiring;
 use crate::status;
 
 /// Reconciles at a time unless `with_concurrency` says otherwise (`--concurrency`'s default).
@@ -45,6 +50,9 @@ const IN_USE_RECHECK: Duration = Duration::from_secs(10);
 /// Backoff after errors: base doubling per consecutive failure, capped.
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
+/// A reference that does not exist yet (`ReferenceNotFound`) is looked at again on the same
+/// doubling backoff, capped lower: GitOps tools make the missing object within minutes.
+const REFERENCE_BACKOFF_CAP: Duration = Duration::from_secs(120);
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -307,9 +315,14 @@ pub fn error_policy(
         *n = n.saturating_add(1);
         *n
     };
+    let cap = if inner.is_reference_not_found() {
+        REFERENCE_BACKOFF_CAP
+    } else {
+        BACKOFF_CAP
+    };
     let delay = BACKOFF_BASE
         .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
-        .min(BACKOFF_CAP);
+        .min(cap);
     warn!(object = %key, error = %inner, failures, retry_in = ?delay, "reconcile failed");
     Action::requeue(with_jitter(delay, &key))
 }
@@ -347,6 +360,36 @@ fn waits_for_aws(state: &PartState) -> bool {
 
 fn dependency(message: &str) -> PartState {
     PartState::not_ready(reason::DEPENDENCY_NOT_READY, message)
+}
+
+/// During a switch the deployment waits until what it switches to can serve (the new function
+/// Active, the new endpoint available): until then the stage keeps serving the old one.
+/// `detaching`: the API has endpoints attached that the spec no longer names.
+fn switch_hold(
+    retiring: &[crate::crd::RetiringResource],
+    detaching: bool,
+    endpoint: &EndpointInfo,
+    function: &BackendInfo,
+) -> Option<PartState> {
+    if retiring::switching(retiring, retiring::FUNCTION) && !function.active {
+        return Some(PartState::not_ready(
+            reason::PENDING,
+            format!(
+                "the stage keeps serving the previous function until {} is Active",
+                function.function_name
+            ),
+        ));
+    }
+    if (retiring::switching(retiring, retiring::VPC_ENDPOINT) || detaching) && !endpoint.available {
+        return Some(PartState::not_ready(
+            reason::PENDING,
+            format!(
+                "the stage keeps serving the previous policy until VPC endpoint {} is available",
+                endpoint.vpc_endpoint_id
+            ),
+        ));
+    }
+    None
 }
 
 /// The first state that is not ready, else the last (all ready).
@@ -670,6 +713,25 @@ async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<
             (state, None)
         }
     };
+    // Make-before-break: what status named before stays, recorded in `retiring`, until the stage
+    // serves a deployment that no longer uses it. Written together with the new IDs, before
+    // anything is wired to them.
+    if let Some(endpoint) = &endpoint {
+        retiring::replaced(
+            &mut status.retiring,
+            retiring::VPC_ENDPOINT,
+            previous.vpc_endpoint_id.as_deref(),
+            &endpoint.vpc_endpoint_id,
+        );
+    }
+    if let Some(function) = &function {
+        retiring::replaced(
+            &mut status.retiring,
+            retiring::FUNCTION,
+            previous.function_arn.as_deref(),
+            &function.function_arn,
+        );
+    }
     // IDs go to status as soon as the resources exist.
     if status != previous {
         if mode != Mode::Fresh {
@@ -685,6 +747,12 @@ async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<
         Some(endpoint) => match api::reconcile(&pctx, &endpoint.vpc_endpoint_id).await {
             Ok(outcome) => {
                 changes.extend(outcome.changes);
+                retiring::replaced(
+                    &mut status.retiring,
+                    retiring::REST_API,
+                    previous.rest_api_id.as_deref(),
+                    &outcome.value.rest_api_id,
+                );
                 status.rest_api_id = Some(outcome.value.rest_api_id.clone());
                 (outcome.state, Some(outcome.value))
             }
@@ -701,6 +769,8 @@ async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<
     let mut backend_states = vec![function_state];
     let mut wired = false;
     let mut routes_changed = false;
+    // This object's invoke statements for REST APIs it no longer uses: removed after deploying.
+    let mut stale_statements: Vec<String> = Vec::new();
     if let (Some(rest_api), Some(function)) = (&rest_api, &function) {
         let (routes_result, permission_result) = tokio::join!(
             routes::reconcile(&pctx, rest_api, &function.function_arn),
@@ -710,6 +780,14 @@ async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<
         routes_changed = routes_result
             .as_ref()
             .map_or(true, |outcome| !outcome.changes.is_empty());
+        let permission_result = permission_result.map(|outcome| {
+            stale_statements = outcome.value;
+            Outcome {
+                value: (),
+                state: outcome.state,
+                changes: outcome.changes,
+            }
+        });
         for result in [routes_result, permission_result] {
             match result {
                 Ok(outcome) => {
@@ -731,9 +809,27 @@ async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<
     }
     let backend_state = combine(&backend_states);
 
-    // 4. A deployment of what the API now is.
-    let deployed_state = match (&rest_api, &endpoint, &function) {
-        (Some(rest_api), Some(endpoint), Some(function)) if wired => {
+    // 4. A deployment of what the API now is. During a switch, not before the new function or
+    // endpoint can serve: the stage keeps serving the old one until then.
+    let stale_endpoints = match (&rest_api, &endpoint) {
+        (Some(rest_api), Some(endpoint)) => api::stale_endpoint_ids(
+            &rest_api.vpc_endpoint_ids,
+            &DesiredApi::new(&pctx, &endpoint.vpc_endpoint_id),
+        ),
+        _ => Vec::new(),
+    };
+    let hold = match (&endpoint, &function) {
+        (Some(endpoint), Some(function)) => switch_hold(
+            &status.retiring,
+            !stale_endpoints.is_empty(),
+            endpoint,
+            function,
+        ),
+        _ => None,
+    };
+    let deployed_state = match (&rest_api, &endpoint, &function, hold) {
+        (_, _, _, Some(hold)) => hold,
+        (Some(rest_api), Some(endpoint), Some(function), None) if wired => {
             let desired = DesiredApi::new(&pctx, &endpoint.vpc_endpoint_id);
             let uri = routes::integration_uri(&clients.region, &function.function_arn);
             let fingerprint = deployment::fingerprint(&desired, &uri);
@@ -764,12 +860,46 @@ async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<
         _ => dependency("waiting for the REST API, its routes and the function"),
     };
 
-    // 5. The spec moved from `endpoint.create` to `endpoint.id`: once the API uses the new
-    // endpoint, remove the one the operator owned.
+    // 5. Make-before-break: once the stage serves a deployment of the current spec, what it no
+    // longer needs goes: endpoints detached from the API, this object's statements for other
+    // APIs, the retired function, API and endpoint, and after a move from `endpoint.create` to
+    // `endpoint.id` the endpoint and security group the operator owned.
+    let serving_current = deployed_state.ready;
+    let release_pending = !status.retiring.is_empty()
+        || !stale_endpoints.is_empty()
+        || !stale_statements.is_empty()
+        || (object.spec.endpoint.id.is_some() && previous.security_group_id.is_some());
+    if mode != Mode::Fresh && release_pending {
+        return Ok(Converged::Differs(
+            "resources of an earlier spec to release".into(),
+        ));
+    }
     let mut cleanup_pending = false;
-    if object.spec.endpoint.id.is_some()
-        && rest_api.is_some()
-        && previous.security_group_id.is_some()
+    if serving_current
+        && let (Some(rest_api), Some(endpoint), Some(function)) = (&rest_api, &endpoint, &function)
+    {
+        match api::detach_stale(&pctx, rest_api, &endpoint.vpc_endpoint_id).await {
+            Ok(detached) => changes.extend(detached),
+            Err(err) => errors.push(err),
+        }
+        if !stale_statements.is_empty() {
+            match backend::remove_statements(&pctx, &function.function_arn, &stale_statements).await
+            {
+                Ok(removed) => changes.extend(removed),
+                Err(err) => errors.push(err),
+            }
+        }
+        let current = retiring::Current {
+            function_arn: &function.function_arn,
+            rest_api_id: &rest_api.rest_api_id,
+            vpc_endpoint_id: &endpoint.vpc_endpoint_id,
+        };
+        let released = retiring::release(&pctx, &status.retiring, &current).await;
+        changes.extend(released.changes);
+        errors.extend(released.errors);
+        status.retiring = released.remaining;
+    }
+    if serving_current && object.spec.endpoint.id.is_some() && previous.security_group_id.is_some()
     {
         match endpoint::cleanup_owned(&pctx).await {
             Ok(cleanup) => {
@@ -825,7 +955,7 @@ async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<
             Some(format!("{} change(s) to make", changes.len()))
         } else if let Some(err) = errors.first() {
             Some(err.to_string())
-        } else if !ready.ready || cleanup_pending {
+        } else if !ready.ready || cleanup_pending || release_pending {
             Some(format!("not ready: {}", ready.message))
         } else if Some(&status) != object.status.as_ref() {
             Some("the status would change".to_string())

@@ -1,7 +1,7 @@
 //! `spec.adopt` end to end: a private API stack built directly through the SDK the way the
 //! reference CDK stack builds it (untagged) is taken over without recreating the REST API, the
 //! function or the endpoint, and without a new deployment; adopt naming something that does not
-//! exist is `InvalidSpec` naming the field, and leaves nothing behind.
+//! exist (yet) is `ReferenceNotFound` naming the field (retried), and leaves nothing behind.
 
 mod support;
 
@@ -378,7 +378,7 @@ async fn an_untagged_stack_is_adopted_without_recreating_anything() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn adopting_what_does_not_exist_is_invalid_spec_and_leaves_nothing() {
+async fn adopting_what_does_not_exist_is_waited_for_and_leaves_nothing() {
     require_testbed();
     install_crd();
     let namespace = unique("adopt-missing");
@@ -398,11 +398,11 @@ async fn adopting_what_does_not_exist_is_invalid_spec_and_leaves_nothing() {
         &namespace,
         "ghost",
         READY_TIMEOUT,
-        "ApiReady and BackendReady InvalidSpec",
+        "ApiReady and BackendReady ReferenceNotFound",
         |object| {
-            ["ApiReady", "BackendReady"]
-                .iter()
-                .all(|type_| condition(object, type_).is_some_and(|c| c["reason"] == "InvalidSpec"))
+            ["ApiReady", "BackendReady"].iter().all(|type_| {
+                condition(object, type_).is_some_and(|c| c["reason"] == "ReferenceNotFound")
+            })
         },
     );
     let message = |type_: &str| {
@@ -424,7 +424,7 @@ async fn adopting_what_does_not_exist_is_invalid_spec_and_leaves_nothing() {
     );
     let ready = condition(&object, "Ready").expect("Ready");
     assert_eq!(ready["status"], "False");
-    assert_eq!(ready["reason"], "InvalidSpec");
+    assert_eq!(ready["reason"], "ReferenceNotFound");
     assert!(
         !function_exists(&aws, "no-such-function").await,
         "never created under that name"

@@ -1533,14 +1533,12 @@ async fn delete_before_ready_leaves_nothing() {
 
 /// Wait for InvalidSpec naming `field` in Ready's message; return the object.
 fn wait_invalid(namespace: &str, name: &str, field: &str) -> Value {
-    let object = wait_condition(
-        namespace,
-        name,
-        "Ready",
-        "False",
-        "InvalidSpec",
-        READY_TIMEOUT,
-    );
+    wait_refused(namespace, name, "InvalidSpec", field)
+}
+
+/// Wait for Ready=False with `reason` naming `field`; return the object.
+fn wait_refused(namespace: &str, name: &str, reason: &str, field: &str) -> Value {
+    let object = wait_condition(namespace, name, "Ready", "False", reason, READY_TIMEOUT);
     let message = condition(&object, "Ready")
         .and_then(|c| c["message"].as_str())
         .unwrap_or_default();
@@ -1548,7 +1546,7 @@ fn wait_invalid(namespace: &str, name: &str, field: &str) -> Value {
         message.contains(field),
         "Ready's message names {field}: {message}"
     );
-    eprintln!("InvalidSpec {namespace}/{name}: {message}");
+    eprintln!("{reason} {namespace}/{name}: {message}");
     object
 }
 
@@ -1583,15 +1581,17 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
     let vpc = make_vpc(&aws.ec2, 26).await;
     let operator = Operator::start(&namespace, &cluster);
 
-    // A subnet that does not exist.
+    // A subnet that does not exist (yet): retried, nothing made meanwhile.
     let mut spec = owned_endpoint_spec(&vpc, true);
     spec["endpoint"]["create"]["subnetIds"] =
         json!([vpc.subnet_ids[0], "subnet-0123456789abcdef0"]);
     apply_spec(&namespace, "subnet", &spec);
-    let object = wait_invalid(&namespace, "subnet", "subnetIds");
+    let object = wait_refused(&namespace, "subnet", "ReferenceNotFound", "subnetIds");
     let endpoint_ready = condition(&object, "EndpointReady").expect("EndpointReady");
-    assert_eq!(endpoint_ready["reason"], "InvalidSpec", "{endpoint_ready}");
-    assert_quiet(&operator, "unknown subnet");
+    assert_eq!(
+        endpoint_ready["reason"], "ReferenceNotFound",
+        "{endpoint_ready}"
+    );
     assert!(
         object["status"]["vpcEndpointId"].is_null(),
         "no endpoint was made"
@@ -1620,16 +1620,22 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
     apply_spec(&namespace, "gateway", &referenced_endpoint_spec(&gateway));
     wait_invalid(&namespace, "gateway", "spec.endpoint.id");
 
-    // A function that does not exist.
+    assert_quiet(&operator, "not an execute-api endpoint");
+
+    // A function that does not exist yet, as when a GitOps sync applies the PrivateApi before
+    // the object that makes the function: ReferenceNotFound naming the field, retried with
+    // backoff after its endpoint is available, and Ready on its own once the function exists —
+    // no spec change, no restart.
+    let late_name = unique("papi-late");
+    let late_arn = format!(
+        "arn:aws:lambda:us-east-1:{}:function:{late_name}",
+        aws.account_id
+    );
     let mut spec = owned_endpoint_spec(&vpc, false);
-    spec["backend"] = json!({"functionArn": "arn:aws:lambda:us-east-1:123456789012:function:papi-does-not-exist"});
+    spec["backend"] = json!({"functionArn": late_arn});
     apply_spec(&namespace, "nofunction", &spec);
-    wait_invalid(&namespace, "nofunction", "functionArn");
-    assert_quiet(&operator, "not execute-api, no such function");
-    // Its endpoint was still pending when the function was found missing: the operator looks
-    // again (slowly) until nothing waits for AWS, so EndpointReady does not stay stale, and
-    // Ready keeps naming the field to fix.
-    let object = wait_condition(
+    wait_refused(&namespace, "nofunction", "ReferenceNotFound", "functionArn");
+    wait_condition(
         &namespace,
         "nofunction",
         "EndpointReady",
@@ -1637,12 +1643,24 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         "Available",
         Duration::from_secs(60),
     );
-    let ready = condition(&object, "Ready").expect("Ready");
-    assert_eq!(ready["reason"], "InvalidSpec", "{ready}");
-    assert_quiet(&operator, "no such function, endpoint available");
+    let generation =
+        get_object(&namespace, "nofunction").expect("object")["metadata"]["generation"].clone();
+    std::thread::sleep(Duration::from_secs(5));
+    let created = Instant::now();
+    assert_eq!(create_function_named(&aws, &late_name).await, late_arn);
+    let object = wait_ready(&namespace, "nofunction", READY_TIMEOUT);
+    assert_eq!(
+        object["metadata"]["generation"], generation,
+        "no spec change"
+    );
+    eprintln!(
+        "function made {:?} after the object: Ready {:?} after it exists",
+        Duration::from_secs(5),
+        created.elapsed()
+    );
     assert_invariant(&aws, &cluster, &namespace).await;
 
-    // Deleting InvalidSpec objects leaves nothing of theirs behind.
+    // Deleting refused objects leaves nothing of theirs behind.
     delete_object(&namespace, "gateway");
     delete_object(&namespace, "nofunction");
     wait_gone(&namespace, "gateway", GONE_TIMEOUT);
@@ -1653,6 +1671,17 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         4,
         "only the fixed object's resources: {owned:?}"
     );
+    assert!(
+        function_exists(&aws, &late_arn).await,
+        "a referenced function stays"
+    );
+    assert!(lambda_statements(&aws, &late_arn).await.is_empty());
+    aws.lambda
+        .delete_function()
+        .function_name(&late_arn)
+        .send()
+        .await
+        .expect("DeleteFunction");
 
     delete_object(&namespace, "subnet");
     wait_gone(&namespace, "subnet", GONE_TIMEOUT);
@@ -1741,12 +1770,16 @@ async fn operator_killed_mid_create_recovers_without_duplicates() {
 
 /// A function made by "someone else" (the built-in handler's zip, 128 MiB).
 async fn create_existing_function(aws: &RegionClients) -> String {
+    create_function_named(aws, &unique("existing")).await
+}
+
+async fn create_function_named(aws: &RegionClients, name: &str) -> String {
     let zip_path = std::env::var("PAPI_HANDLER_ZIP_X86_64").expect("PAPI_HANDLER_ZIP_X86_64");
     let zip = std::fs::read(&zip_path).expect("handler zip");
     let role = std::env::var("PAPI_LAMBDA_ROLE_ARN").expect("PAPI_LAMBDA_ROLE_ARN");
     aws.lambda
         .create_function()
-        .function_name(unique("existing"))
+        .function_name(name)
         .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
         .handler("bootstrap")
         .role(role)
@@ -2201,5 +2234,178 @@ async fn switching_to_another_endpoint_keeps_the_old_one_while_others_use_it() {
     wait_gone(&namespace, "owner", GONE_TIMEOUT);
     let left = owned_resources(&aws, &cluster).await;
     assert!(left.is_empty(), "left behind: {left:?}");
+    drop(operator);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Make-before-break: the stage never serves a function that is gone or does not permit it
+// ---------------------------------------------------------------------------------------------
+
+/// Samples, every 300 ms, what the stage serves: its deployment, the function that deployment
+/// integrates (the integration as it was when the deployment first appeared: the operator
+/// updates the integration, then deploys), and whether that function exists and lets this API
+/// invoke it.
+struct StageSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<(u64, Vec<String>)>,
+}
+
+impl StageSampler {
+    fn start(aws: std::sync::Arc<RegionClients>, rest_api_id: String, stage: String) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut served: std::collections::HashMap<String, String> = Default::default();
+            let (mut samples, mut bad) = (0u64, Vec::new());
+            while !stopped.load(Ordering::SeqCst) {
+                let deployment = aws
+                    .apigateway
+                    .get_stage()
+                    .rest_api_id(&rest_api_id)
+                    .stage_name(&stage)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|s| s.deployment_id);
+                let Some(deployment) = deployment else {
+                    bad.push("the stage serves no deployment".to_string());
+                    samples += 1;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    continue;
+                };
+                if !served.contains_key(&deployment) {
+                    let uris = integration_uris(&aws, &rest_api_id).await;
+                    let function = uris
+                        .iter()
+                        .filter_map(|u| u.split("/functions/").nth(1))
+                        .filter_map(|f| f.strip_suffix("/invocations"))
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    served.insert(deployment.clone(), function);
+                }
+                let function = served[&deployment].clone();
+                let ok = function_exists(&aws, &function).await
+                    && permits_api(
+                        &lambda_statements(&aws, &function).await,
+                        &aws,
+                        &rest_api_id,
+                    );
+                samples += 1;
+                if !ok {
+                    bad.push(format!(
+                        "deployment {deployment} calls {function}, which is gone or does not permit the API"
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            (samples, bad)
+        });
+        Self { stop, task }
+    }
+
+    /// Stop; (samples taken, bad samples).
+    async fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.expect("sampler")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_function() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("mbb");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 33).await;
+    let operator = Operator::start(&namespace, &cluster);
+    let name = "orders";
+    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, false));
+    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let rest_api_id = status_str(&object, "restApiId");
+    let owned_function = status_str(&object, "functionArn");
+    let existing = create_existing_function(&aws).await;
+
+    let sampler = StageSampler::start(aws.clone(), rest_api_id.clone(), "prod".into());
+
+    // 1. A mistyped functionArn changes nothing that works: the function, its permission and
+    //    the deployment stay; the object says why it is not Ready.
+    let deployment = status_str(&object, "deploymentId");
+    let typo = format!("{existing}-typo");
+    patch_spec(
+        &namespace,
+        name,
+        json!({"backend": {"builtin": null, "architecture": null, "functionArn": typo}}),
+    );
+    let object = wait_refused(&namespace, name, "ReferenceNotFound", "functionArn");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        function_exists(&aws, &owned_function).await,
+        "the working function stays"
+    );
+    assert!(permits_api(
+        &lambda_statements(&aws, &owned_function).await,
+        &aws,
+        &rest_api_id
+    ));
+    assert_eq!(status_str(&object, "functionArn"), owned_function);
+    assert_eq!(status_str(&object, "deploymentId"), deployment);
+    assert_eq!(
+        integration_uris(&aws, &rest_api_id).await,
+        BTreeSet::from([invocation_uri(&owned_function)])
+    );
+
+    // 2. Fixed: builtin → functionArn. The owned function goes only after the stage serves the
+    //    deployment that calls the referenced one.
+    let (object, _) = change(
+        &operator,
+        &namespace,
+        name,
+        "backend builtin→functionArn (make-before-break)",
+        json!({"backend": {"functionArn": existing}}),
+    );
+    assert_eq!(status_str(&object, "functionArn"), existing);
+    assert!(
+        object["status"]["retiring"].is_null(),
+        "nothing left to release: {}",
+        object["status"]
+    );
+    assert!(!function_exists(&aws, &owned_function).await);
+
+    // 3. functionArn → builtin: our statement stays on the referenced function until the stage
+    //    calls the new one.
+    let (object, _) = change(
+        &operator,
+        &namespace,
+        name,
+        "backend functionArn→builtin (make-before-break)",
+        json!({"backend": {"functionArn": null, "builtin": {"message": "back"}, "architecture": "x86_64"}}),
+    );
+    let new_function = status_str(&object, "functionArn");
+    assert_ne!(new_function, existing);
+    assert!(lambda_statements(&aws, &existing).await.is_empty());
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    let (samples, bad) = sampler.finish().await;
+    eprintln!(
+        "make-before-break backend switches: {samples} samples of the stage, {} bad",
+        bad.len()
+    );
+    assert!(samples >= 10, "sampled throughout ({samples})");
+    assert!(bad.is_empty(), "bad samples: {bad:?}");
+
+    delete_object(&namespace, name);
+    wait_gone(&namespace, name, GONE_TIMEOUT);
+    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    aws.lambda
+        .delete_function()
+        .function_name(&existing)
+        .send()
+        .await
+        .expect("DeleteFunction");
     drop(operator);
 }

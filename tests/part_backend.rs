@@ -400,6 +400,13 @@ fn invalid_spec(err: Error) -> (String, String) {
     }
 }
 
+fn reference_not_found(err: Error) -> (String, String) {
+    match err {
+        Error::ReferenceNotFound { field, message } => (field, message),
+        other => panic!("expected ReferenceNotFound, got {other:?}"),
+    }
+}
+
 fn actions(changes: &[Change]) -> Vec<(&'static str, &str)> {
     changes
         .iter()
@@ -781,14 +788,14 @@ async fn s3_code_backend_records_and_follows_its_source() {
     let (_, calls) = measured(&bed, backend::reconcile_function(&api.ctx(&bed))).await;
     assert_eq!(writes(&calls), ops(&[]));
 
-    // A key that does not exist: the manifest is wrong, the function keeps its code.
+    // A key that does not exist (yet): retried, and the function keeps its code meanwhile.
     if let Some(code) = api.spec.backend.code.as_mut() {
         code.s3_key = "no/such/key.zip".into();
     }
     let err = backend::reconcile_function(&api.ctx(&bed))
         .await
         .expect_err("missing S3 object");
-    let (field, message) = invalid_spec(err);
+    let (field, message) = reference_not_found(err);
     assert_eq!(field, "spec.backend.code");
     assert!(message.contains("NoSuchKey"), "{message}");
     assert_eq!(
@@ -809,7 +816,7 @@ async fn s3_code_backend_records_and_follows_its_source() {
     let err = backend::reconcile_function(&missing.ctx(&bed))
         .await
         .expect_err("missing S3 object on create");
-    assert_eq!(invalid_spec(err).0, "spec.backend.code");
+    assert_eq!(reference_not_found(err).0, "spec.backend.code");
     assert!(!exists(&bed, &missing.owner.function_name()).await);
 }
 
@@ -836,14 +843,15 @@ async fn missing_or_unusable_role_is_invalid_spec() {
     let err = backend::reconcile_function(&api.ctx(&bed))
         .await
         .expect_err("role cannot be assumed");
-    let (field, message) = invalid_spec(err);
+    // IAM roles are often made by the same sync, and IAM is eventually consistent: retried.
+    let (field, message) = reference_not_found(err);
     assert_eq!(field, "spec.backend.executionRoleArn");
     assert!(message.contains("cannot be assumed"), "{message}");
     assert!(!exists(&bed, &api.owner.function_name()).await);
 }
 
 #[tokio::test]
-async fn function_arn_that_does_not_exist_or_is_elsewhere_is_invalid_spec() {
+async fn function_arn_not_found_is_retried_and_one_elsewhere_is_invalid_spec() {
     let bed = bed().await;
     let missing = format!(
         "arn:aws:lambda:{REGION}:{}:function:{}",
@@ -851,7 +859,7 @@ async fn function_arn_that_does_not_exist_or_is_elsewhere_is_invalid_spec() {
         unique("papi-nope")
     );
     let api = Api::new(&bed, "noarn", json!({"functionArn": missing}));
-    let (field, message) = invalid_spec(
+    let (field, message) = reference_not_found(
         backend::reconcile_function(&api.ctx(&bed))
             .await
             .expect_err("nonexistent function"),
@@ -995,16 +1003,21 @@ async fn permission_is_added_kept_repaired_and_moved() {
     );
     assert!(now.contains(&expected("api1aaaaaa")), "{now:?}");
 
-    // The API was replaced (new ID): the statement for the old one goes.
-    let (_, calls) = measured(
+    // The API was replaced (new ID): the statement for the new one is added, the one for the
+    // old API is reported stale (the stage may still invoke through it) and goes once the
+    // reconciler removes it after the deployment.
+    let (outcome, calls) = measured(
         &bed,
         backend::reconcile_permission(&api.ctx(&bed), &function, "api2bbbbbb"),
     )
     .await;
-    assert_eq!(
-        writes(&calls),
-        ops(&[("Lambda:AddPermission", 1), ("Lambda:RemovePermission", 1)])
-    );
+    let stale = outcome.expect("permission").value;
+    assert_eq!(stale, [ours("api1aaaaaa")]);
+    assert_eq!(writes(&calls), ops(&[("Lambda:AddPermission", 1)]));
+    let removed = backend::remove_statements(&api.ctx(&bed), &function.function_arn, &stale)
+        .await
+        .expect("remove stale");
+    assert_eq!(removed.len(), 1, "{removed:?}");
     let now = statements(&bed, &function.function_name).await;
     assert_eq!(
         sids(&now),
@@ -1125,53 +1138,95 @@ async fn cleanup_deletes_the_owned_function_with_or_without_status() {
 }
 
 #[tokio::test]
-async fn switching_backends_releases_the_previous_one() {
+async fn switching_backends_keeps_the_previous_one_until_it_is_released() {
     let bed = bed().await;
     let mut api = Api::new(&bed, "switch", json!({"builtin": {}}));
     let owned_name = api.owner.function_name();
     let (ready, _) = converge(&bed, &api).await;
-    api.status.function_arn = Some(ready.value.function_arn.clone());
+    let owned_arn = ready.value.function_arn.clone();
+    api.status.function_arn = Some(owned_arn.clone());
+    backend::reconcile_permission(&api.ctx(&bed), &ready.value, "api5eeeeee")
+        .await
+        .expect("permission");
+    let sid = api.owner.permission_statement_id("api5eeeeee");
 
-    // builtin -> functionArn: the function the operator made goes.
+    // A mistyped functionArn: ReferenceNotFound, and the working function and its permission
+    // stay (make-before-break: nothing is released before the new one serves).
+    let typo = format!(
+        "arn:aws:lambda:{REGION}:{}:function:{}",
+        bed.account(),
+        unique("papi-typo")
+    );
+    api.set_backend(json!({"functionArn": typo}));
+    let (result, calls) = measured(&bed, backend::reconcile_function(&api.ctx(&bed))).await;
+    assert_eq!(
+        reference_not_found(result.expect_err("typo")).0,
+        "spec.backend.functionArn"
+    );
+    assert_eq!(writes(&calls), ops(&[]), "nothing written");
+    assert!(exists(&bed, &owned_name).await);
+    assert_eq!(sids(&statements(&bed, &owned_name).await), [sid.as_str()]);
+
+    // builtin -> functionArn: the new function is wired, the old one is not touched by the
+    // reconcile; it goes when the reconciler releases it (after the deployment).
     let ext_name = unique("papi-ext-switch");
     let ext_arn = external_function(&bed, &ext_name).await;
     api.set_backend(json!({"functionArn": ext_arn}));
-    let out = backend::reconcile_function(&api.ctx(&bed))
-        .await
-        .expect("switch to functionArn");
+    let (out, calls) = measured(&bed, backend::reconcile_function(&api.ctx(&bed))).await;
+    let out = out.expect("switch to functionArn");
     assert_eq!(out.value.function_arn, ext_arn);
-    assert_eq!(
-        actions(&out.changes),
-        [("Deleted", format!("Lambda function {owned_name}").as_str())]
-    );
-    assert!(!exists(&bed, &owned_name).await);
+    assert!(out.changes.is_empty(), "{:?}", out.changes);
+    assert_eq!(writes(&calls), ops(&[]));
+    assert!(exists(&bed, &owned_name).await, "kept until released");
     backend::reconcile_permission(&api.ctx(&bed), &out.value, "api5eeeeee")
         .await
         .expect("permission");
+    let released = backend::release_retired(&api.ctx(&bed), &owned_arn, &ext_arn)
+        .await
+        .expect("release");
+    assert_eq!(
+        actions(&released),
+        [("Deleted", format!("Lambda function {owned_name}").as_str())]
+    );
+    assert!(!exists(&bed, &owned_name).await);
     api.status.function_arn = Some(ext_arn.clone());
 
-    // functionArn -> builtin: our statement comes off the referenced function, which stays.
+    // functionArn -> builtin: a new owned function; the referenced one keeps our statement until
+    // released, then loses only that, and stays.
     let before = snapshot(&bed, &ext_name).await;
     api.set_backend(json!({"builtin": {}}));
-    let (_, changes) = converge(&bed, &api).await;
-    let sid = api.owner.permission_statement_id("api5eeeeee");
+    let (new, changes) = converge(&bed, &api).await;
+    assert!(changes.iter().any(|c| c.action == "Created"), "{changes:?}");
     assert!(
-        changes
+        sids(&statements(&bed, &ext_name).await).contains(&sid),
+        "the referenced function still permits the API until released"
+    );
+    let released = backend::release_retired(&api.ctx(&bed), &ext_arn, &new.value.function_arn)
+        .await
+        .expect("release");
+    assert!(
+        released
             .iter()
             .any(|c| c.action == "Deleted" && c.resource == format!("invoke permission {sid}")),
-        "{changes:?}"
+        "{released:?}"
     );
-    assert!(changes.iter().any(|c| c.action == "Created"), "{changes:?}");
     assert_eq!(
         sids(&statements(&bed, &ext_name).await),
         ["someone-else-s3"]
     );
     assert_eq!(snapshot(&bed, &ext_name).await, before);
+    // Releasing what is current (a switch back) does nothing.
+    let again = backend::release_retired(
+        &api.ctx(&bed),
+        &new.value.function_arn,
+        &new.value.function_arn,
+    )
+    .await
+    .expect("no-op");
+    assert!(again.is_empty());
+    assert!(exists(&bed, &owned_name).await);
 
-    api.status.function_arn = Some(format!(
-        "arn:aws:lambda:{REGION}:{}:function:{owned_name}",
-        bed.account()
-    ));
+    api.status.function_arn = Some(new.value.function_arn.clone());
     backend::cleanup(&api.ctx(&bed)).await.expect("cleanup");
     assert!(!exists(&bed, &owned_name).await);
     bed.lambda()

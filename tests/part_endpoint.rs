@@ -337,6 +337,25 @@ fn invalid_spec<T: std::fmt::Debug>(result: Result<T, Error>) -> (String, String
     }
 }
 
+/// A spec refused: `InvalidSpec` (wrong in itself) or, when the message says the reference does
+/// not exist, `ReferenceNotFound` (retried: it may still appear).
+fn refused<T: std::fmt::Debug>(result: Result<T, Error>) -> (String, String) {
+    match result {
+        Err(Error::ReferenceNotFound { field, message }) => {
+            assert!(message.contains("does not exist"), "{message}");
+            (field, message)
+        }
+        Err(Error::InvalidSpec { field, message }) => {
+            assert!(
+                !message.contains("does not exist"),
+                "not found is ReferenceNotFound: {message}"
+            );
+            (field, message)
+        }
+        other => panic!("expected InvalidSpec or ReferenceNotFound, got {other:?}"),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // reading AWS directly
 // ---------------------------------------------------------------------------------------------
@@ -1033,8 +1052,8 @@ async fn duplicate_owned_endpoint_is_deleted() {
     assert_eq!(live, vec![kept]);
 }
 
-/// What only AWS can judge: references that don't exist or don't fit. InvalidSpec naming the
-/// field, nothing written, nothing left behind.
+/// What only AWS can judge: references that don't exist (ReferenceNotFound) or don't fit
+/// (InvalidSpec), naming the field, nothing written, nothing left behind.
 #[tokio::test]
 async fn invalid_references_are_invalid_spec_and_leave_nothing() {
     let bed = bed().await;
@@ -1101,7 +1120,7 @@ async fn invalid_references_are_invalid_spec_and_leave_nothing() {
     for (spec, expected_field, mentioned) in cases {
         obj.spec = spec;
         let (result, calls) = obj.reconcile().await;
-        let (field, message) = invalid_spec(result);
+        let (field, message) = refused(result);
         assert_eq!(field, expected_field, "{message}");
         assert!(message.contains(&mentioned), "{field}: {message}");
         assert_eq!(calls.writes, 0, "nothing created for {field}: {calls:?}");
@@ -1231,7 +1250,7 @@ async fn referenced_endpoint_must_be_a_live_execute_api_endpoint() {
     ] {
         obj.spec = spec_with(json!({ "id": id }));
         let (result, calls) = obj.reconcile().await;
-        let (field, message) = invalid_spec(result);
+        let (field, message) = refused(result);
         assert_eq!(field, "spec.endpoint.id");
         assert!(
             message.contains(id) && message.contains(mentioned),

@@ -22,6 +22,9 @@ pub struct ApiInfo {
     /// Taken over from `spec.adopt.restApiId` in this reconcile, with its configuration already
     /// as the spec wants it (no UpdateRestApi): its stage may keep serving its deployment.
     pub adopted_unchanged: bool,
+    /// The VPC endpoints its endpoint configuration names now. Endpoints the spec no longer names
+    /// stay attached until the stage serves a deployment without them ([`detach_stale`]).
+    pub vpc_endpoint_ids: BTreeSet<String>,
 }
 
 /// The REST API as AWS reports it, from `GetRestApi` or an item of `GetRestApis`.
@@ -108,6 +111,9 @@ impl DesiredApi {
 }
 
 /// The patch operations that make `live` match `desired` (empty when in sync), and the tags to add.
+/// Endpoints are only added here: one the spec no longer names may still be what clients go
+/// through until the stage serves a policy without it, so it is detached after that deployment
+/// ([`stale_endpoint_ids`], [`detach_stale`]).
 pub fn diff(
     live: &LiveApi,
     desired: &DesiredApi,
@@ -152,16 +158,6 @@ pub fn diff(
             Some(id),
         ));
     }
-    for id in live_ids
-        .iter()
-        .filter(|id| !desired.vpc_endpoint_ids.contains(**id))
-    {
-        ops.push(patch(
-            Op::Remove,
-            "/endpointConfiguration/vpcEndpointIds",
-            Some(id),
-        ));
-    }
     if !policy::equivalent(live.policy.as_deref(), &desired.policy, api_arn_prefix) {
         ops.push(patch(
             Op::Replace,
@@ -183,6 +179,14 @@ pub fn diff(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     (ops, missing_tags)
+}
+
+/// The endpoints attached to the API that the spec no longer names.
+pub fn stale_endpoint_ids(attached: &BTreeSet<String>, desired: &DesiredApi) -> Vec<String> {
+    attached
+        .difference(&desired.vpc_endpoint_ids)
+        .cloned()
+        .collect()
 }
 
 fn describe_op(op: &PatchOperation) -> String {
@@ -329,10 +333,10 @@ async fn observe(ctx: &PartContext<'_>) -> Result<Observed> {
             });
         }
         let api = get_api(ctx, adopt_id).await?.ok_or_else(|| {
-            invalid_adopt(format!(
-                "REST API {adopt_id} does not exist in {}",
-                ctx.aws.region
-            ))
+            Error::reference_not_found(
+                FIELD_ADOPT_REST_API,
+                format!("REST API {adopt_id} does not exist in {}", ctx.aws.region),
+            )
         })?;
         check_adoptable(ctx, &api)?;
         return Ok(Observed {
@@ -399,6 +403,11 @@ pub async fn reconcile(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Result<O
         changes.push(Change::adopted("RestApi", &live.id, AdoptedFrom::Spec));
     }
     for duplicate in duplicates {
+        if serving_until_now(ctx, &duplicate.id) {
+            // `spec.adopt` named another API: this one serves until the adopted one's stage does
+            // (released by the reconciler then, see `crate::retiring`).
+            continue;
+        }
         delete_api(ctx, &duplicate.id).await?;
         changes.push(Change::new(
             "Deleted",
@@ -446,6 +455,12 @@ pub async fn reconcile(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Result<O
         diff(&live, &desired, &prefix)
     };
     let adopted_unchanged = adopting && ops.is_empty();
+    let attached: BTreeSet<String> = live
+        .vpc_endpoint_ids
+        .iter()
+        .chain(&desired.vpc_endpoint_ids)
+        .cloned()
+        .collect();
     if !ops.is_empty() {
         let detail = ops.iter().map(describe_op).collect::<Vec<_>>().join(", ");
         ctx.aws
@@ -475,6 +490,7 @@ pub async fn reconcile(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Result<O
             rest_api_id: live.id,
             root_resource_id: live.root_resource_id,
             adopted_unchanged,
+            vpc_endpoint_ids: attached,
         },
         state: PartState::ready(
             reason::AVAILABLE,
@@ -482,6 +498,79 @@ pub async fn reconcile(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Result<O
         ),
         changes,
     })
+}
+
+/// The API status named, or one kept for release after the next deployment.
+fn serving_until_now(ctx: &PartContext<'_>, id: &str) -> bool {
+    ctx.status.rest_api_id.as_deref() == Some(id)
+        || ctx
+            .status
+            .retiring
+            .iter()
+            .any(|r| r.kind == crate::retiring::REST_API && r.id == id)
+}
+
+/// Detach the endpoints the spec no longer names: called once the stage serves a deployment whose
+/// policy does not admit them.
+pub async fn detach_stale(
+    ctx: &PartContext<'_>,
+    api: &ApiInfo,
+    vpc_endpoint_id: &str,
+) -> Result<Vec<Change>> {
+    let desired = DesiredApi::new(ctx, vpc_endpoint_id);
+    let stale = stale_endpoint_ids(&api.vpc_endpoint_ids, &desired);
+    if stale.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ops: Vec<PatchOperation> = stale
+        .iter()
+        .map(|id| {
+            PatchOperation::builder()
+                .op(Op::Remove)
+                .path("/endpointConfiguration/vpcEndpointIds")
+                .value(id)
+                .build()
+        })
+        .collect();
+    ctx.aws
+        .apigateway
+        .update_rest_api()
+        .rest_api_id(&api.rest_api_id)
+        .set_patch_operations(Some(ops))
+        .send()
+        .await
+        .aws(SERVICE, "UpdateRestApi")?;
+    Ok(vec![Change::new(
+        "Updated",
+        format!("REST API {}", api.rest_api_id),
+        format!(
+            "VPC endpoint(s) {} detached: the stage serves a policy without them",
+            stale.join(", ")
+        ),
+    )])
+}
+
+/// Delete a REST API an earlier spec used (`spec.adopt` named another), if it is this object's
+/// and not the current one. Gone already: nothing to do.
+pub async fn release_retired(
+    ctx: &PartContext<'_>,
+    id: &str,
+    current: &str,
+) -> Result<Vec<Change>> {
+    if id == current {
+        return Ok(Vec::new());
+    }
+    match get_api(ctx, id).await? {
+        Some(api) if owned_by(ctx, &api) => {
+            delete_api(ctx, id).await?;
+            Ok(vec![Change::new(
+                "Deleted",
+                format!("REST API {id}"),
+                format!("replaced by REST API {current}, whose stage now serves"),
+            )])
+        }
+        _ => Ok(Vec::new()),
+    }
 }
 
 async fn create(ctx: &PartContext<'_>, desired: &DesiredApi) -> Result<ApiInfo> {
@@ -521,6 +610,7 @@ async fn create(ctx: &PartContext<'_>, desired: &DesiredApi) -> Result<ApiInfo> 
         rest_api_id,
         root_resource_id: out.root_resource_id,
         adopted_unchanged: false,
+        vpc_endpoint_ids: desired.vpc_endpoint_ids.clone(),
     })
 }
 

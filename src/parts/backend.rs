@@ -484,7 +484,27 @@ fn user_error(err: Error, backend: &BackendSpec) -> Error {
     } else {
         ""
     };
-    invalid(field, format!("{code}: {message}{hint}"))
+    let message = format!("{code}: {message}{hint}");
+    if names_missing_reference(&message) {
+        Error::reference_not_found(field, message)
+    } else {
+        invalid(field, message)
+    }
+}
+
+/// Whether Lambda's rejection says that something the spec names does not exist (yet): a role
+/// Lambda cannot assume (IAM roles are often made by the same GitOps sync, and IAM is eventually
+/// consistent), an S3 bucket or object not uploaded yet.
+pub fn names_missing_reference(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "cannot be assumed",
+        "nosuchkey",
+        "nosuchbucket",
+        "does not exist",
+    ]
+    .iter()
+    .any(|words| m.contains(words))
 }
 
 /// The parts of a Lambda function ARN: `arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]`.
@@ -799,11 +819,7 @@ pub async fn reconcile_function(ctx: &PartContext<'_>) -> Result<Outcome<Backend
         return reconcile_referenced(ctx, arn).await;
     }
     let desired = desired_function(ctx.spec, ctx.settings, ctx.owner)?;
-    let mut changes = release_previous_backend(ctx, &desired.name, None).await?;
-    let mut result = reconcile_owned(ctx, &desired).await?;
-    changes.append(&mut result.changes);
-    result.changes = changes;
-    Ok(result)
+    reconcile_owned(ctx, &desired).await
 }
 
 async fn reconcile_referenced(ctx: &PartContext<'_>, arn: &str) -> Result<Outcome<BackendInfo>> {
@@ -822,10 +838,9 @@ async fn reconcile_referenced(ctx: &PartContext<'_>, arn: &str) -> Result<Outcom
             ),
         ));
     }
-    let changes = release_previous_backend(ctx, &parsed.name, parsed.qualifier.as_deref()).await?;
-    let live = get_function(ctx, arn)
-        .await?
-        .ok_or_else(|| invalid(FIELD_FUNCTION_ARN, format!("function {arn} does not exist")))?;
+    let live = get_function(ctx, arn).await?.ok_or_else(|| {
+        Error::reference_not_found(FIELD_FUNCTION_ARN, format!("function {arn} does not exist"))
+    })?;
     let value = BackendInfo {
         function_arn: arn.to_string(),
         function_name: live.name.clone(),
@@ -842,7 +857,7 @@ async fn reconcile_referenced(ctx: &PartContext<'_>, arn: &str) -> Result<Outcom
     } else {
         PartState::not_ready(reason::DEPENDENCY_NOT_READY, live.unusable_reason())
     };
-    Ok(outcome(value, state, changes))
+    Ok(outcome(value, state, Vec::new()))
 }
 
 async fn reconcile_owned(
@@ -867,7 +882,7 @@ async fn reconcile_owned(
                 .iter()
                 .any(|a| a.kind == "Function" && a.id == desired.name) =>
         {
-            return Err(invalid(
+            return Err(Error::reference_not_found(
                 FIELD_ADOPT_FUNCTION,
                 format!(
                     "Lambda function {} does not exist in {}",
@@ -1198,26 +1213,47 @@ async fn wait_update_finished(ctx: &PartContext<'_>, name: &str) -> Result<bool>
     }
 }
 
-/// When the backend changed (status names another function than the spec now does): delete the
-/// previously owned function, or take this owner's statements off a previously referenced one.
-/// Runs only when they differ, so a steady-state reconcile makes no call here.
-async fn release_previous_backend(
+/// Release a function an earlier spec used, once the stage serves a deployment that calls
+/// `current` instead (see `crate::retiring`): delete it if this object owns it, else take this
+/// object's statements off it. The same function under another qualifier (`F` and `F:live`) is
+/// never deleted, only its statements removed.
+pub async fn release_retired(
     ctx: &PartContext<'_>,
-    name: &str,
-    qualifier: Option<&str>,
+    retired: &str,
+    current: &str,
 ) -> Result<Vec<Change>> {
-    let Some(previous) = ctx.status.function_arn.as_deref() else {
-        return Ok(Vec::new());
-    };
-    let Some(parsed) = parse_function_arn(previous) else {
-        return Ok(Vec::new());
-    };
-    if (parsed.name.as_str(), parsed.qualifier.as_deref()) == (name, qualifier)
-        || parsed.region != ctx.aws.region
-    {
+    if retired == current {
         return Ok(Vec::new());
     }
-    release_function(ctx, previous, false).await
+    let Some(parsed) = parse_function_arn(retired) else {
+        return Ok(Vec::new());
+    };
+    if parsed.region != ctx.aws.region {
+        return Ok(Vec::new());
+    }
+    let same_function = parse_function_arn(current).is_some_and(|c| c.name == parsed.name);
+    release_function(ctx, retired, same_function).await
+}
+
+/// Take this object's statements `sids` off the function (those for an API it no longer uses).
+pub async fn remove_statements(
+    ctx: &PartContext<'_>,
+    function: &str,
+    sids: &[String],
+) -> Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    for sid in sids {
+        if remove_permission(ctx, function, sid).await? {
+            changes.push(Change::new(
+                "Deleted",
+                format!("invoke permission {sid}"),
+                format!(
+                    "for a REST API this object no longer uses, removed from function {function}"
+                ),
+            ));
+        }
+    }
+    Ok(changes)
 }
 
 /// Delete the function if this owner owns it (and `keep` is false), else remove this owner's
@@ -1298,7 +1334,7 @@ pub async fn reconcile_permission(
     ctx: &PartContext<'_>,
     backend: &BackendInfo,
     rest_api_id: &str,
-) -> Result<Outcome<()>> {
+) -> Result<Outcome<Vec<String>>> {
     let function = backend.function_arn.as_str();
     let desired = desired_permission(
         ctx.owner,
@@ -1309,7 +1345,17 @@ pub async fn reconcile_permission(
     );
     let prefix = ctx.owner.permission_statement_prefix();
     let policy = get_policy(ctx, function).await?;
-    let diff = permission_diff(policy.as_deref(), &prefix, &desired).map_err(unexpected_policy)?;
+    let mut diff =
+        permission_diff(policy.as_deref(), &prefix, &desired).map_err(unexpected_policy)?;
+    // This object's statements for other REST APIs (one `spec.adopt` replaced, or one deleted
+    // in AWS) may be what the stage still invokes through: removed after the deployment.
+    let stale: Vec<String> = diff
+        .remove
+        .iter()
+        .filter(|sid| **sid != desired.statement_id)
+        .cloned()
+        .collect();
+    diff.remove.retain(|sid| *sid == desired.statement_id);
     let ready = PartState::ready(
         reason::AVAILABLE,
         format!(
@@ -1320,17 +1366,13 @@ pub async fn reconcile_permission(
     let mut changes = Vec::new();
     if diff.is_empty() {
         return Ok(Outcome {
-            value: (),
+            value: stale.clone(),
             state: ready,
             changes,
         });
     }
     for sid in &diff.remove {
-        let detail = if *sid == desired.statement_id {
-            "edited outside the operator; re-adding it"
-        } else {
-            "for another API of this PrivateApi"
-        };
+        let detail = "edited outside the operator; re-adding it";
         match remove_permission(ctx, function, sid).await {
             Ok(true) => changes.push(Change::new(
                 "Deleted",
@@ -1341,7 +1383,7 @@ pub async fn reconcile_permission(
             Err(err) => {
                 return match conflict_state(&err, &backend.function_name) {
                     Some(state) => Ok(Outcome {
-                        value: (),
+                        value: stale.clone(),
                         state,
                         changes,
                     }),
@@ -1372,13 +1414,13 @@ pub async fn reconcile_permission(
                 let policy = get_policy(ctx, function).await?;
                 let again = permission_diff(policy.as_deref(), &prefix, &desired)
                     .map_err(unexpected_policy)?;
-                if !again.is_empty() {
+                if again.add || again.remove.contains(&desired.statement_id) {
                     return Err(err);
                 }
             } else {
                 return match conflict_state(&err, &backend.function_name) {
                     Some(state) => Ok(Outcome {
-                        value: (),
+                        value: stale.clone(),
                         state,
                         changes,
                     }),
@@ -1417,7 +1459,7 @@ pub async fn reconcile_permission(
         }
     }
     Ok(Outcome {
-        value: (),
+        value: stale,
         state: ready,
         changes,
     })
@@ -1453,6 +1495,22 @@ pub async fn cleanup(ctx: &PartContext<'_>) -> Result<Cleanup> {
         && parsed.region == ctx.aws.region
         && !(parsed.name == owned_name && parsed.qualifier.is_none())
     {
+        seen.insert(arn.to_string());
+        changes.append(&mut release_function(ctx, arn, is_referenced(arn)).await?);
+    }
+    // Functions an earlier spec used that were not released yet (a switch under way).
+    for arn in ctx
+        .status
+        .retiring
+        .iter()
+        .filter(|r| r.kind == crate::retiring::FUNCTION)
+        .map(|r| r.id.as_str())
+    {
+        if seen.contains(arn)
+            || parse_function_arn(arn).is_none_or(|parsed| parsed.region != ctx.aws.region)
+        {
+            continue;
+        }
         seen.insert(arn.to_string());
         changes.append(&mut release_function(ctx, arn, is_referenced(arn)).await?);
     }

@@ -763,7 +763,7 @@ pub fn check_subnets(
     for (i, id) in create.subnet_ids.iter().enumerate() {
         let field = format!("{FIELD_SUBNETS}[{i}]");
         let Some(subnet) = facts.get(id) else {
-            return Err(invalid(
+            return Err(Error::reference_not_found(
                 field,
                 format!("subnet {id} does not exist in {region}"),
             ));
@@ -807,7 +807,7 @@ pub fn check_groups(
     if allowed {
         for (i, id) in create.allowed_security_group_ids.iter().enumerate() {
             if !found.contains_key(id) {
-                return Err(invalid(
+                return Err(Error::reference_not_found(
                     format!("{FIELD_ALLOWED_GROUPS}[{i}]"),
                     format!("security group {id} does not exist in {region}"),
                 ));
@@ -819,7 +819,7 @@ pub fn check_groups(
             let field = format!("{FIELD_GROUPS}[{i}]");
             match found.get(id) {
                 None => {
-                    return Err(invalid(
+                    return Err(Error::reference_not_found(
                         field,
                         format!("security group {id} does not exist in {region}"),
                     ));
@@ -895,9 +895,13 @@ fn rejected(err: Error, create: &CreateEndpointSpec) -> Error {
     } = &err
         && let Some(field) = rejection_field(code, message, create)
     {
-        return Error::InvalidSpec {
-            field,
-            message: format!("{code}: {message}"),
+        let message = format!("{code}: {message}");
+        // `InvalidSubnetID.NotFound`, `InvalidGroup.NotFound`, ...: a reference that may still
+        // appear, unlike a malformed or conflicting one.
+        return if code.ends_with(".NotFound") {
+            Error::reference_not_found(field, message)
+        } else {
+            Error::InvalidSpec { field, message }
         };
     }
     err
@@ -951,7 +955,7 @@ impl<'a> References<'a> {
             .iter()
             .any(|v| v.vpc_id() == Some(self.create.vpc_id.as_str()))
         {
-            return Err(invalid(
+            return Err(Error::reference_not_found(
                 FIELD_VPC,
                 format!(
                     "VPC {} does not exist in {}",
@@ -1309,7 +1313,7 @@ async fn observe_endpoints(
                 err.into_invalid_spec_if(&[AwsErrorKind::InvalidRequest], FIELD_ADOPT_ENDPOINT)
             })?
             .ok_or_else(|| {
-                invalid(
+                Error::reference_not_found(
                     FIELD_ADOPT_ENDPOINT,
                     format!(
                         "VPC endpoint {adopt_id} does not exist in {}",
@@ -1638,7 +1642,7 @@ async fn reconcile_referenced(ctx: &PartContext<'_>, id: &str) -> Result<Outcome
         .await
         .map_err(|err| err.into_invalid_spec_if(&[AwsErrorKind::InvalidRequest], FIELD_ID))?
         .ok_or_else(|| {
-            invalid(
+            Error::reference_not_found(
                 FIELD_ID,
                 format!("VPC endpoint {id} does not exist in {}", ctx.aws.region),
             )
@@ -1690,8 +1694,15 @@ async fn reconcile_owned(
     )
     .await?;
 
-    // Duplicates (a past double create) and failed endpoints go.
-    let doomed: Vec<&LiveEndpoint> = observed.duplicates.iter().chain(&observed.failed).collect();
+    // Duplicates (a past double create) and failed endpoints go. Not the endpoint status named
+    // when `spec.adopt` names another: clients go through it until the stage serves a policy
+    // without it (released by the reconciler then, see `crate::retiring`).
+    let doomed: Vec<&LiveEndpoint> = observed
+        .duplicates
+        .iter()
+        .filter(|e| !serving_until_now(ctx, &e.id))
+        .chain(&observed.failed)
+        .collect();
     if !doomed.is_empty() {
         let ids: Vec<String> = doomed.iter().map(|e| e.id.clone()).collect();
         delete_endpoints(ctx, &ids).await?;
@@ -1871,6 +1882,49 @@ async fn reconcile_owned(
         state,
         changes,
     })
+}
+
+/// The endpoint status named, or one kept for release after the next deployment.
+fn serving_until_now(ctx: &PartContext<'_>, id: &str) -> bool {
+    ctx.status.vpc_endpoint_id.as_deref() == Some(id)
+        || ctx
+            .status
+            .retiring
+            .iter()
+            .any(|r| r.kind == crate::retiring::VPC_ENDPOINT && r.id == id)
+}
+
+/// Delete an endpoint an earlier spec used, once the stage serves a policy without it: only if
+/// this object owns it, it is not the current one, and no other REST API uses it (then
+/// [`Error::InUse`]: looked at again later). Gone already, or someone else's: nothing to do (the
+/// API was detached from it before).
+pub async fn release_retired(
+    ctx: &PartContext<'_>,
+    id: &str,
+    current: &str,
+) -> Result<Vec<Change>> {
+    if id == current {
+        return Ok(Vec::new());
+    }
+    let Some(live) = describe_endpoint(ctx, id).await? else {
+        return Ok(Vec::new());
+    };
+    if !live.owned_by(ctx) || live.lifecycle() == Lifecycle::Gone {
+        return Ok(Vec::new());
+    }
+    let users = super::api::other_users_of_endpoint(ctx, id).await?;
+    if !users.is_empty() {
+        return Err(Error::InUse(format!(
+            "VPC endpoint {id} is still used by REST API(s) {}; it is deleted once they no longer use it",
+            users.join(", ")
+        )));
+    }
+    delete_endpoints(ctx, &[id.to_string()]).await?;
+    Ok(vec![Change::new(
+        "Deleted",
+        format!("VPC endpoint {id}"),
+        format!("replaced by {current}, which the stage's policy now admits"),
+    )])
 }
 
 /// Delete the endpoint and security group this object owns (found by status IDs AND by ownership
