@@ -509,7 +509,10 @@ pub struct PrivateApiStatus {
     /// The region of all of the above.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// `Ready`, `EndpointReady`, `ApiReady`, `BackendReady`, `Deployed`.
+    /// `Ready`, `EndpointReady`, `ApiReady`, `BackendReady`, `Deployed`. Reason `InvalidSpec`:
+    /// the spec is wrong in itself, terminal until it changes; `ReferenceNotFound`: a reference
+    /// does not exist (yet), retried with backoff (at most 2 min apart); `AwsError`, `Throttled`:
+    /// retried.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

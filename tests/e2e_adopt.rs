@@ -398,9 +398,9 @@ async fn adopting_what_does_not_exist_is_waited_for_and_leaves_nothing() {
         &namespace,
         "ghost",
         READY_TIMEOUT,
-        "ApiReady and BackendReady ReferenceNotFound",
+        "Ready, ApiReady and BackendReady ReferenceNotFound (once the endpoint is available)",
         |object| {
-            ["ApiReady", "BackendReady"].iter().all(|type_| {
+            ["Ready", "ApiReady", "BackendReady"].iter().all(|type_| {
                 condition(object, type_).is_some_and(|c| c["reason"] == "ReferenceNotFound")
             })
         },

@@ -1893,7 +1893,8 @@ mod tests {
             },
             &backend,
         );
-        assert!(err.is_invalid_spec());
+        // A role that may not exist yet (IAM made by the same sync): retried.
+        assert!(err.is_reference_not_found());
         assert!(
             err.to_string()
                 .starts_with("spec.backend.executionRoleArn: "),

@@ -2386,10 +2386,21 @@ mod tests {
             .collect()
     }
 
+    /// `field: message` of a refusal: ReferenceNotFound when something does not exist (retried),
+    /// InvalidSpec otherwise.
     fn invalid_field(result: Result<()>) -> String {
         match result {
-            Err(Error::InvalidSpec { field, message }) => format!("{field}: {message}"),
-            other => panic!("expected InvalidSpec, got {other:?}"),
+            Err(Error::ReferenceNotFound { field, message })
+                if message.contains("does not exist") =>
+            {
+                format!("{field}: {message}")
+            }
+            Err(Error::InvalidSpec { field, message }) if !message.contains("does not exist") => {
+                format!("{field}: {message}")
+            }
+            other => panic!(
+                "expected InvalidSpec (or ReferenceNotFound for what does not exist), got {other:?}"
+            ),
         }
     }
 
@@ -2517,7 +2528,7 @@ mod tests {
             },
             &spec,
         );
-        assert_eq!(err.reason(), "InvalidSpec");
+        assert_eq!(err.reason(), "ReferenceNotFound");
         assert!(
             err.to_string()
                 .starts_with("spec.endpoint.create.subnetIds[0]: InvalidSubnetID.NotFound")
