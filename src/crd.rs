@@ -474,6 +474,20 @@ pub struct RetiringResource {
     pub id: String,
 }
 
+impl RetiringResource {
+    pub const FUNCTION: &'static str = "Function";
+    pub const REST_API: &'static str = "RestApi";
+    pub const VPC_ENDPOINT: &'static str = "VpcEndpoint";
+}
+
+impl PrivateApiStatus {
+    /// Whether `id` is what the stage may still serve: the resource of `kind` status names
+    /// (`named`), or one kept in `retiring` until the next deployment.
+    pub fn serving_until_now(&self, kind: &str, named: Option<&str>, id: &str) -> bool {
+        named == Some(id) || self.retiring.iter().any(|r| r.kind == kind && r.id == id)
+    }
+}
+
 /// What the operator observed and owns. Written by the operator only.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]

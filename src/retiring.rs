@@ -10,9 +10,9 @@ use crate::crd::RetiringResource;
 use crate::error::Error;
 use crate::parts::{Change, PartContext, api, backend, endpoint};
 
-pub const FUNCTION: &str = "Function";
-pub const REST_API: &str = "RestApi";
-pub const VPC_ENDPOINT: &str = "VpcEndpoint";
+pub const FUNCTION: &str = RetiringResource::FUNCTION;
+pub const REST_API: &str = RetiringResource::REST_API;
+pub const VPC_ENDPOINT: &str = RetiringResource::VPC_ENDPOINT;
 
 /// Status named `previous`, the spec now leads to `current`: keep `previous` for release (unless
 /// it is `current`), and take `current` off the list (a switch back to it).

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::{AdoptedFrom, Change, Cleanup, FIELD_ADOPT_REST_API, Outcome, PartContext};
 use crate::aws::{RegionClients, no_sdk_retries};
 use crate::conditions::{PartState, reason};
+use crate::crd::RetiringResource;
 use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
 use crate::policy;
 
@@ -403,7 +404,11 @@ pub async fn reconcile(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Result<O
         changes.push(Change::adopted("RestApi", &live.id, AdoptedFrom::Spec));
     }
     for duplicate in duplicates {
-        if serving_until_now(ctx, &duplicate.id) {
+        if ctx.status.serving_until_now(
+            RetiringResource::REST_API,
+            ctx.status.rest_api_id.as_deref(),
+            &duplicate.id,
+        ) {
             // `spec.adopt` named another API: this one serves until the adopted one's stage does
             // (released by the reconciler then, see `crate::retiring`).
             continue;
@@ -498,16 +503,6 @@ pub async fn reconcile(ctx: &PartContext<'_>, vpc_endpoint_id: &str) -> Result<O
         ),
         changes,
     })
-}
-
-/// The API status named, or one kept for release after the next deployment.
-fn serving_until_now(ctx: &PartContext<'_>, id: &str) -> bool {
-    ctx.status.rest_api_id.as_deref() == Some(id)
-        || ctx
-            .status
-            .retiring
-            .iter()
-            .any(|r| r.kind == crate::retiring::REST_API && r.id == id)
 }
 
 /// Detach the endpoints the spec no longer names: called once the stage serves a deployment whose

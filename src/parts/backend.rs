@@ -1503,7 +1503,7 @@ pub async fn cleanup(ctx: &PartContext<'_>) -> Result<Cleanup> {
         .status
         .retiring
         .iter()
-        .filter(|r| r.kind == crate::retiring::FUNCTION)
+        .filter(|r| r.kind == crate::crd::RetiringResource::FUNCTION)
         .map(|r| r.id.as_str())
     {
         if seen.contains(arn)

@@ -20,7 +20,7 @@ use aws_sdk_ec2::types::{
 
 use super::{AdoptedFrom, Change, Cleanup, FIELD_ADOPT_ENDPOINT, Outcome, PartContext};
 use crate::conditions::{PartState, reason};
-use crate::crd::CreateEndpointSpec;
+use crate::crd::{CreateEndpointSpec, RetiringResource};
 use crate::error::{AwsErrorKind, AwsResultExt, Error, NotFoundExt, Result, classify};
 use crate::identity::{TAG_CLUSTER, TAG_OWNER, TAG_UID};
 
@@ -1700,7 +1700,13 @@ async fn reconcile_owned(
     let doomed: Vec<&LiveEndpoint> = observed
         .duplicates
         .iter()
-        .filter(|e| !serving_until_now(ctx, &e.id))
+        .filter(|e| {
+            !ctx.status.serving_until_now(
+                RetiringResource::VPC_ENDPOINT,
+                ctx.status.vpc_endpoint_id.as_deref(),
+                &e.id,
+            )
+        })
         .chain(&observed.failed)
         .collect();
     if !doomed.is_empty() {
@@ -1882,16 +1888,6 @@ async fn reconcile_owned(
         state,
         changes,
     })
-}
-
-/// The endpoint status named, or one kept for release after the next deployment.
-fn serving_until_now(ctx: &PartContext<'_>, id: &str) -> bool {
-    ctx.status.vpc_endpoint_id.as_deref() == Some(id)
-        || ctx
-            .status
-            .retiring
-            .iter()
-            .any(|r| r.kind == crate::retiring::VPC_ENDPOINT && r.id == id)
 }
 
 /// Delete an endpoint an earlier spec used, once the stage serves a policy without it: only if
