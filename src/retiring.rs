@@ -73,6 +73,15 @@ pub async fn release(
     let mut ordered: Vec<&RetiringResource> = retiring.iter().collect();
     ordered.sort_by_key(|r| order(r));
     for resource in ordered {
+        let current_id = match resource.kind.as_str() {
+            FUNCTION => current.function_arn,
+            REST_API => current.rest_api_id,
+            _ => current.vpc_endpoint_id,
+        };
+        if resource.id == current_id {
+            // Switched back to it: in use again, nothing to release.
+            continue;
+        }
         let result = match resource.kind.as_str() {
             FUNCTION => backend::release_retired(ctx, &resource.id, current.function_arn).await,
             REST_API => api::release_retired(ctx, &resource.id, current.rest_api_id).await,

@@ -1215,15 +1215,22 @@ async fn switching_backends_keeps_the_previous_one_until_it_is_released() {
         ["someone-else-s3"]
     );
     assert_eq!(snapshot(&bed, &ext_name).await, before);
-    // Releasing what is current (a switch back) does nothing.
-    let again = backend::release_retired(
+    // What is current again (a switch back) is never released.
+    let released = privateapi_operator::retiring::release(
         &api.ctx(&bed),
-        &new.value.function_arn,
-        &new.value.function_arn,
+        &[privateapi_operator::crd::RetiringResource {
+            kind: privateapi_operator::retiring::FUNCTION.into(),
+            id: new.value.function_arn.clone(),
+        }],
+        &privateapi_operator::retiring::Current {
+            function_arn: &new.value.function_arn,
+            rest_api_id: "api5eeeeee",
+            vpc_endpoint_id: "vpce-0000000000000000a",
+        },
     )
-    .await
-    .expect("no-op");
-    assert!(again.is_empty());
+    .await;
+    assert!(released.changes.is_empty() && released.errors.is_empty());
+    assert!(released.remaining.is_empty(), "dropped from the list");
     assert!(exists(&bed, &owned_name).await);
 
     api.status.function_arn = Some(new.value.function_arn.clone());

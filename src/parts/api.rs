@@ -545,16 +545,13 @@ pub async fn detach_stale(
     )])
 }
 
-/// Delete a REST API an earlier spec used (`spec.adopt` named another), if it is this object's
-/// and not the current one. Gone already: nothing to do.
+/// Delete a REST API an earlier spec used (`spec.adopt` named another, `current`), if it is this
+/// object's. Gone already: nothing to do. `crate::retiring` never passes the current one.
 pub async fn release_retired(
     ctx: &PartContext<'_>,
     id: &str,
     current: &str,
 ) -> Result<Vec<Change>> {
-    if id == current {
-        return Ok(Vec::new());
-    }
     match get_api(ctx, id).await? {
         Some(api) if owned_by(ctx, &api) => {
             delete_api(ctx, id).await?;

@@ -1222,9 +1222,6 @@ pub async fn release_retired(
     retired: &str,
     current: &str,
 ) -> Result<Vec<Change>> {
-    if retired == current {
-        return Ok(Vec::new());
-    }
     let Some(parsed) = parse_function_arn(retired) else {
         return Ok(Vec::new());
     };

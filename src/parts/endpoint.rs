@@ -1891,7 +1891,7 @@ async fn reconcile_owned(
 }
 
 /// Delete an endpoint an earlier spec used, once the stage serves a policy without it: only if
-/// this object owns it, it is not the current one, and no other REST API uses it (then
+/// this object owns it and no other REST API uses it (then
 /// [`Error::InUse`]: looked at again later). Gone already, or someone else's: nothing to do (the
 /// API was detached from it before).
 pub async fn release_retired(
@@ -1899,9 +1899,6 @@ pub async fn release_retired(
     id: &str,
     current: &str,
 ) -> Result<Vec<Change>> {
-    if id == current {
-        return Ok(Vec::new());
-    }
     let Some(live) = describe_endpoint(ctx, id).await? else {
         return Ok(Vec::new());
     };
