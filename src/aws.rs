@@ -34,18 +34,6 @@ use crate::pacer::{CallTag, Pacer};
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-tokio::task_local! {
-    /// Set while a periodic check runs on shared observations: such a check must not change
-    /// anything, so a write is refused before it is sent and recorded here.
-    static READ_ONLY: Arc<AtomicBool>;
-}
-
-/// Run `future` with every AWS write refused (before it is sent); `attempted` tells afterwards
-/// whether anything tried to write.
-pub async fn read_only<F: std::future::Future>(attempted: Arc<AtomicBool>, future: F) -> F::Output {
-    READ_ONLY.scope(attempted, future).await
-}
-
 /// Records each HTTP attempt of each SDK operation, and tags it for the pacer with the
 /// account-region of the clients it belongs to.
 #[derive(Debug, Clone)]
@@ -54,6 +42,9 @@ pub struct CallRecorder {
     pacer: Arc<Pacer>,
     /// `account/region`; `None` for calls that are not paced (STS).
     scope: Option<String>,
+    /// Set on the clients of a periodic check ([`RegionClients::read_only`]): every write is
+    /// refused before it is sent, and recorded here.
+    refuse_writes: Option<Arc<AtomicBool>>,
 }
 
 impl CallRecorder {
@@ -85,10 +76,11 @@ impl Intercept for CallRecorder {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Some(metadata) = cfg.load::<Metadata>()
+        if let Some(attempted) = &self.refuse_writes
+            && let Some(metadata) = cfg.load::<Metadata>()
             && !crate::metrics::is_read_operation(metadata.name())
-            && let Ok(()) = READ_ONLY.try_with(|attempted| attempted.store(true, Ordering::SeqCst))
         {
+            attempted.store(true, Ordering::SeqCst);
             return Err(format!(
                 "{} {} refused: a periodic check on shared observations does not write",
                 metadata.service(),
@@ -112,8 +104,8 @@ impl Intercept for CallRecorder {
             Some(metadata) => (metadata.service().to_string(), metadata.name().to_string()),
             None => ("unknown".to_string(), "unknown".to_string()),
         };
-        if !crate::metrics::is_read_operation(&operation) && READ_ONLY.try_with(|_| ()).is_ok() {
-            // Refused before it was sent (see `read_only`): not an AWS call.
+        if self.refuse_writes.is_some() && !crate::metrics::is_read_operation(&operation) {
+            // Refused before it was sent (see `RegionClients::read_only`): not an AWS call.
             return Ok(());
         }
         let status = context.response().map(|response| {
@@ -214,6 +206,81 @@ pub struct RegionClients {
     pub ec2: aws_sdk_ec2::Client,
     pub apigateway: aws_sdk_apigateway::Client,
     pub lambda: aws_sdk_lambda::Client,
+    /// The region's SDK configuration and the recorder its clients were built with, to build the
+    /// read-only handle of a periodic check.
+    config: SdkConfig,
+    recorder: CallRecorder,
+}
+
+impl RegionClients {
+    fn build(region: &str, account_id: String, config: SdkConfig, recorder: CallRecorder) -> Self {
+        Self {
+            region: region.to_string(),
+            account_id,
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(&config)
+                    .interceptor(recorder.clone())
+                    .build(),
+            ),
+            apigateway: aws_sdk_apigateway::Client::from_conf(
+                aws_sdk_apigateway::config::Builder::from(&config)
+                    .interceptor(recorder.clone())
+                    .build(),
+            ),
+            lambda: aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(&config)
+                    .interceptor(recorder.clone())
+                    .build(),
+            ),
+            config,
+            recorder,
+        }
+    }
+
+    /// A handle on the same region whose clients refuse every write before it is sent: what a
+    /// periodic check on shared observations is given, so it cannot change anything whatever
+    /// code path it takes. Reads are recorded and paced as usual.
+    pub fn read_only(&self) -> ReadOnlyClients {
+        let attempted = Arc::new(AtomicBool::new(false));
+        let recorder = CallRecorder {
+            refuse_writes: Some(attempted.clone()),
+            ..self.recorder.clone()
+        };
+        ReadOnlyClients {
+            clients: Self::build(
+                &self.region,
+                self.account_id.clone(),
+                self.config.clone(),
+                recorder,
+            ),
+            attempted,
+        }
+    }
+
+    /// Whether these clients refuse writes ([`RegionClients::read_only`]).
+    pub fn refuses_writes(&self) -> bool {
+        self.recorder.refuse_writes.is_some()
+    }
+}
+
+/// The clients of a periodic check: every write is refused before it is sent.
+#[derive(Debug)]
+pub struct ReadOnlyClients {
+    clients: RegionClients,
+    attempted: Arc<AtomicBool>,
+}
+
+impl ReadOnlyClients {
+    /// The clients, to read with (a write fails with an error, without being sent).
+    pub fn clients(&self) -> &RegionClients {
+        &self.clients
+    }
+
+    /// Whether anything tried to write through these clients: a check that would have changed
+    /// AWS is not a confirmation that AWS matches the spec.
+    pub fn write_attempted(&self) -> bool {
+        self.attempted.load(Ordering::SeqCst)
+    }
 }
 
 /// Builds and caches [`RegionClients`] per region.
@@ -282,6 +349,7 @@ impl AwsClients {
                 metrics,
                 pacer: pacer.clone(),
                 scope: None,
+                refuse_writes: None,
             },
             pacer,
             default_region,
@@ -337,25 +405,7 @@ impl AwsClients {
             scope: Some(format!("{account_id}/{region}")),
             ..self.recorder.clone()
         };
-        let clients = Arc::new(RegionClients {
-            region: region.to_string(),
-            account_id,
-            ec2: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(&config)
-                    .interceptor(recorder.clone())
-                    .build(),
-            ),
-            apigateway: aws_sdk_apigateway::Client::from_conf(
-                aws_sdk_apigateway::config::Builder::from(&config)
-                    .interceptor(recorder.clone())
-                    .build(),
-            ),
-            lambda: aws_sdk_lambda::Client::from_conf(
-                aws_sdk_lambda::config::Builder::from(&config)
-                    .interceptor(recorder.clone())
-                    .build(),
-            ),
-        });
+        let clients = Arc::new(RegionClients::build(region, account_id, config, recorder));
         cache.insert(region.to_string(), clients.clone());
         Ok(clients)
     }

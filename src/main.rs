@@ -237,6 +237,10 @@ async fn run(args: Args) -> Result<(), Fatal> {
             .with_concurrency(usize::from(args.concurrency))
             .with_store(controller.store()),
     );
+    tokio::spawn(reconciler::prune_forgotten_every(
+        context.clone(),
+        reconciler::PRUNE_EVERY,
+    ));
     // Graceful: the controller stops taking new work, lets the reconciles in flight finish,
     // then its stream ends.
     let (stop_taking_work, stop_trigger) = tokio::sync::oneshot::channel::<()>();

@@ -127,6 +127,12 @@ impl Metrics {
     }
 
     /// Remember whether an object is Ready (`known` false: not reconciled yet / deleted).
+    /// Drop the readiness of objects for which `live` does not hold (deleted without a cleanup
+    /// by this process).
+    pub fn retain_ready(&self, live: impl Fn(&str) -> bool) {
+        self.lock().ready_objects.retain(|key, _| live(key));
+    }
+
     pub fn set_ready(&self, object: &str, ready: Option<bool>) {
         let mut inner = self.lock();
         match ready {

@@ -176,6 +176,61 @@ impl Observations {
             .unwrap_or_else(|p| p.into_inner())
             .remove(object);
     }
+
+    /// Forget what is remembered of objects, REST APIs and functions that no live object names:
+    /// objects deleted while this process did not run their cleanup (another leader, a removed
+    /// finalizer) would otherwise stay remembered for good.
+    pub fn retain(&self, live: &LiveNames) {
+        self.turns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|object, _| live.objects.contains(object));
+        let regions: Vec<Arc<RegionObservations>> = self
+            .regions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for region in regions {
+            region.retain(live);
+        }
+    }
+
+    /// How many objects and remembered reads are kept (objects with a check turn; REST APIs
+    /// with routes and functions with a configuration, over all regions).
+    pub fn remembered_counts(&self) -> (usize, usize, usize) {
+        let objects = self.turns.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let regions = self.regions.lock().unwrap_or_else(|p| p.into_inner());
+        let (apis, functions) = regions.values().fold((0, 0), |(apis, functions), region| {
+            let remembered = region.remembered();
+            (
+                apis + remembered.routes.len(),
+                functions + remembered.functions.len(),
+            )
+        });
+        (objects, apis, functions)
+    }
+}
+
+/// What the live objects name: their `namespace/name` keys, and the REST APIs and functions their
+/// statuses hold (current or retiring).
+#[derive(Debug, Default, Clone)]
+pub struct LiveNames {
+    pub objects: std::collections::HashSet<String>,
+    pub rest_api_ids: std::collections::HashSet<String>,
+    pub function_arns: std::collections::HashSet<String>,
+}
+
+impl LiveNames {
+    /// Whether `name_or_arn` (as the parts ask for a function) is one of the live functions.
+    fn names_function(&self, name_or_arn: &str) -> bool {
+        self.function_arns.contains(name_or_arn)
+            || self
+                .function_arns
+                .iter()
+                .any(|arn| arn.rsplit(':').next() == Some(name_or_arn))
+    }
 }
 
 /// How the parts read AWS in one reconcile.
@@ -193,6 +248,22 @@ pub struct Reads<'a> {
 impl RegionObservations {
     fn remembered(&self) -> std::sync::MutexGuard<'_, Remembered> {
         self.remembered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn retain(&self, live: &LiveNames) {
+        let mut remembered = self.remembered();
+        remembered
+            .routes
+            .retain(|rest_api_id, _| live.rest_api_ids.contains(rest_api_id));
+        remembered
+            .functions
+            .retain(|arn, _| live.function_arns.contains(arn));
+        remembered
+            .function_arns
+            .retain(|_, arn| live.function_arns.contains(arn));
+        remembered
+            .policies
+            .retain(|name, _| live.names_function(name));
     }
 
     /// The REST API `id` from the region's listing (None: not in it, i.e. gone).

@@ -19,12 +19,10 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
@@ -227,17 +225,12 @@ pub struct Caller {
     pub object: String,
     pub namespace: String,
     pub priority: Priority,
-    /// Called (inline, in the reconcile's task) when a call of this reconcile has waited for
-    /// quota longer than the report threshold, and again every [`REPORT_EVERY`] while it waits.
-    pub on_wait: Option<WaitReporter>,
-    /// Set once `on_wait` was called: the reconciler then writes its status even if it looks
-    /// unchanged, to replace the report.
-    pub reported: Arc<AtomicBool>,
+    /// Told when a call of this reconcile has waited for quota longer than the report threshold,
+    /// and again every [`REPORT_EVERY`] while it waits. The reconciler writes the report on its
+    /// object; the pacer only sends it (never blocking: a report the reconciler has not taken
+    /// yet is not queued behind, the next one comes soon enough).
+    pub on_wait: Option<mpsc::Sender<WaitReport>>,
 }
-
-/// Reports a long wait for quota on the object (its `WaitingForQuota` condition).
-pub type WaitReporter =
-    Arc<dyn Fn(WaitReport) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// How often a report is repeated while the same call still waits.
 pub const REPORT_EVERY: Duration = Duration::from_secs(30);
@@ -277,13 +270,6 @@ pub async fn as_caller<F: Future>(caller: Caller, future: F) -> F::Output {
 
 fn current_caller() -> Option<Caller> {
     CALLER.try_with(Clone::clone).ok()
-}
-
-/// Whether a wait of the current reconcile was reported on its object.
-pub fn reported_in_this_reconcile() -> bool {
-    CALLER
-        .try_with(|caller| caller.reported.load(Ordering::SeqCst))
-        .unwrap_or(false)
 }
 
 /// The class of a call: background resyncs wait behind everything else.
@@ -658,17 +644,14 @@ impl Pacer {
                     Ok(_) => break,
                     Err(_) => {
                         next_report = started.elapsed() + REPORT_EVERY;
-                        if let Some(caller) = &caller
-                            && let Some(report) = &caller.on_wait
-                        {
-                            caller.reported.store(true, Ordering::SeqCst);
-                            report(WaitReport {
+                        if let Some(reports) = caller.as_ref().and_then(|c| c.on_wait.as_ref()) {
+                            // Full: the reconciler has a report it has not written yet.
+                            let _ = reports.try_send(WaitReport {
                                 service: tag.service.clone(),
                                 operation: tag.operation.clone(),
                                 waited: started.elapsed(),
                                 estimate: bucket.estimate(),
-                            })
-                            .await;
+                            });
                         }
                     }
                 }
@@ -744,7 +727,6 @@ mod tests {
             namespace: namespace.into(),
             priority,
             on_wait: None,
-            reported: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -947,16 +929,15 @@ mod tests {
         );
         let t = tag("API Gateway", "DeleteRestApi");
         p.acquire(&t).await;
-        let reports = Arc::new(Mutex::new(Vec::new()));
-        let sink = reports.clone();
+        let (sender, mut received) = mpsc::channel(4);
         let mut c = caller("ns", Priority::Foreground);
-        c.on_wait = Some(Arc::new(move |report: WaitReport| {
-            let sink = sink.clone();
-            Box::pin(async move { sink.lock().expect("lock").push(report) })
-        }));
-        let reported = c.reported.clone();
+        c.on_wait = Some(sender);
         as_caller(c, p.acquire(&t)).await;
-        let reports = reports.lock().expect("lock");
+        // The caller (and its sender) is gone with the reconcile: the channel ends.
+        let mut reports = Vec::new();
+        while let Some(report) = received.recv().await {
+            reports.push(report);
+        }
         // Reported once (the repeat would come 30 s later).
         assert_eq!(reports.len(), 1, "{reports:?}");
         assert_eq!(reports[0].operation, "DeleteRestApi");
@@ -964,14 +945,11 @@ mod tests {
             reports[0].estimate > Duration::from_millis(100),
             "{reports:?}"
         );
-        assert!(reported.load(Ordering::SeqCst));
         assert!(
             reports[0]
                 .to_string()
                 .contains("API Gateway DeleteRestApi quota")
         );
-        // Without a caller, or a caller without a reporter: no report, no flag.
-        assert!(!reported_in_this_reconcile());
     }
 
     #[tokio::test]

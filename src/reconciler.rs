@@ -22,7 +22,7 @@ use crate::crd::{DeletionPolicy, PrivateApi, PrivateApiStatus};
 use crate::error::{Error, Result};
 use crate::identity::Owner;
 use crate::metrics::Metrics;
-use crate::observed::{Observations, Reads};
+use crate::observed::{LiveNames, Observations, Reads};
 use crate::pacer::{self, Caller, Priority, WaitReport};
 use crate::parts::api::DesiredApi;
 use crate::parts::backend::BackendInfo;
@@ -54,6 +54,9 @@ const BACKOFF_CAP: Duration = Duration::from_secs(300);
 /// doubling backoff, capped lower: GitOps tools make the missing object within minutes.
 const REFERENCE_BACKOFF_CAP: Duration = Duration::from_secs(120);
 
+/// How often the per-object records of objects gone from the store are forgotten.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
 /// Shared by every reconcile.
 pub struct Context {
     pub client: kube::Client,
@@ -79,6 +82,9 @@ pub struct Context {
     /// Per object, the last outcome confirmed in sync with AWS: the generation and status it
     /// was for, and when.
     confirmed: Mutex<HashMap<String, Confirmed>>,
+    /// The status the operator last wrote per object: a store copy older than that is read
+    /// again before a status is built on it.
+    last_writes: status::LastWrites,
 }
 
 #[derive(Clone)]
@@ -118,6 +124,7 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             waiting_for_aws: Mutex::new(HashSet::new()),
             confirmed: Mutex::new(HashMap::new()),
+            last_writes: status::LastWrites::default(),
         }
     }
 
@@ -165,6 +172,105 @@ impl Context {
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
         self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forget every per-object record of objects that are no longer in the controller's store.
+    /// `cleanup` forgets an object it deletes; this catches the others (deleted while another
+    /// replica led, or after someone removed the finalizer), which would otherwise be kept for
+    /// the life of the process. Without a store (tests of single reconciles) it keeps everything.
+    pub fn prune_forgotten(&self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let mut live = LiveNames::default();
+        for guard in store.state() {
+            match &guard.0 {
+                Ok(object) => {
+                    live.objects.insert(object_key(&object.metadata));
+                    if let Some(status) = &object.status {
+                        live.rest_api_ids.extend(status.rest_api_id.clone());
+                        live.function_arns.extend(status.function_arn.clone());
+                        for retiring in &status.retiring {
+                            match retiring.kind.as_str() {
+                                retiring::REST_API => {
+                                    live.rest_api_ids.insert(retiring.id.clone());
+                                }
+                                retiring::FUNCTION => {
+                                    live.function_arns.insert(retiring.id.clone());
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                Err(invalid) => {
+                    live.objects.insert(object_key(&invalid.metadata));
+                }
+            }
+        }
+        let is_live = |key: &str| live.objects.contains(key);
+        self.failures().retain(|key, _| is_live(key));
+        self.waiting_for_aws
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key| is_live(key));
+        self.confirmed().retain(|key, _| is_live(key));
+        self.last_writes.retain(is_live);
+        self.metrics.retain_ready(is_live);
+        self.observations.retain(&live);
+        self.fingerprints
+            .retain_apis(|id| live.rest_api_ids.contains(id));
+    }
+
+    /// What this process keeps per object, for tests and diagnostics: the objects with any
+    /// record, and how many REST APIs and functions have remembered reads or deployment
+    /// fingerprints.
+    pub fn bookkeeping(&self) -> Bookkeeping {
+        let mut objects: std::collections::BTreeSet<String> =
+            self.failures().keys().cloned().collect();
+        objects.extend(
+            self.waiting_for_aws
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned(),
+        );
+        objects.extend(self.confirmed().keys().cloned());
+        let (checked, remembered_apis, remembered_functions) =
+            self.observations.remembered_counts();
+        Bookkeeping {
+            objects,
+            last_writes: self.last_writes.len(),
+            checked_objects: checked,
+            remembered_apis,
+            remembered_functions,
+            fingerprints: self.fingerprints.len(),
+        }
+    }
+}
+
+/// See [`Context::bookkeeping`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bookkeeping {
+    /// Objects with a failure count, a wait for AWS or a confirmation.
+    pub objects: std::collections::BTreeSet<String>,
+    /// Objects whose last status write is remembered.
+    pub last_writes: usize,
+    /// Objects with a periodic-check turn.
+    pub checked_objects: usize,
+    pub remembered_apis: usize,
+    pub remembered_functions: usize,
+    /// Deployments whose fingerprint is remembered.
+    pub fingerprints: usize,
+}
+
+/// Every `every`, [`Context::prune_forgotten`]; runs as long as the process.
+pub async fn prune_forgotten_every(ctx: Arc<Context>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        ctx.prune_forgotten();
     }
 }
 
@@ -215,9 +321,12 @@ pub async fn reconcile(
                 return Ok(Action::await_change());
             };
             // The object as it is now: the copy it was triggered with can be old after a wait
-            // (a newer spec, a deletion).
+            // (a newer spec, a deletion); and not older than the operator's own last write.
             object = match latest(&guard, &ctx) {
-                Some(Ok(object)) => object,
+                Some(Ok(object)) => match not_behind_last_write(object, &ctx).await? {
+                    Some(object) => object,
+                    None => return Ok(Action::await_change()),
+                },
                 _ => return Ok(Action::await_change()),
             };
             decision = background(&object, &ctx, &key);
@@ -277,6 +386,32 @@ fn latest(
             Err(())
         }
     })
+}
+
+/// `object` (a store copy), or the object read again from the API server when the copy's status
+/// is not the one the operator last wrote: the watch lags behind that write, and a status built
+/// on the older copy would roll it back (`adopted`, `retiring`, `lastTransitionTime`s).
+/// `None`: the object is gone.
+async fn not_behind_last_write(
+    object: Arc<PrivateApi>,
+    ctx: &Context,
+) -> Result<Option<Arc<PrivateApi>>> {
+    if !ctx.last_writes.is_behind(&object) {
+        return Ok(Some(object));
+    }
+    let api: Api<PrivateApi> =
+        Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let fresh = api.get_opt(&object.name_any()).await.map_err(Error::Kube)?;
+    if let Some(fresh) = &fresh {
+        info!(
+            object = %object_key(&object.metadata),
+            store = ?object.metadata.resource_version,
+            read = ?fresh.metadata.resource_version,
+            "the watch is behind the last status write: read the object again"
+        );
+        ctx.last_writes.record(fresh);
+    }
+    Ok(fresh.map(Arc::new))
 }
 
 /// The error inside the finalizer's wrapper.
@@ -497,7 +632,7 @@ fn background(object: &PrivateApi, ctx: &Context, key: &str) -> Background {
         // check confirms it against AWS).
         Some(confirmed)
             if confirmed.generation != object.metadata.generation
-                || Some(confirmed.status) != object.status.as_ref().map(status_digest) =>
+                || confirmed.status != status::digest(object.status.as_ref()) =>
         {
             Background::No
         }
@@ -512,14 +647,6 @@ fn background(object: &PrivateApi, ctx: &Context, key: &str) -> Background {
     }
 }
 
-/// A digest of a status, to tell whether it changed since it was confirmed.
-fn status_digest(status: &PrivateApiStatus) -> u64 {
-    use std::hash::{DefaultHasher, Hasher};
-    let mut hasher = DefaultHasher::new();
-    hasher.write(&serde_json::to_vec(status).unwrap_or_default());
-    hasher.finish()
-}
-
 fn confirm(
     ctx: &Context,
     key: &str,
@@ -531,67 +658,95 @@ fn confirm(
         key.to_string(),
         Confirmed {
             generation,
-            status: status_digest(status),
+            status: status::digest(Some(status)),
             at: Instant::now(),
             written,
         },
     );
 }
 
-/// Reports a long wait for quota on the object: `Ready` keeps its status and says why nothing
+/// Writes a long wait for quota on the object: `Ready` keeps its status and says why nothing
 /// moves (reason `WaitingForQuota`). Written with its own field manager, and only this one
 /// condition; the reconciler's next status write replaces it.
-fn quota_reporter(object: &PrivateApi, ctx: &Context) -> pacer::WaitReporter {
+async fn report_quota_wait(object: &PrivateApi, ctx: &Context, report: WaitReport) {
     let api: Api<PrivateApi> =
         Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     let name = object.name_any();
-    let generation = object.metadata.generation;
     let ready = object
         .status
         .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY))
-        .cloned();
-    Arc::new(move |report: WaitReport| {
-        let (api, name, ready) = (api.clone(), name.clone(), ready.clone());
-        Box::pin(async move {
-            let condition = serde_json::json!({
-                "type": conditions::READY,
-                "status": ready.as_ref().map_or("False", |c| c.status.as_str()),
-                "reason": reason::WAITING_FOR_QUOTA,
-                "message": report.to_string(),
-                "observedGeneration": ready.as_ref().and_then(|c| c.observed_generation).or(generation),
-                "lastTransitionTime": ready
-                    .as_ref()
-                    .map(|c| c.last_transition_time.0)
-                    .unwrap_or_else(k8s_openapi::jiff::Timestamp::now)
-                    .to_string(),
-            });
-            let patch = serde_json::json!({
-                "apiVersion": "privateapi.io/v1alpha1",
-                "kind": "PrivateApi",
-                "status": { "conditions": [condition] },
-            });
-            let params = kube::api::PatchParams::apply(status::QUOTA_FIELD_MANAGER).force();
-            match api
-                .patch_status(&name, &params, &kube::api::Patch::Apply(&patch))
-                .await
-            {
-                Ok(_) => info!(object = %name, wait = %report, "waiting for quota"),
-                Err(err) => warn!(object = %name, error = %err, "cannot report the wait for quota"),
-            }
-        })
-    })
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY));
+    let condition = serde_json::json!({
+        "type": conditions::READY,
+        "status": ready.map_or("False", |c| c.status.as_str()),
+        "reason": reason::WAITING_FOR_QUOTA,
+        "message": report.to_string(),
+        "observedGeneration": ready.and_then(|c| c.observed_generation).or(object.metadata.generation),
+        "lastTransitionTime": ready
+            .map(|c| c.last_transition_time.0)
+            .unwrap_or_else(k8s_openapi::jiff::Timestamp::now)
+            .to_string(),
+    });
+    let patch = serde_json::json!({
+        "apiVersion": "privateapi.io/v1alpha1",
+        "kind": "PrivateApi",
+        "status": { "conditions": [condition] },
+    });
+    let params = kube::api::PatchParams::apply(status::QUOTA_FIELD_MANAGER).force();
+    match api
+        .patch_status(&name, &params, &kube::api::Patch::Apply(&patch))
+        .await
+    {
+        Ok(written) => {
+            ctx.last_writes.record(&written);
+            info!(object = %name, wait = %report, "waiting for quota");
+        }
+        Err(err) => warn!(object = %name, error = %err, "cannot report the wait for quota"),
+    }
 }
 
-fn caller(object: &PrivateApi, ctx: &Context, priority: Priority) -> Caller {
+/// Runs `reconcile` (one foreground reconcile of `object`) as its object's caller, and writes the
+/// pacer's reports of long waits for quota on the object meanwhile. `reconcile` is told, through
+/// the flag it is given, whether a report was written: its own status write then replaces it.
+///
+/// The reports are written between polls of `reconcile`, never during one: the reconcile's last
+/// status write cannot be overtaken by a report of an earlier wait.
+async fn reporting_quota_waits<F, T>(
+    object: &PrivateApi,
+    ctx: &Context,
+    reconcile: impl FnOnce(Arc<AtomicBool>) -> F,
+) -> T
+where
+    F: std::future::Future<Output = T>,
+{
+    let (reports, mut waits) = tokio::sync::mpsc::channel(1);
+    let reported = Arc::new(AtomicBool::new(false));
+    let caller = Caller {
+        on_wait: Some(reports),
+        ..caller(object, Priority::Foreground)
+    };
+    let mut running = std::pin::pin!(pacer::as_caller(caller, reconcile(reported.clone())));
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut running => return done,
+            Some(report) = waits.recv() => {
+                reported.store(true, Ordering::SeqCst);
+                report_quota_wait(object, ctx, report).await;
+            }
+        }
+    }
+}
+
+/// Who calls AWS for `object`, for the pacer: its class and namespace. A periodic check of an
+/// object in sync has nothing to tell its users while it waits (and writing would make every slow
+/// check a status write), so only [`reporting_quota_waits`] adds a report channel.
+fn caller(object: &PrivateApi, priority: Priority) -> Caller {
     Caller {
         object: object_key(&object.metadata),
         namespace: object.namespace().unwrap_or_default(),
         priority,
-        // A periodic check of an object in sync has nothing to tell its users while it waits
-        // (and writing would make every slow check a status write).
-        on_wait: (priority == Priority::Foreground).then(|| quota_reporter(object, ctx)),
-        reported: Arc::new(AtomicBool::new(false)),
+        on_wait: None,
     }
 }
 
@@ -603,26 +758,26 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context, decision: Background) -> 
         Background::Recent(remaining) => return Ok(Action::requeue(remaining)),
         Background::Due => {
             let deep = ctx.observations.next_check_is_deep(&key);
-            let attempted = Arc::new(AtomicBool::new(false));
+            let not_reported = Arc::new(AtomicBool::new(false));
             // Boxed: the reconcile's future is large, and debug builds overflow a worker's
             // stack when it lives there.
             let check = pacer::as_caller(
-                caller(&object, ctx, Priority::Background),
-                Box::pin(converge(object.clone(), ctx, Mode::Check { deep })),
+                caller(&object, Priority::Background),
+                Box::pin(converge(
+                    object.clone(),
+                    ctx,
+                    Mode::Check { deep },
+                    not_reported,
+                )),
             );
-            let outcome = crate::aws::read_only(attempted.clone(), check).await;
-            let tried_to_write = attempted.load(Ordering::SeqCst);
-            match outcome {
-                Ok(Converged::Done(action)) if !tried_to_write => {
+            match check.await {
+                Ok(Converged::Done(action)) => {
                     ctx.metrics
                         .record_resync(if deep { "deep" } else { "in_sync" });
                     return Ok(action);
                 }
                 Ok(Converged::Differs(why)) => {
                     info!(object = %key, why = %why, "periodic check found a difference: reconciling fresh");
-                }
-                Ok(Converged::Done(_)) => {
-                    info!(object = %key, "periodic check would change AWS: reconciling fresh");
                 }
                 Err(err) => {
                     info!(object = %key, error = %err, "periodic check failed: reconciling fresh");
@@ -632,10 +787,9 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context, decision: Background) -> 
         }
         Background::No => {}
     }
-    let fresh = pacer::as_caller(
-        caller(&object, ctx, Priority::Foreground),
-        Box::pin(converge(object, ctx, Mode::Fresh)),
-    );
+    let fresh = reporting_quota_waits(&object, ctx, |reported| {
+        Box::pin(converge(object.clone(), ctx, Mode::Fresh, reported))
+    });
     match fresh.await? {
         Converged::Done(action) => Ok(action),
         Converged::Differs(why) => Err(Error::Unexpected {
@@ -645,8 +799,15 @@ async fn apply(object: Arc<PrivateApi>, ctx: &Context, decision: Background) -> 
     }
 }
 
-/// Make AWS match the spec, part by part (`Mode::Check`: only compare).
-async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<Converged> {
+/// Make AWS match the spec, part by part (`Mode::Check`: only compare, through clients that
+/// refuse every write). `quota_reported`: a wait for quota was reported on the object meanwhile
+/// (see [`reporting_quota_waits`]), so the status is written even if it looks unchanged.
+async fn converge(
+    object: Arc<PrivateApi>,
+    ctx: &Context,
+    mode: Mode,
+    quota_reported: Arc<AtomicBool>,
+) -> Result<Converged> {
     let key = object_key(&object.metadata);
     let name = object.name_any();
     let kube_api: Api<PrivateApi> =
@@ -659,10 +820,13 @@ async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<
         region: Some(region.clone()),
         ..previous.clone()
     };
-    let clients = ctx.aws.for_region(&region).await?;
+    let writable = ctx.aws.for_region(&region).await?;
+    // A check is given clients that cannot write: whatever path a part takes, it changes nothing.
+    let read_only = (mode != Mode::Fresh).then(|| writable.read_only());
+    let clients = read_only.as_ref().map_or(&*writable, |r| r.clients());
     let observed = ctx.observations.region(&region);
     let pctx = PartContext {
-        aws: &clients,
+        aws: clients,
         owner: &owner,
         spec: &object.spec,
         status: &previous,
@@ -676,6 +840,9 @@ async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<
     };
     let mut changes: Vec<Change> = Vec::new();
     let mut errors: Vec<Error> = Vec::new();
+    // The object's status on the API server as far as this reconcile knows (it writes the new
+    // IDs as soon as they exist).
+    let mut on_server = object.status.clone();
 
     // 1. The endpoint and the function do not depend on each other: in parallel.
     let (endpoint_result, function_result) = tokio::join!(
@@ -739,7 +906,15 @@ async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<
                 "the endpoint's or function's ID changed".into(),
             ));
         }
-        status::write_if_changed(&kube_api, &name, object.status.as_ref(), &status).await?;
+        status::write_if_changed(
+            &kube_api,
+            &name,
+            object.status.as_ref(),
+            &status,
+            &ctx.last_writes,
+        )
+        .await?;
+        on_server = Some(status.clone());
     }
 
     // 2. The REST API needs the endpoint's ID (not its availability).
@@ -951,7 +1126,9 @@ async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<
     status.observed_generation = generation;
     record_adoptions(&mut status.adopted, &changes);
     if mode != Mode::Fresh {
-        let differs = if !changes.is_empty() {
+        let differs = if read_only.as_ref().is_some_and(|r| r.write_attempted()) {
+            Some("a part would change AWS".to_string())
+        } else if !changes.is_empty() {
             Some(format!("{} change(s) to make", changes.len()))
         } else if let Some(err) = errors.first() {
             Some(err.to_string())
@@ -971,13 +1148,15 @@ async fn converge(object: Arc<PrivateApi>, ctx: &Context, mode: Mode) -> Result<
         });
     }
     // Compared with the object's status: an unchanged outcome writes nothing. After a report
-    // of a wait for quota (written meanwhile, see `quota_reporter`) it is written in any case.
-    let current = if pacer::reported_in_this_reconcile() {
+    // of a wait for quota (written meanwhile, see `reporting_quota_waits`) it is written in any
+    // case.
+    let current = if quota_reported.load(Ordering::SeqCst) {
         None
     } else {
-        object.status.as_ref()
+        on_server.as_ref()
     };
-    let written = status::write_if_changed(&kube_api, &name, current, &status).await?;
+    let written =
+        status::write_if_changed(&kube_api, &name, current, &status, &ctx.last_writes).await?;
     ctx.metrics.set_ready(&key, Some(ready.ready));
     publish(ctx, &object, &changes, &errors).await;
     if ready.ready && !cleanup_pending && errors.is_empty() {
@@ -1036,8 +1215,11 @@ async fn cleanup(object: Arc<PrivateApi>, ctx: &Context) -> Result<Action> {
             status.function_arn.as_deref(),
         );
     }
-    let caller = caller(&object, ctx, Priority::Foreground);
-    pacer::as_caller(caller, Box::pin(remove_all(object, ctx, key))).await
+    ctx.last_writes.forget(&key);
+    reporting_quota_waits(&object, ctx, |_| {
+        Box::pin(remove_all(object.clone(), ctx, key))
+    })
+    .await
 }
 
 async fn remove_all(object: Arc<PrivateApi>, ctx: &Context, key: String) -> Result<Action> {
@@ -1093,6 +1275,7 @@ async fn remove_all(object: Arc<PrivateApi>, ctx: &Context, key: String) -> Resu
                 &object.name_any(),
                 object.status.as_ref(),
                 &status,
+                &ctx.last_writes,
             )
             .await
             {

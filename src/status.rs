@@ -1,6 +1,10 @@
 //! Building the status from what the parts found, and writing it only when it changed (server-side
 //! apply with a stable field manager).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
@@ -49,13 +53,79 @@ pub fn invoke_urls(
     )
 }
 
-/// Write `desired` as the object's status unless it already is. Returns the object's new
-/// resourceVersion when it wrote.
+/// A digest of a status, to tell whether two copies of it are the same without keeping whole
+/// statuses (kilobytes each) per object.
+pub fn digest(status: Option<&PrivateApiStatus>) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut hasher = DefaultHasher::new();
+    hasher.write(&serde_json::to_vec(&status).unwrap_or_default());
+    hasher.finish()
+}
+
+/// What the operator last wrote to each object's status (its digest), by `namespace/name`.
+///
+/// Reconciles build the next status on the previous one (`adopted`, `retiring`, the
+/// `lastTransitionTime`s). They start from the controller's store, which follows a watch: when
+/// the watch lags behind the operator's own last write, the store's copy is older than that write,
+/// and a status built on it would roll the write back. A copy whose status is not the last written
+/// one is therefore read again from the API server first ([`LastWrites::is_behind`]).
+#[derive(Default)]
+pub struct LastWrites(Mutex<HashMap<String, u64>>);
+
+impl LastWrites {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remember the status of `object` as returned by the API server after a write (or read
+    /// fresh): the newest the operator knows of.
+    pub fn record(&self, object: &PrivateApi) {
+        self.map()
+            .insert(key_of(object), digest(object.status.as_ref()));
+    }
+
+    /// Whether `copy`'s status is not the one the operator last wrote (or read fresh): the copy
+    /// may be older than that write, or someone else wrote meanwhile. Either way, read it again.
+    pub fn is_behind(&self, copy: &PrivateApi) -> bool {
+        self.map()
+            .get(&key_of(copy))
+            .is_some_and(|last| *last != digest(copy.status.as_ref()))
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.map().remove(key);
+    }
+
+    /// Keep only the objects for which `live` holds.
+    pub fn retain(&self, live: impl Fn(&str) -> bool) {
+        self.map().retain(|key, _| live(key));
+    }
+
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn key_of(object: &PrivateApi) -> String {
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
+/// Write `desired` as the object's status unless `current` (what the object has) already is it.
+/// Returns the object's new resourceVersion when it wrote; the write is recorded in `writes`.
 pub async fn write_if_changed(
     api: &Api<PrivateApi>,
     name: &str,
     current: Option<&PrivateApiStatus>,
     desired: &PrivateApiStatus,
+    writes: &LastWrites,
 ) -> Result<Option<String>> {
     if current == Some(desired) {
         return Ok(None);
@@ -73,6 +143,7 @@ pub async fn write_if_changed(
         )
         .await
         .map_err(Error::Kube)?;
+    writes.record(&written);
     Ok(Some(written.metadata.resource_version.unwrap_or_default()))
 }
 

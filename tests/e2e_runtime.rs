@@ -352,3 +352,141 @@ async fn json_logs_with_the_level_from_the_flag() {
     assert_eq!(acquired["identity"], operator.identity().as_str());
     assert_eq!(acquired["level"], "INFO");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bookkeeping of the reconciler, run in the test's process on a store the test feeds
+// ---------------------------------------------------------------------------------------------
+
+/// A reconcile that starts from a store copy older than the operator's own last status write (a
+/// watch that lags) must not build on that copy: the status it wrote, with its
+/// `lastTransitionTime`s, stays as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_lagging_behind_the_last_status_write_does_not_roll_it_back() {
+    use support::in_process::{InProcess, ready};
+    require_testbed();
+    install_crd();
+    let namespace = unique("lag");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 112).await;
+    let mut operator = InProcess::new(&namespace, &cluster).await;
+    apply(&seed_manifest(&namespace, "lag", &vpc, ""));
+    let copies = operator.reconcile_until("lag", READY_TIMEOUT, ready).await;
+    let written = copies.last().expect("the Ready copy").clone();
+    // The copy a lagging watch could still hold: the finalizer added, no status written yet.
+    let stale = copies
+        .iter()
+        .find(|copy| {
+            copy.metadata
+                .finalizers
+                .iter()
+                .flatten()
+                .any(|f| f == privateapi_operator::reconciler::FINALIZER)
+                && copy.status.is_none()
+        })
+        .expect("a copy between the finalizer and the first status write")
+        .clone();
+    // A status rebuilt now would carry other lastTransitionTimes (whole seconds).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+
+    operator.feed(&stale);
+    operator
+        .reconcile(&stale)
+        .await
+        .expect("the reconcile from the stale copy");
+
+    let after = operator.get("lag").await.expect("the object");
+    assert_eq!(
+        after.status, written.status,
+        "the status written before is kept"
+    );
+    assert_eq!(
+        after.metadata.resource_version, written.metadata.resource_version,
+        "nothing was written from the stale copy"
+    );
+    let ready_since = |o: &privateapi_operator::crd::PrivateApi| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.last_transition_time.0)
+    };
+    eprintln!(
+        "lagging watch: Ready since {:?}, kept after a reconcile from a copy without status",
+        ready_since(&after)
+    );
+
+    kubectl(&[
+        "delete",
+        "privateapis.privateapi.io",
+        "lag",
+        "-n",
+        &namespace,
+        "--wait=false",
+    ]);
+    operator
+        .reconcile_until("lag", READY_TIMEOUT, |o| o.is_none())
+        .await;
+    let left = owned_resources(&aws, &cluster).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// An object deleted while this process did not run its cleanup (another replica led) leaves no
+/// record behind in this process once it is gone from the store; a live object keeps its records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_an_object_deleted_elsewhere_are_forgotten() {
+    use support::in_process::{InProcess, ready};
+    require_testbed();
+    install_crd();
+    let namespace = unique("prune");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 113).await;
+    let key = format!("{namespace}/gone");
+    let mut first = InProcess::new(&namespace, &cluster).await;
+    apply(&seed_manifest(&namespace, "gone", &vpc, ""));
+    let copies = first.reconcile_until("gone", READY_TIMEOUT, ready).await;
+    let last = copies.last().expect("the Ready copy").clone();
+
+    first.ctx.prune_forgotten();
+    let kept = first.ctx.bookkeeping();
+    eprintln!("records of a live object: {kept:?}");
+    assert!(kept.objects.contains(&key), "{kept:?}");
+    assert_eq!(kept.last_writes, 1, "{kept:?}");
+    assert!(
+        kept.fingerprints >= 1 && kept.remembered_apis >= 1 && kept.remembered_functions >= 1,
+        "{kept:?}"
+    );
+
+    // Another replica deletes it (the cleanup runs there), then this one's watch sees it go.
+    let mut second = InProcess::new(&namespace, &cluster).await;
+    kubectl(&[
+        "delete",
+        "privateapis.privateapi.io",
+        "gone",
+        "-n",
+        &namespace,
+        "--wait=false",
+    ]);
+    second
+        .reconcile_until("gone", READY_TIMEOUT, |o| o.is_none())
+        .await;
+    assert!(owned_resources(&aws, &cluster).await.is_empty());
+    first.feed_deleted(&last);
+    first.ctx.prune_forgotten();
+    let after = first.ctx.bookkeeping();
+    eprintln!("records after the object is gone from the store: {after:?}");
+    assert!(after.objects.is_empty(), "{after:?}");
+    assert_eq!(
+        (
+            after.last_writes,
+            after.checked_objects,
+            after.remembered_apis,
+            after.remembered_functions,
+            after.fingerprints
+        ),
+        (0, 0, 0, 0, 0),
+        "{after:?}"
+    );
+}

@@ -59,6 +59,26 @@ impl FingerprintCache {
             .get(&(rest_api_id.to_string(), deployment_id.to_string()))
             .cloned()
     }
+    /// Keep only the deployments of the REST APIs for which `live` holds.
+    pub fn retain_apis(&self, live: impl Fn(&str) -> bool) {
+        self.by_deployment
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(rest_api_id, _), _| live(rest_api_id));
+    }
+
+    /// How many deployments are remembered.
+    pub fn len(&self) -> usize {
+        self.by_deployment
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn put(&self, rest_api_id: &str, deployment_id: &str, fingerprint: Option<String>) {
         self.by_deployment
             .lock()

@@ -4,6 +4,7 @@
 
 pub mod aws_operations;
 pub mod deploy;
+pub mod in_process;
 pub mod runtime;
 
 use std::collections::BTreeMap;
