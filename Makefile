@@ -26,7 +26,7 @@ lint:
 	"$$(bash scripts/install-hadolint.sh)" Dockerfile
 
 ## Regenerate crds/privateapi.yaml from src/crd.rs, and its copies in the kustomize base and the
-## Helm chart (tests/deploy_manifests.rs fails when a copy is stale).
+## Helm chart (tests/checks/deploy_manifests.rs fails when a copy is stale).
 CRD_FILES := crds/privateapi.yaml deploy/crds/privateapi.yaml deploy/helm/privateapi-operator/crds/privateapi.yaml
 crds:
 	for path in $(CRD_FILES); do cargo run -q --bin crdgen $$path || exit 1; done

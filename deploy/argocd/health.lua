@@ -17,7 +17,7 @@
 -- os.date formats a given time in the controller's local zone, "!" or not, so the cutoff for
 -- "persistent" is computed here from os.time() (seconds since the epoch, the same in every zone).
 -- (For an object being deleted Argo CD shows Progressing "Pending deletion" without running this.)
--- tests/argocd_health.rs runs health_test.yaml and the real operator's objects through Argo CD's
+-- tests/checks/argocd_health.rs runs health_test.yaml and the real operator's objects through Argo CD's
 -- interpreter (testbed/argocd-lua) and through Lua 5.1, in several time zones.
 
 local os = require("os")

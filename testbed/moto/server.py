@@ -11,7 +11,7 @@ between choosing a port and using it; the bound port is written to --port-file o
 listens. SIGTERM/SIGINT stop the server.
 
 Each correction is one function decorated with @correction; its docstring says what AWS does
-(with the AWS doc page), what moto 5.2.5 does, and which test in tests/moto_fidelity.rs checks it.
+(with the AWS doc page), what moto 5.2.5 does, and which test in tests/parts/moto_fidelity.rs checks it.
 Timings are configurable through the environment:
 
   PAPI_MOTO_ENDPOINT_PENDING_SECONDS   (2)   a new VPC endpoint is `pending` this long

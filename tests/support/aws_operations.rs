@@ -1,6 +1,6 @@
 //! The AWS operations the operator performed during a test run: each `Operator` appends the
 //! operations of its /metrics to `$PAPI_TESTBED_DIR/aws-operations.txt` when it stops, so that
-//! `tests/iam_policy.rs` can check every one against the IAM policy.
+//! `tests/checks/iam_policy.rs` can check every one against the IAM policy.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

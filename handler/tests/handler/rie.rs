@@ -10,8 +10,10 @@
 //! testbed/rie/install.sh
 //! PAPI_RIE=$HOME/.cache/privateapi-operator/bin/aws-lambda-rie PAPI_TESTBED=1 \
 //!   CARGO_TARGET_DIR=$HOME/.cache/privateapi-operator/handler-target \
-//!   cargo test -p privateapi-handler --test rie
+//!   cargo test -p privateapi-handler --test handler rie::
 //! ```
+
+use crate::fixture;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -32,11 +34,6 @@ fn rie_binary() -> PathBuf {
              the Lambda Runtime Interface Emulator and sets it"
         ),
     }
-}
-
-fn fixture(name: &str) -> String {
-    let path = repo_path("tests/fixtures").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn free_port() -> u16 {
@@ -357,15 +354,4 @@ fn listening_sockets(port: u16) -> Vec<(String, String)> {
         }
     }
     found
-}
-
-/// The package's directory, read when the test runs: cargo sets `CARGO_MANIFEST_DIR` for the
-/// test process. The compile-time value is only a fallback, because a test binary built from a
-/// checkout at another path (a shared `CARGO_TARGET_DIR`, where cargo counts it as fresh) still
-/// holds that other path.
-fn repo_path(relative: &str) -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-        .join(relative)
 }

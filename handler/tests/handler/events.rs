@@ -2,6 +2,8 @@
 //! as API Gateway sends them to a private REST API's proxy integration) and on malformed events.
 //! No test bed needed.
 
+use crate::fixture;
+
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
 use privateapi_handler::{
@@ -19,11 +21,6 @@ const FIXTURES: [&str; 7] = [
     "stage-prefix-in-path.json",
     "console-test-invoke.json",
 ];
-
-fn fixture(name: &str) -> String {
-    let path = repo_path("tests/fixtures").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// Checks a serialized response: 200, JSON content type, body {"message": message}.
 fn assert_response(raw: &str, message: &str) {
@@ -275,15 +272,4 @@ fn runtime_environment_check() {
         missing_runtime_env(bad_memory),
         ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE (an integer)"]
     );
-}
-
-/// The package's directory, read when the test runs: cargo sets `CARGO_MANIFEST_DIR` for the
-/// test process. The compile-time value is only a fallback, because a test binary built from a
-/// checkout at another path (a shared `CARGO_TARGET_DIR`, where cargo counts it as fresh) still
-/// holds that other path.
-fn repo_path(relative: &str) -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-        .join(relative)
 }

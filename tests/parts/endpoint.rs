@@ -8,7 +8,7 @@
 //!
 //! Run through the test bed: `make test`, or `bash testbed/with-testbed.sh cargo test --test
 //! part_endpoint`, or by hand: `testbed/moto/start.sh DIR; source DIR/moto.env; PAPI_TESTBED=1
-//! cargo test --test part_endpoint`.
+//! cargo test --test parts endpoint::`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -3,13 +3,11 @@
 //! with the same RBAC rules and pod spec, carry the CRD exactly as generated, and the chart refuses
 //! to render without a cluster name.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::deploy::*;
+use crate::support::*;
 use serde_json::Value;
-use support::deploy::*;
-use support::*;
 
 const NAMESPACE: &str = "privateapi-system";
 const RELEASE: &str = "privateapi-operator";

@@ -9,7 +9,7 @@
 //!
 //! Run through the test bed: `make test`, or `bash testbed/with-testbed.sh cargo test --test
 //! moto_fidelity`, or by hand: `testbed/moto/start.sh DIR; source DIR/moto.env;
-//! PAPI_TESTBED=1 cargo test --test moto_fidelity`.
+//! PAPI_TESTBED=1 cargo test --test parts moto_fidelity::`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};

@@ -13,18 +13,16 @@
 //! Ready turned False just under and just over 300 s ago (in every zone), and over the real
 //! operator's objects as it creates, updates, rejects and deletes them.
 
-mod support;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::deploy::repo_path;
+use crate::support::*;
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use mlua::{Lua, LuaOptions, StdLib};
 use serde_json::{Value, json};
-use support::deploy::repo_path;
-use support::*;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -191,10 +189,17 @@ fn mlua_in_zone(script: &str, objects: &[Value], zone: &str) -> Vec<Health> {
         serde_json::to_vec(&json!({"script": script, "objects": objects})).expect("JSON"),
     )
     .expect("request");
+    // The test's name in this binary: its module path without the crate's name.
+    let child_test = format!(
+        "{}::mlua_child_process",
+        module_path!()
+            .split_once("::")
+            .map_or("", |(_, module)| module)
+    );
     let output = Command::new(std::env::current_exe().expect("this test binary"))
         .args([
             "--exact",
-            "mlua_child_process",
+            child_test.as_str(),
             "--test-threads=1",
             "--quiet",
         ])

@@ -2,19 +2,17 @@
 //! as the error, throttle or time-out the operator has to handle, the operator's own error
 //! classification agrees, and a lost response leaves its side effect in moto.
 //!
-//! Run through the test bed: `bash testbed/with-testbed.sh cargo test --test fault_proxy`.
-
-mod support;
+//! Run through the test bed: `bash testbed/with-testbed.sh cargo test --test parts fault_proxy::`.
 
 use std::time::{Duration, Instant};
 
+use crate::support::faults::FaultProxy;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 use privateapi_operator::error::{AwsErrorKind, aws_error};
 use serde_json::json;
-use support::faults::FaultProxy;
 
 /// The three service clients (and STS) of one SDK config.
 struct Clients {
@@ -48,7 +46,7 @@ async fn through_without_retries(proxy: &FaultProxy) -> Clients {
 
 /// Clients straight to moto, to look at what really happened.
 async fn direct() -> Clients {
-    let regional = support::aws().await;
+    let regional = crate::support::aws().await;
     Clients {
         ec2: regional.ec2.clone(),
         apigw: regional.apigateway.clone(),
@@ -96,11 +94,11 @@ async fn rest_api_names(clients: &Clients) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_are_named_as_the_sdk_names_them() {
-    support::require_testbed();
+    crate::support::require_testbed();
     let proxy = FaultProxy::start(1);
     let aws = Clients::new(&proxy.sdk_config().await);
     aws.ec2.describe_vpcs().send().await.expect("DescribeVpcs");
-    let name = support::unique("named");
+    let name = crate::support::unique("named");
     let api = aws
         .apigw
         .create_rest_api()
@@ -177,7 +175,7 @@ async fn calls_are_named_as_the_sdk_names_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttles_look_like_each_services_throttling_error() {
-    support::require_testbed();
+    crate::support::require_testbed();
     let proxy = FaultProxy::start(1);
     proxy.set_rules(json!([
         {"service": "*", "operation": "*", "fault": "throttle", "probability": 1.0}
@@ -276,7 +274,7 @@ async fn throttles_look_like_each_services_throttling_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_are_transient() {
-    support::require_testbed();
+    crate::support::require_testbed();
     let proxy = FaultProxy::start(1);
     proxy.set_rules(json!([
         {"service": "ec2", "fault": "error5xx", "status": 503, "probability": 1.0},
@@ -311,7 +309,7 @@ async fn server_errors_are_transient() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_delays_the_call() {
-    support::require_testbed();
+    crate::support::require_testbed();
     let proxy = FaultProxy::start(1);
     proxy.set_rules(json!([
         {"service": "apigateway", "fault": "latency", "latency_ms": 400, "schedule": [1]}
@@ -334,13 +332,13 @@ async fn latency_delays_the_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_connection_is_a_dispatch_failure_and_nothing_happened() {
-    support::require_testbed();
+    crate::support::require_testbed();
     let proxy = FaultProxy::start(1);
     proxy.set_rules(json!([
         {"service": "apigateway", "operation": "CreateRestApi", "fault": "drop_connection", "schedule": [1]}
     ]));
     let aws = through_without_retries(&proxy).await;
-    let name = support::unique("dropped");
+    let name = crate::support::unique("dropped");
     let err = aws
         .apigw
         .create_rest_api()
@@ -365,14 +363,14 @@ async fn a_dropped_connection_is_a_dispatch_failure_and_nothing_happened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_response_is_an_error_but_the_resource_exists() {
-    support::require_testbed();
+    crate::support::require_testbed();
     let proxy = FaultProxy::start(1);
     proxy.set_rules(json!([
         {"service": "*", "mutating": true, "fault": "lose_response", "probability": 1.0}
     ]));
     let aws = through_without_retries(&proxy).await;
     let moto = direct().await;
-    let name = support::unique("lost");
+    let name = crate::support::unique("lost");
     let err = aws
         .apigw
         .create_rest_api()
@@ -403,7 +401,7 @@ async fn a_lost_response_is_an_error_but_the_resource_exists() {
         .into_iter()
         .find_map(|v| v.vpc_id)
         .expect("a VPC (moto's default)");
-    let group_name = support::unique("lost-sg");
+    let group_name = crate::support::unique("lost-sg");
     aws.ec2
         .create_security_group()
         .group_name(&group_name)
@@ -432,7 +430,7 @@ async fn a_lost_response_is_an_error_but_the_resource_exists() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_response_times_out_and_the_resource_exists() {
-    support::require_testbed();
+    crate::support::require_testbed();
     let proxy = FaultProxy::start(1);
     proxy.set_rules(json!([
         {"service": "apigateway", "operation": "CreateRestApi", "fault": "hang_after_forward", "schedule": [1]}
@@ -445,7 +443,7 @@ async fn a_hung_response_times_out_and_the_resource_exists() {
         defaults
             .apigw
             .create_rest_api()
-            .name(support::unique("hung-default"))
+            .name(crate::support::unique("hung-default"))
             .send(),
     )
     .await;
@@ -465,7 +463,7 @@ async fn a_hung_response_times_out_and_the_resource_exists() {
         )
         .build();
     let aws = Clients::new(&config);
-    let name = support::unique("hung");
+    let name = crate::support::unique("hung");
     let err = aws
         .apigw
         .create_rest_api()
@@ -495,7 +493,7 @@ async fn a_hung_response_times_out_and_the_resource_exists() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotas_throttle_calls_over_their_bucket() {
-    support::require_testbed();
+    crate::support::require_testbed();
     let proxy = FaultProxy::start(1);
     // 2 calls of burst, then 1 every 1000 s (scale 0.001 of 1/s): the third call is throttled.
     proxy.set_quotas(
@@ -549,11 +547,11 @@ async fn quotas_throttle_calls_over_their_bucket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freeze_holds_the_kth_mutating_response_and_later_mutations() {
-    support::require_testbed();
+    crate::support::require_testbed();
     let proxy = FaultProxy::start(1);
     let aws = through_without_retries(&proxy).await;
     let moto = direct().await;
-    let prefix = support::unique("frozen");
+    let prefix = crate::support::unique("frozen");
     proxy.freeze_after_mutating(2);
     let apigw = aws.apigw.clone();
     let names: Vec<String> = (1..=3).map(|i| format!("{prefix}-{i}")).collect();
@@ -577,7 +575,7 @@ async fn freeze_holds_the_kth_mutating_response_and_later_mutations() {
     assert!(!existing.contains(&names[2]));
     aws.apigw.get_rest_apis().send().await.expect("reads pass");
     // A mutating call from elsewhere waits too, before reaching AWS.
-    let other = support::unique("held");
+    let other = crate::support::unique("held");
     let held_create = {
         let apigw = aws.apigw.clone();
         let other = other.clone();
@@ -607,12 +605,12 @@ async fn freeze_holds_the_kth_mutating_response_and_later_mutations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_call_of_a_client_that_went_away_never_reaches_aws() {
-    support::require_testbed();
+    crate::support::require_testbed();
     let proxy = FaultProxy::start(1);
     let moto = direct().await;
     proxy.freeze_after_mutating(1);
-    let first = support::unique("first");
-    let second = support::unique("second");
+    let first = crate::support::unique("first");
+    let second = crate::support::unique("second");
     let aws = through_without_retries(&proxy).await;
     let create_first = {
         let apigw = aws.apigw.clone();
@@ -651,7 +649,7 @@ async fn a_held_call_of_a_client_that_went_away_never_reaches_aws() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_rules_are_refused() {
-    support::require_testbed();
+    crate::support::require_testbed();
     let proxy = FaultProxy::start(1);
     for rule in [
         json!([{"service": "s3", "fault": "throttle", "probability": 1.0}]),
@@ -669,7 +667,7 @@ async fn bad_rules_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seed_makes_probabilistic_faults_repeatable() {
-    support::require_testbed();
+    crate::support::require_testbed();
     let proxy = FaultProxy::start(7);
     let aws = through_without_retries(&proxy).await;
     let mut runs = Vec::new();

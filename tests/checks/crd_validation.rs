@@ -10,7 +10,9 @@
 //! works in its own namespace (`crd-validation-<pid>-<test>`); the test bed has no namespace
 //! controller, so the namespaces are left in place (a fresh test bed is a fresh cluster).
 //!
-//! Run: `bash testbed/with-testbed.sh cargo test --test crd_validation -- --nocapture`.
+//! Run: `bash testbed/with-testbed.sh cargo test --test checks crd_validation:: -- --nocapture`.
+
+use crate::support::repo_path;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -19,16 +21,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// The package's directory, read when the test runs: cargo sets `CARGO_MANIFEST_DIR` for the
-/// test process. The compile-time value is only a fallback, because a test binary built from a
-/// checkout at another path (a shared `CARGO_TARGET_DIR`, where cargo counts it as fresh) still
-/// holds that other path.
-fn repo_path(relative: &str) -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-        .join(relative)
-}
 const CRD_NAME: &str = "customresourcedefinition/privateapis.privateapi.io";
 
 // ---------------------------------------------------------------------------------------------

@@ -2,11 +2,9 @@
 //! and it is the image the Deployment expects: distroless final stage, UID 65532, the operator as
 //! entrypoint, the handler packages at the paths the manifests pass.
 
-mod support;
-
 use std::process::Command;
 
-use support::deploy::{parse_objects, repo_path};
+use crate::support::deploy::{parse_objects, repo_path};
 
 fn dockerfile() -> String {
     std::fs::read_to_string(repo_path("Dockerfile")).expect("Dockerfile")

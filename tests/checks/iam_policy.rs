@@ -9,14 +9,12 @@
 //! request the policy does not allow, on policy actions no operation needs, and on an operation in
 //! the source the model does not know.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::support::deploy::repo_path;
+use crate::support::*;
 use serde_json::{Value, json};
-use support::deploy::repo_path;
-use support::*;
 
 // ---------------------------------------------------------------------------------------------
 // The evaluator: IAM Allow statements with Action/Resource wildcards and the condition operators
