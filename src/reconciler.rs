@@ -1002,6 +1002,7 @@ async fn converge(
         ),
         _ => None,
     };
+    let mut old_stages = None;
     let deployed_state = match (&rest_api, &endpoint, &function, hold) {
         (_, _, _, Some(hold)) => hold,
         (Some(rest_api), Some(endpoint), Some(function), None) if wired => {
@@ -1023,6 +1024,7 @@ async fn converge(
                     changes.extend(outcome.changes);
                     status.deployment_id = Some(outcome.value.deployment_id.clone());
                     status.stage_name = Some(outcome.value.stage_name.clone());
+                    old_stages = Some(outcome.value).filter(|d| !d.old_stages.is_empty());
                     outcome.state
                 }
                 Err(err) => {
@@ -1035,24 +1037,53 @@ async fn converge(
         _ => dependency("waiting for the REST API, its routes and the function"),
     };
 
+    // The URL of what serves now.
+    if let (Some(rest_api), Some(endpoint), Some(stage)) =
+        (&rest_api, &endpoint, &status.stage_name)
+    {
+        let (url, urls) = status::invoke_urls(
+            &clients.region,
+            &rest_api.rest_api_id,
+            stage,
+            &endpoint.vpc_endpoint_id,
+            endpoint.private_dns,
+            &endpoint.dns_names,
+        );
+        status.url = Some(url);
+        status.urls = Some(urls);
+    }
+
     // 5. Make-before-break: once the stage serves a deployment of the current spec, what it no
-    // longer needs goes: endpoints detached from the API, this object's statements for other
-    // APIs, the retired function, API and endpoint, and after a move from `endpoint.create` to
-    // `endpoint.id` the endpoint and security group the operator owned.
+    // longer needs goes: the stages of an earlier stageName, endpoints detached from the API,
+    // this object's statements for other APIs, the retired function, API and endpoint, and after
+    // a move from `endpoint.create` to `endpoint.id` the endpoint and security group the
+    // operator owned.
     let serving_current = deployed_state.ready;
     let release_pending = !status.retiring.is_empty()
         || !stale_endpoints.is_empty()
         || !stale_statements.is_empty()
+        || old_stages.is_some()
         || (object.spec.endpoint.id.is_some() && previous.security_group_id.is_some());
     if mode != Mode::Fresh && release_pending {
         return Ok(Converged::Differs(
             "resources of an earlier spec to release".into(),
         ));
     }
+    // Clients follow status.url: it names what serves now before what it named before (a stage,
+    // a REST API, the endpoint of its alias) goes.
+    if serving_current && release_pending && status.url != previous.url {
+        status::write_if_changed(&kube_api, &name, object.status.as_ref(), &status).await?;
+    }
     let mut cleanup_pending = false;
     if serving_current
         && let (Some(rest_api), Some(endpoint), Some(function)) = (&rest_api, &endpoint, &function)
     {
+        if let Some(deployed) = &old_stages {
+            match deployment::delete_old_stages(&pctx, &rest_api.rest_api_id, deployed).await {
+                Ok(deleted) => changes.extend(deleted),
+                Err(err) => errors.push(err),
+            }
+        }
         match api::detach_stale(&pctx, rest_api, &endpoint.vpc_endpoint_id).await {
             Ok(detached) => changes.extend(detached),
             Err(err) => errors.push(err),
@@ -1091,20 +1122,6 @@ async fn converge(
     }
 
     // 6. Conditions and status.
-    if let (Some(rest_api), Some(endpoint), Some(stage)) =
-        (&rest_api, &endpoint, &status.stage_name)
-    {
-        let (url, urls) = status::invoke_urls(
-            &clients.region,
-            &rest_api.rest_api_id,
-            stage,
-            &endpoint.vpc_endpoint_id,
-            endpoint.private_dns,
-            &endpoint.dns_names,
-        );
-        status.url = Some(url);
-        status.urls = Some(urls);
-    }
     let now = k8s_openapi::jiff::Timestamp::now();
     let parts = [
         (conditions::ENDPOINT_READY, &endpoint_state),

@@ -1,8 +1,10 @@
 //! The lifecycle of PrivateApi objects beyond the seed stack, end to end (kubectl against the real
 //! API server, the operator as a process, AWS checked through the SDK against the moto server):
-//! a shared endpoint, spec changes, drift, Retain, delete before Ready, InvalidSpec, and a crash in
-//! the middle of a create. Each test ends with the invariant: the AWS fake holds exactly the
-//! resources the live objects' status names — no duplicates, no orphans.
+//! a shared endpoint, spec changes, drift, Retain, delete before Ready, InvalidSpec, a crash in
+//! the middle of a create, make-before-break switches (backend, endpoint, additional endpoint,
+//! stage name, spec.adopt) sampled while they happen, and references that appear late. Each test
+//! ends with the invariant: the AWS fake holds exactly the resources the live objects' status
+//! names — no duplicates, no orphans.
 
 mod support;
 
@@ -500,6 +502,48 @@ async fn delete_group_when_free(aws: &RegionClients, group_id: &str) {
         },
     )
     .await;
+}
+
+/// After a move from `endpoint.create` to `endpoint.id`: wait until the endpoint and security
+/// group the operator owned are gone and status no longer names the group. Returns how long it
+/// took.
+async fn owned_endpoint_released(
+    aws: &RegionClients,
+    namespace: &str,
+    name: &str,
+    vpce: &str,
+    group: &str,
+) -> Duration {
+    let (_, took) = eventually(
+        "the owned endpoint and security group deleted",
+        Duration::from_secs(30),
+        async || {
+            let endpoint_state = describe_endpoint(aws, vpce)
+                .await
+                .map(|e| endpoint_state(&e));
+            let group_left = aws
+                .ec2
+                .describe_security_groups()
+                .group_ids(group)
+                .send()
+                .await
+                .map(|o| !o.security_groups().is_empty())
+                .unwrap_or(false);
+            let object = get_object(namespace, name).ok_or("object gone")?;
+            match (
+                endpoint_state.as_deref(),
+                group_left,
+                object["status"]["securityGroupId"].as_str(),
+            ) {
+                (None | Some("deleting" | "deleted"), false, None) => Ok(()),
+                other => Err(format!(
+                    "(endpoint state, group left, status.securityGroupId) = {other:?}"
+                )),
+            }
+        },
+    )
+    .await;
+    took
 }
 
 /// Ops of `calls` that are EC2 writes (anything but Describe*).
@@ -1906,35 +1950,7 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
         second_deployment,
         "the policy change was deployed"
     );
-    let (_, took) = eventually(
-        "the owned endpoint and security group deleted",
-        Duration::from_secs(30),
-        async || {
-            let endpoint_state = describe_endpoint(&aws, &owned_vpce)
-                .await
-                .map(|e| endpoint_state(&e));
-            let group_left = aws
-                .ec2
-                .describe_security_groups()
-                .group_ids(&owned_sg)
-                .send()
-                .await
-                .map(|o| !o.security_groups().is_empty())
-                .unwrap_or(false);
-            let object = get_object(&namespace, name).ok_or("object gone")?;
-            match (
-                endpoint_state.as_deref(),
-                group_left,
-                object["status"]["securityGroupId"].as_str(),
-            ) {
-                (None | Some("deleting" | "deleted"), false, None) => Ok(()),
-                other => Err(format!(
-                    "(endpoint state, group left, status.securityGroupId) = {other:?}"
-                )),
-            }
-        },
-    )
-    .await;
+    let took = owned_endpoint_released(&aws, &namespace, name, &owned_vpce, &owned_sg).await;
     eprintln!(
         "endpoint create→id: owned endpoint and group gone {took:?} after the change settled"
     );
@@ -2238,77 +2254,251 @@ async fn switching_to_another_endpoint_keeps_the_old_one_while_others_use_it() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Make-before-break: the stage never serves a function that is gone or does not permit it
+// Make-before-break: what the stage serves never uses something gone, forbidden or detached
 // ---------------------------------------------------------------------------------------------
 
-/// Samples, every 300 ms, what the stage serves: its deployment, the function that deployment
-/// integrates (the integration as it was when the deployment first appeared: the operator
-/// updates the integration, then deploys), and whether that function exists and lets this API
-/// invoke it.
+/// Which stage a sampler looks at.
+#[derive(Clone)]
+enum Target {
+    /// This API's stage.
+    Stage { rest_api_id: String, stage: String },
+    /// The API and stage the object's `status.url` names, read at each sample: what a client that
+    /// follows the status calls.
+    StatusUrl { namespace: String, name: String },
+}
+
+/// (REST API ID, stage) of an invoke URL, `https://<api-id>[-<vpce-id>].execute-api.<region>
+/// .amazonaws.com/<stage>/` (see `status::invoke_urls`).
+fn api_and_stage_of_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("https://")?;
+    let (host, path) = rest.split_once('/')?;
+    let api = host.split(['.', '-']).next()?;
+    let stage = path.split('/').next()?;
+    (!api.is_empty() && !stage.is_empty()).then(|| (api.to_string(), stage.to_string()))
+}
+
+impl Target {
+    /// (REST API ID, stage) now, and a token that changes when the target does (`status.url`).
+    async fn resolve(&self) -> Result<(String, String, String), String> {
+        match self {
+            Target::Stage { rest_api_id, stage } => {
+                Ok((rest_api_id.clone(), stage.clone(), String::new()))
+            }
+            Target::StatusUrl { namespace, name } => {
+                // kubectl blocks: let the runtime move its other tasks off this worker meanwhile.
+                let object = tokio::task::block_in_place(|| get_object(namespace, name))
+                    .ok_or("the object is gone")?;
+                let url = object["status"]["url"].as_str().unwrap_or_default();
+                let (api, stage) =
+                    api_and_stage_of_url(url).ok_or(format!("status.url is {url:?}"))?;
+                Ok((api, stage, url.to_string()))
+            }
+        }
+    }
+}
+
+/// What one sample checks of what the stage serves.
+#[derive(Clone, Copy)]
+enum Check {
+    /// The function its deployment integrates exists and lets the API invoke it.
+    Function,
+    /// Every endpoint its deployment's resource policy admits exists, is available and is
+    /// attached to the API (its `endpointConfiguration.vpcEndpointIds`); at least one is
+    /// admitted, and nothing else.
+    Endpoints,
+}
+
+/// What a deployment was made from, recorded when the sampler first sees the stage serve it:
+/// the operator updates the integration and the policy, then deploys, so what the API has at
+/// that moment is what the deployment holds (moto's deployments keep no snapshot to read back).
+enum Served {
+    Function(String),
+    /// The endpoints its policy admits; Err: the policy admits requests from anywhere.
+    Endpoints(Result<BTreeSet<String>, String>),
+}
+
+/// The `aws:SourceVpce` values a policy names, each admitted by `policy::evaluate` or not.
+fn admitted_endpoints(live: &Value, prefix: &str) -> Result<BTreeSet<String>, String> {
+    let mut named = BTreeSet::new();
+    for statement in live["Statement"].as_array().into_iter().flatten() {
+        for operator in statement["Condition"].as_object().into_iter().flatten() {
+            match &operator.1["aws:SourceVpce"] {
+                Value::String(id) => {
+                    named.insert(id.clone());
+                }
+                Value::Array(ids) => {
+                    named.extend(ids.iter().filter_map(|v| v.as_str().map(String::from)))
+                }
+                _ => {}
+            }
+        }
+    }
+    let resource = format!("{prefix}prod/GET/");
+    let allows = |vpce: Option<&str>| {
+        policy::evaluate(live, prefix, policy::INVOKE_ACTION, &resource, vpce) == Decision::Allow
+    };
+    if allows(None) {
+        return Err(format!(
+            "the policy admits requests from outside any endpoint: {live}"
+        ));
+    }
+    Ok(named.into_iter().filter(|id| allows(Some(id))).collect())
+}
+
+/// What the API has now that a deployment made now would hold.
+async fn served_now(aws: &RegionClients, rest_api_id: &str, check: Check) -> Served {
+    match check {
+        Check::Function => {
+            let uris = integration_uris(aws, rest_api_id).await;
+            let function = uris
+                .iter()
+                .filter_map(|u| u.split("/functions/").nth(1))
+                .filter_map(|f| f.strip_suffix("/invocations"))
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            Served::Function(function)
+        }
+        Check::Endpoints => {
+            let live = aws
+                .apigateway
+                .get_rest_api()
+                .rest_api_id(rest_api_id)
+                .send()
+                .await
+                .expect("GetRestApi")
+                .policy
+                .as_deref()
+                .and_then(policy::parse_policy)
+                .unwrap_or(Value::Null);
+            let prefix = policy::execute_api_arn_prefix("us-east-1", &aws.account_id, rest_api_id);
+            Served::Endpoints(admitted_endpoints(&live, &prefix))
+        }
+    }
+}
+
+/// Whether what a deployment uses is still there: Err(why) when not.
+async fn still_there(
+    aws: &RegionClients,
+    rest_api_id: &str,
+    served: &Served,
+) -> Result<(), String> {
+    match served {
+        Served::Function(function) => {
+            if !function_exists(aws, function).await {
+                return Err(format!("calls {function}, which is gone"));
+            }
+            if !permits_api(&lambda_statements(aws, function).await, aws, rest_api_id) {
+                return Err(format!("calls {function}, which does not permit the API"));
+            }
+            Ok(())
+        }
+        Served::Endpoints(admitted) => {
+            let admitted = admitted.as_ref().map_err(Clone::clone)?;
+            if admitted.is_empty() {
+                return Err("its policy admits no endpoint".into());
+            }
+            let attached = api_vpc_endpoint_ids(aws, rest_api_id).await;
+            for id in admitted {
+                let state = describe_endpoint(aws, id).await.map(|e| endpoint_state(&e));
+                if state.as_deref() != Some("available") {
+                    return Err(format!("its policy admits {id}, which is {state:?}"));
+                }
+                if !attached.contains(id) {
+                    return Err(format!(
+                        "its policy admits {id}, which is not attached to the API ({attached:?})"
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Samples, every 300 ms, what the target stage serves (its deployment) and checks it.
 struct StageSampler {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<(u64, Vec<String>)>,
 }
 
 impl StageSampler {
-    fn start(aws: std::sync::Arc<RegionClients>, rest_api_id: String, stage: String) -> Self {
+    fn start(aws: std::sync::Arc<RegionClients>, target: Target, check: Check) -> Self {
         use std::sync::atomic::{AtomicBool, Ordering};
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let task = tokio::spawn(async move {
-            let mut served: std::collections::HashMap<String, String> = Default::default();
+            // By (API, deployment): what it was made from.
+            let mut served: std::collections::HashMap<(String, String), Served> =
+                Default::default();
             let (mut samples, mut bad) = (0u64, Vec::new());
             while !stopped.load(Ordering::SeqCst) {
-                let deployment = aws
-                    .apigateway
-                    .get_stage()
-                    .rest_api_id(&rest_api_id)
-                    .stage_name(&stage)
-                    .send()
-                    .await
-                    .ok()
-                    .and_then(|s| s.deployment_id);
-                let Some(deployment) = deployment else {
-                    bad.push("the stage serves no deployment".to_string());
-                    samples += 1;
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    continue;
-                };
-                if !served.contains_key(&deployment) {
-                    let uris = integration_uris(&aws, &rest_api_id).await;
-                    let function = uris
-                        .iter()
-                        .filter_map(|u| u.split("/functions/").nth(1))
-                        .filter_map(|f| f.strip_suffix("/invocations"))
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    served.insert(deployment.clone(), function);
-                }
-                let function = served[&deployment].clone();
-                let ok = function_exists(&aws, &function).await
-                    && permits_api(
-                        &lambda_statements(&aws, &function).await,
-                        &aws,
-                        &rest_api_id,
-                    );
-                samples += 1;
-                if !ok {
-                    bad.push(format!(
-                        "deployment {deployment} calls {function}, which is gone or does not permit the API"
-                    ));
-                }
+                let verdict = Self::sample(&aws, &target, check, &mut served).await;
                 tokio::time::sleep(Duration::from_millis(300)).await;
+                match verdict {
+                    // The target moved during the look (status.url changed): look again.
+                    None => continue,
+                    Some(Ok(())) => {}
+                    Some(Err(why)) => bad.push(why),
+                }
+                samples += 1;
             }
             (samples, bad)
         });
         Self { stop, task }
     }
 
-    /// Stop; (samples taken, bad samples).
-    async fn finish(self) -> (u64, Vec<String>) {
+    /// One look; None when the target changed during it.
+    async fn sample(
+        aws: &RegionClients,
+        target: &Target,
+        check: Check,
+        served: &mut std::collections::HashMap<(String, String), Served>,
+    ) -> Option<Result<(), String>> {
+        let (rest_api_id, stage, before) = match target.resolve().await {
+            Ok(resolved) => resolved,
+            Err(why) => return Some(Err(why)),
+        };
+        let verdict = match aws
+            .apigateway
+            .get_stage()
+            .rest_api_id(&rest_api_id)
+            .stage_name(&stage)
+            .send()
+            .await
+            .ok()
+            .and_then(|s| s.deployment_id)
+        {
+            None => Err(format!(
+                "stage {stage} of {rest_api_id} serves no deployment"
+            )),
+            Some(deployment) => {
+                let key = (rest_api_id.clone(), deployment.clone());
+                if !served.contains_key(&key) {
+                    served.insert(key.clone(), served_now(aws, &rest_api_id, check).await);
+                }
+                still_there(aws, &rest_api_id, &served[&key])
+                    .await
+                    .map_err(|why| {
+                        format!("deployment {deployment} of {rest_api_id}/{stage} {why}")
+                    })
+            }
+        };
+        if verdict.is_err() && target.resolve().await.map(|t| t.2).as_ref() != Ok(&before) {
+            return None;
+        }
+        Some(verdict)
+    }
+
+    /// Stop; print and check the figures: sampled throughout, never bad.
+    async fn finish(self, what: &str) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.task.await.expect("sampler")
+        let (samples, bad) = self.task.await.expect("sampler");
+        eprintln!(
+            "make-before-break {what}: {samples} samples, {} bad",
+            bad.len()
+        );
+        assert!(samples >= 10, "{what}: sampled throughout ({samples})");
+        assert!(bad.is_empty(), "{what}: bad samples: {bad:?}");
     }
 }
 
@@ -2329,7 +2519,14 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
     let owned_function = status_str(&object, "functionArn");
     let existing = create_existing_function(&aws).await;
 
-    let sampler = StageSampler::start(aws.clone(), rest_api_id.clone(), "prod".into());
+    let sampler = StageSampler::start(
+        aws.clone(),
+        Target::Stage {
+            rest_api_id: rest_api_id.clone(),
+            stage: "prod".into(),
+        },
+        Check::Function,
+    );
 
     // 1. A mistyped functionArn changes nothing that works: the function, its permission and
     //    the deployment stay; the object says why it is not Ready.
@@ -2389,13 +2586,7 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
     assert!(lambda_statements(&aws, &existing).await.is_empty());
     assert_invariant(&aws, &cluster, &namespace).await;
 
-    let (samples, bad) = sampler.finish().await;
-    eprintln!(
-        "make-before-break backend switches: {samples} samples of the stage, {} bad",
-        bad.len()
-    );
-    assert!(samples >= 10, "sampled throughout ({samples})");
-    assert!(bad.is_empty(), "bad samples: {bad:?}");
+    sampler.finish("backend switches").await;
 
     delete_object(&namespace, name);
     wait_gone(&namespace, name, GONE_TIMEOUT);
@@ -2407,5 +2598,538 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
         .send()
         .await
         .expect("DeleteFunction");
+    drop(operator);
+}
+
+/// Wait until an endpoint made by the test is available, as a user would before naming it.
+async fn wait_available(aws: &RegionClients, id: &str) {
+    eventually(
+        &format!("endpoint {id} available"),
+        Duration::from_secs(60),
+        async || match describe_endpoint(aws, id).await.map(|e| endpoint_state(&e)) {
+            Some(state) if state == "available" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await;
+}
+
+/// Extra time each AWS call of the operator takes (through the fault proxy): about what AWS's
+/// calls take more than moto's, so the gap between two calls of one reconcile (e.g. releasing
+/// something and writing the status that stops naming it) is as wide as in AWS, wide enough
+/// for a sampler to see what a client would see in it.
+const AWS_LATENCY_MS: u64 = 150;
+
+/// An operator watching `namespace` whose AWS calls take [`AWS_LATENCY_MS`] longer.
+fn operator_at_aws_latency(namespace: &str, cluster: &str) -> (faults::FaultProxy, Operator) {
+    let proxy = faults::FaultProxy::start(15);
+    proxy.set_latency(AWS_LATENCY_MS);
+    let operator = proxy.start_operator(namespace, cluster, &[]);
+    (proxy, operator)
+}
+
+/// Wait until a switch has settled: Ready, nothing left in `status.retiring`, and the API
+/// attached to exactly the endpoints the spec names. Returns the object.
+async fn wait_switched(
+    aws: &RegionClients,
+    namespace: &str,
+    name: &str,
+    rest_api_id: &str,
+) -> Value {
+    let (object, took) = eventually(
+        "the switch settled (Ready, status.retiring empty, only the spec's endpoints attached)",
+        Duration::from_secs(60),
+        async || {
+            let object = get_object(namespace, name).ok_or("object gone")?;
+            let mut named: BTreeSet<String> = object["spec"]["additionalVpcEndpointIds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
+            named.extend(object["status"]["vpcEndpointId"].as_str().map(String::from));
+            let attached = api_vpc_endpoint_ids(aws, rest_api_id).await;
+            if is_ready(&object) && object["status"]["retiring"].is_null() && attached == named {
+                Ok(object)
+            } else {
+                Err(format!(
+                    "attached {attached:?}, spec names {named:?}; status {}",
+                    object["status"]
+                ))
+            }
+        },
+    )
+    .await;
+    eprintln!("{namespace}/{name}: switch settled {took:?} after Ready");
+    object
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_switches_never_leave_the_stage_admitting_a_missing_or_detached_endpoint() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("mbb-vpce");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 34).await;
+    let operator = Operator::start(&namespace, &cluster);
+    let name = "orders";
+    let spec = owned_endpoint_spec(&vpc, false);
+    apply_spec(&namespace, name, &spec);
+    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let rest_api_id = status_str(&object, "restApiId");
+    let first_owned = status_str(&object, "vpcEndpointId");
+    let first_group = status_str(&object, "securityGroupId");
+    let shared = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+
+    let sampler = StageSampler::start(
+        aws.clone(),
+        Target::Stage {
+            rest_api_id: rest_api_id.clone(),
+            stage: "prod".into(),
+        },
+        Check::Endpoints,
+    );
+    // endpoint.create → endpoint.id: the owned endpoint goes only after the stage serves a
+    // policy that admits the referenced one alone (the sampler's check).
+    change(
+        &operator,
+        &namespace,
+        name,
+        "endpoint create→id (make-before-break)",
+        json!({"endpoint": {"create": null, "id": shared}}),
+    );
+    let object = wait_switched(&aws, &namespace, name, &rest_api_id).await;
+    assert_eq!(status_str(&object, "vpcEndpointId"), shared);
+    owned_endpoint_released(&aws, &namespace, name, &first_owned, &first_group).await;
+
+    // endpoint.id → endpoint.create: a new owned endpoint; the referenced one is detached once
+    // the stage no longer admits it, and never deleted.
+    change(
+        &operator,
+        &namespace,
+        name,
+        "endpoint id→create (make-before-break)",
+        json!({"endpoint": {"id": null, "create": spec["endpoint"]["create"]}}),
+    );
+    let object = wait_switched(&aws, &namespace, name, &rest_api_id).await;
+    sampler.finish("endpoint create→id→create").await;
+
+    let second_owned = status_str(&object, "vpcEndpointId");
+    assert!(
+        second_owned != first_owned && second_owned != shared,
+        "a new endpoint: {second_owned}"
+    );
+    assert_eq!(
+        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        BTreeSet::from([second_owned.clone()])
+    );
+    assert_eq!(
+        endpoint_state(&describe_endpoint(&aws, &shared).await.expect("shared")),
+        "available",
+        "the referenced endpoint is never deleted"
+    );
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    delete_object(&namespace, name);
+    wait_gone(&namespace, name, GONE_TIMEOUT);
+    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    delete_endpoint(&aws, &shared).await;
+    drop(operator);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_additional_endpoint_stays_attached_until_the_stage_no_longer_admits_it() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("mbb-extra");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 35).await;
+    let operator = Operator::start(&namespace, &cluster);
+    let name = "orders";
+    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, false));
+    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let rest_api_id = status_str(&object, "restApiId");
+    let owned = status_str(&object, "vpcEndpointId");
+    let extra = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    // The operator does not wait for an additional endpoint to be available (the spec's main
+    // endpoint still serves meanwhile); a user names one that is.
+    wait_available(&aws, &extra).await;
+
+    let sampler = StageSampler::start(
+        aws.clone(),
+        Target::Stage {
+            rest_api_id: rest_api_id.clone(),
+            stage: "prod".into(),
+        },
+        Check::Endpoints,
+    );
+    // Added: attached before a deployment admits it.
+    change(
+        &operator,
+        &namespace,
+        name,
+        "additionalVpcEndpointIds added",
+        json!({"additionalVpcEndpointIds": [extra]}),
+    );
+    wait_switched(&aws, &namespace, name, &rest_api_id).await;
+    assert_eq!(
+        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        BTreeSet::from([owned.clone(), extra.clone()])
+    );
+    // Removed: detached only after a deployment that no longer admits it serves.
+    change(
+        &operator,
+        &namespace,
+        name,
+        "additionalVpcEndpointIds removed (make-before-break)",
+        json!({"additionalVpcEndpointIds": null}),
+    );
+    wait_switched(&aws, &namespace, name, &rest_api_id).await;
+    sampler
+        .finish("additionalVpcEndpointIds added and removed")
+        .await;
+
+    assert_eq!(
+        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        BTreeSet::from([owned.clone()])
+    );
+    assert_eq!(
+        api_policy_decisions(&aws, &rest_api_id, &[Some(&owned), Some(&extra)]).await,
+        vec![Decision::Allow, Decision::ExplicitDeny]
+    );
+    assert_eq!(
+        endpoint_state(&describe_endpoint(&aws, &extra).await.expect("extra")),
+        "available",
+        "an additional endpoint is not owned: never deleted"
+    );
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    delete_object(&namespace, name);
+    wait_gone(&namespace, name, GONE_TIMEOUT);
+    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    delete_endpoint(&aws, &extra).await;
+    drop(operator);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_renames_never_leave_the_status_url_without_a_stage() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("mbb-stage");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 36).await;
+    let (_proxy, operator) = operator_at_aws_latency(&namespace, &cluster);
+    let name = "orders";
+    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, false));
+    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let rest_api_id = status_str(&object, "restApiId");
+
+    let sampler = StageSampler::start(
+        aws.clone(),
+        Target::StatusUrl {
+            namespace: namespace.clone(),
+            name: name.into(),
+        },
+        Check::Function,
+    );
+    for stage in ["live", "v2", "prod"] {
+        let (object, _) = change(
+            &operator,
+            &namespace,
+            name,
+            &format!("stageName → {stage} (make-before-break)"),
+            json!({"stageName": stage}),
+        );
+        assert!(
+            status_str(&object, "url").ends_with(&format!("/{stage}/")),
+            "{}",
+            object["status"]
+        );
+        // The old stage goes: the stage named in the spec is the API's only one.
+        let (_, took) = eventually(
+            "only the new stage left",
+            Duration::from_secs(30),
+            async || {
+                let object = get_object(&namespace, name).ok_or("object gone")?;
+                let now = stages(&aws, &rest_api_id).await;
+                let deployment = object["status"]["deploymentId"]
+                    .as_str()
+                    .unwrap_or_default();
+                if now == vec![(stage.to_string(), deployment.to_string())] {
+                    Ok(())
+                } else {
+                    Err(format!("stages {now:?}, status {}", object["status"]))
+                }
+            },
+        )
+        .await;
+        eprintln!("stage renamed to {stage}: the old stage gone {took:?} after Ready");
+    }
+    sampler.finish("stage renames prod→live→v2→prod").await;
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    delete_object(&namespace, name);
+    wait_gone(&namespace, name, GONE_TIMEOUT);
+    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    drop(operator);
+}
+
+/// A private REST API made outside the operator (e.g. by CDK, not deployed yet), reachable
+/// through `vpce`.
+async fn create_private_api(aws: &RegionClients, vpce: &str) -> String {
+    aws.apigateway
+        .create_rest_api()
+        .name(unique("made-elsewhere"))
+        .endpoint_configuration(
+            aws_sdk_apigateway::types::EndpointConfiguration::builder()
+                .types(aws_sdk_apigateway::types::EndpointType::Private)
+                .vpc_endpoint_ids(vpce)
+                .build(),
+        )
+        .policy(policy::desired_policy(&[vpce.to_string()]).to_string())
+        .send()
+        .await
+        .expect("CreateRestApi")
+        .id
+        .expect("api id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_does() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("mbb-adopt");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 37).await;
+    let (_proxy, operator) = operator_at_aws_latency(&namespace, &cluster);
+    let name = "orders";
+    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, false));
+    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let mut previous_api = status_str(&object, "restApiId");
+    let vpce = status_str(&object, "vpcEndpointId");
+    let function = status_str(&object, "functionArn");
+
+    let sampler = StageSampler::start(
+        aws.clone(),
+        Target::StatusUrl {
+            namespace: namespace.clone(),
+            name: name.into(),
+        },
+        Check::Function,
+    );
+    // The operator's own API → one made elsewhere → another (spec.adopt can be set or changed
+    // at any time: no CEL rule makes it immutable). Each time the API status.url named before
+    // goes only after the adopted one serves.
+    for step in ["own API → adopted", "adopted → another adopted"] {
+        let adopted = create_private_api(&aws, &vpce).await;
+        change(
+            &operator,
+            &namespace,
+            name,
+            &format!("spec.adopt.restApiId: {step} (make-before-break)"),
+            json!({"adopt": {"restApiId": adopted}}),
+        );
+        let (object, took) = eventually(
+            "the adopted API in status, the previous one released",
+            Duration::from_secs(60),
+            async || {
+                let object = get_object(&namespace, name).ok_or("object gone")?;
+                let released = !rest_api_exists(&aws, &previous_api).await;
+                if object["status"]["restApiId"] == adopted.as_str()
+                    && object["status"]["retiring"].is_null()
+                    && released
+                {
+                    Ok(object)
+                } else {
+                    Err(format!(
+                        "previous API released: {released}; status {}",
+                        object["status"]
+                    ))
+                }
+            },
+        )
+        .await;
+        eprintln!("spec.adopt {step}: the previous REST API released {took:?} after Ready");
+        assert_eq!(
+            api_and_stage_of_url(&status_str(&object, "url")),
+            Some((adopted.clone(), "prod".to_string()))
+        );
+        assert_eq!(
+            integration_uris(&aws, &adopted).await,
+            BTreeSet::from([invocation_uri(&function)])
+        );
+        let statements = lambda_statements(&aws, &function).await;
+        assert!(
+            statements.len() == 1 && permits_api(&statements, &aws, &adopted),
+            "only the adopted API may invoke the function: {statements:?}"
+        );
+        assert!(
+            object["status"]["adopted"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| a["kind"] == "RestApi" && a["id"] == adopted.as_str()),
+            "{}",
+            object["status"]
+        );
+        assert_invariant(&aws, &cluster, &namespace).await;
+        previous_api = adopted;
+    }
+    sampler
+        .finish("spec.adopt taking over a REST API, twice")
+        .await;
+
+    delete_object(&namespace, name);
+    wait_gone(&namespace, name, GONE_TIMEOUT);
+    assert!(
+        !rest_api_exists(&aws, &previous_api).await,
+        "deletionPolicy Delete applies to the adopted API"
+    );
+    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    drop(operator);
+}
+
+// ---------------------------------------------------------------------------------------------
+// References that appear late
+// ---------------------------------------------------------------------------------------------
+
+/// Run a boto3 script against the test bed's moto server: for the IAM and S3 calls a GitOps
+/// sync would make, which the operator never makes (so their SDK crates are no dependencies).
+fn boto3(script: &str) {
+    let program = format!(
+        "import boto3, json, os\nurl = os.environ['AWS_ENDPOINT_URL']\n\
+         iam = boto3.client('iam', endpoint_url=url, region_name='us-east-1')\n\
+         s3 = boto3.client('s3', endpoint_url=url, region_name='us-east-1')\n{script}\n"
+    );
+    let out = std::process::Command::new(testbed_python())
+        .arg("-c")
+        .arg(&program)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Apply `spec`, see it refused with ReferenceNotFound naming `field`, make the reference with
+/// `make`, and wait for Ready with no spec change; print how long after the reference appeared
+/// it became Ready. Returns the object.
+fn ready_once_the_reference_appears(
+    namespace: &str,
+    name: &str,
+    spec: &Value,
+    field: &str,
+    make: impl FnOnce(),
+) -> Value {
+    apply_spec(namespace, name, spec);
+    let refused = wait_refused(namespace, name, "ReferenceNotFound", field);
+    assert!(
+        refused["status"]["functionArn"].is_null(),
+        "no function is made without it: {}",
+        refused["status"]
+    );
+    let generation = refused["metadata"]["generation"].clone();
+    make();
+    let appeared = Instant::now();
+    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    let took = appeared.elapsed();
+    assert_eq!(
+        object["metadata"]["generation"], generation,
+        "Ready without a spec change"
+    );
+    eprintln!("late reference {field}: Ready {took:?} after it appeared");
+    object
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_that_appear_late_become_ready_on_their_own() {
+    require_testbed();
+    install_crd();
+    let namespace = unique("late");
+    let cluster = unique("cl");
+    create_namespace(&namespace);
+    let aws = aws().await;
+    let vpc = make_vpc(&aws.ec2, 38).await;
+    let vpce = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    // Available first: its own transition would be one more status change, and each one a
+    // reconcile that fails again and lengthens the backoff being measured.
+    wait_available(&aws, &vpce).await;
+    let operator = Operator::start(&namespace, &cluster);
+
+    // An execution role the same sync makes (IAM is eventually consistent as well): Lambda
+    // answers that it cannot be assumed until it exists.
+    let role_name = unique("papi-late-role");
+    let role_arn = format!("arn:aws:iam::{}:role/{role_name}", aws.account_id);
+    let mut spec = referenced_endpoint_spec(&vpce);
+    spec["backend"]["executionRoleArn"] = json!(role_arn);
+    let object = ready_once_the_reference_appears(
+        &namespace,
+        "late-role",
+        &spec,
+        "spec.backend.executionRoleArn",
+        || {
+            boto3(&format!(
+                "iam.create_role(RoleName='{role_name}', AssumeRolePolicyDocument=json.dumps(\
+                 {{'Version': '2012-10-17', 'Statement': [{{'Effect': 'Allow', 'Principal': \
+                 {{'Service': 'lambda.amazonaws.com'}}, 'Action': 'sts:AssumeRole'}}]}}))"
+            ))
+        },
+    );
+    let config = function_configuration(&aws, &status_str(&object, "functionArn")).await;
+    assert_eq!(config.role.as_deref(), Some(role_arn.as_str()));
+
+    // A deployment package not uploaded yet.
+    let bucket = std::env::var("PAPI_TEST_CODE_BUCKET").expect("PAPI_TEST_CODE_BUCKET (moto.env)");
+    let seeded = std::env::var("PAPI_TEST_CODE_KEY").expect("PAPI_TEST_CODE_KEY (moto.env)");
+    let key = format!("late/{}.zip", unique("code"));
+    let mut spec = referenced_endpoint_spec(&vpce);
+    spec["backend"] = json!({
+        "code": {"s3Bucket": bucket, "s3Key": key, "runtime": "provided.al2023", "handler": "bootstrap"},
+        "architecture": "x86_64",
+    });
+    let object = ready_once_the_reference_appears(
+        &namespace,
+        "late-code",
+        &spec,
+        "spec.backend.code",
+        || {
+            boto3(&format!(
+                "s3.copy_object(Bucket='{bucket}', Key='{key}', \
+                 CopySource={{'Bucket': '{bucket}', 'Key': '{seeded}'}})"
+            ))
+        },
+    );
+    let config = function_configuration(&aws, &status_str(&object, "functionArn")).await;
+    assert!(
+        config
+            .description
+            .as_deref()
+            .is_some_and(|d| d.contains(&key)),
+        "{:?}",
+        config.description
+    );
+    assert_invariant(&aws, &cluster, &namespace).await;
+
+    for name in ["late-role", "late-code"] {
+        delete_object(&namespace, name);
+        wait_gone(&namespace, name, GONE_TIMEOUT);
+    }
+    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    delete_endpoint(&aws, &vpce).await;
     drop(operator);
 }

@@ -94,6 +94,9 @@ impl FingerprintCache {
 pub struct DeploymentInfo {
     pub deployment_id: String,
     pub stage_name: String,
+    /// Other stages of the API (an earlier `stageName`): `status.url` may still name one, so they
+    /// go only once the status names this stage ([`delete_old_stages`]).
+    pub old_stages: Vec<String>,
 }
 
 /// What to do with the stages, given the stages (name → deployment) and the fingerprint the
@@ -244,28 +247,15 @@ pub async fn reconcile(
     } else {
         current_deployment.clone().unwrap_or_default()
     };
-    for old_stage in &plan.delete_stages {
-        client
-            .delete_stage()
-            .rest_api_id(rest_api_id)
-            .stage_name(old_stage)
-            .send()
-            .await
-            .aws(SERVICE, "DeleteStage")
-            .or_not_found()?;
-        changes.push(Change::new(
-            "Deleted",
-            format!("stage {old_stage} of REST API {rest_api_id}"),
-            format!("the stage is now {stage_name}"),
-        ));
-    }
-    if plan.deploy || !plan.delete_stages.is_empty() {
+    // With old stages left (they still serve theirs), pruning waits for them to go.
+    if plan.deploy && plan.delete_stages.is_empty() {
         prune_deployments(ctx, rest_api_id, &deployment_id, &mut changes).await?;
     }
     Ok(Outcome {
         value: DeploymentInfo {
             deployment_id: deployment_id.clone(),
             stage_name: stage_name.to_string(),
+            old_stages: plan.delete_stages,
         },
         state: PartState::ready(
             reason::DEPLOYED,
@@ -277,8 +267,36 @@ pub async fn reconcile(
     })
 }
 
+/// Delete the stages of an earlier `stageName` (`deployed.old_stages`), then the deployments they
+/// served. Called once `status.url` names the current stage.
+pub async fn delete_old_stages(
+    ctx: &PartContext<'_>,
+    rest_api_id: &str,
+    deployed: &DeploymentInfo,
+) -> Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    for old_stage in &deployed.old_stages {
+        ctx.aws
+            .apigateway
+            .delete_stage()
+            .rest_api_id(rest_api_id)
+            .stage_name(old_stage)
+            .send()
+            .await
+            .aws(SERVICE, "DeleteStage")
+            .or_not_found()?;
+        changes.push(Change::new(
+            "Deleted",
+            format!("stage {old_stage} of REST API {rest_api_id}"),
+            format!("the stage is now {}", deployed.stage_name),
+        ));
+    }
+    prune_deployments(ctx, rest_api_id, &deployed.deployment_id, &mut changes).await?;
+    Ok(changes)
+}
+
 /// Delete deployments no stage uses any more, so they do not pile up with every change. Called
-/// after the other stages were deleted: the one stage left serves `keep`.
+/// when no other stage is left: the one stage serves `keep`.
 async fn prune_deployments(
     ctx: &PartContext<'_>,
     rest_api_id: &str,

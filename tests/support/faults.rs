@@ -34,18 +34,7 @@ impl FaultProxy {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let port_file = dir.join("port");
         let log = std::fs::File::create(dir.join("faultproxy.log")).expect("proxy log");
-        let cache = std::env::var("PAPI_CACHE").unwrap_or_else(|_| {
-            format!(
-                "{}/.cache/privateapi-operator",
-                std::env::var("HOME").unwrap_or_default()
-            )
-        });
-        let venv_python = PathBuf::from(cache).join("moto-venv/bin/python");
-        let python = if venv_python.exists() {
-            venv_python
-        } else {
-            PathBuf::from("python3")
-        };
+        let python = super::testbed_python();
         let script = super::repo_path("testbed/faultproxy/faultproxy.py");
         let child = Command::new(python)
             .arg(script)

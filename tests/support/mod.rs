@@ -109,6 +109,22 @@ pub fn repo_path(relative: &str) -> PathBuf {
         .join(relative)
 }
 
+/// The Python of the test bed's moto install (it has boto3), else the system's.
+pub fn testbed_python() -> PathBuf {
+    let cache = std::env::var("PAPI_CACHE").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/privateapi-operator",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let venv_python = PathBuf::from(cache).join("moto-venv/bin/python");
+    if venv_python.exists() {
+        venv_python
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
 /// Install the CRD (idempotent; other tests may do it at the same time) and wait until the API
 /// serves it.
 pub fn install_crd() {
