@@ -1072,7 +1072,15 @@ async fn converge(
     // Clients follow status.url: it names what serves now before what it named before (a stage,
     // a REST API, the endpoint of its alias) goes.
     if serving_current && release_pending && status.url != previous.url {
-        status::write_if_changed(&kube_api, &name, object.status.as_ref(), &status).await?;
+        status::write_if_changed(
+            &kube_api,
+            &name,
+            on_server.as_ref(),
+            &status,
+            &ctx.last_writes,
+        )
+        .await?;
+        on_server = Some(status.clone());
     }
     let mut cleanup_pending = false;
     if serving_current
