@@ -5,7 +5,7 @@
 //! into the results JSON and its markdown table.
 //!
 //! Shared by the `bench` example (`bench/main.rs`, what `make bench` runs) and by
-//! `tests/bench_harness.rs` (N = 2, so that this file does not rot).
+//! `tests/e2e/bench_harness.rs` (N = 2, so that this file does not rot).
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,4 +1,4 @@
-"""Render the fault suite's results (the FAULT-SUITE JSON lines of tests/fault_suite.rs, one per
+"""Render the fault suite's results (the FAULT-SUITE JSON lines of tests/e2e/fault_suite.rs, one per
 scenario) as the markdown table of tests/FAULTS.md.
 
     python3 testbed/faultproxy/table.py RESULTS.jsonl

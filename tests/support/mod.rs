@@ -30,6 +30,68 @@ pub fn require_testbed() {
     }
 }
 
+/// The end-to-end tests share one test bed and run in parallel in one binary; one scenario restarts
+/// the API server under them (`fault_suite`). Each end-to-end test holds the bed while it runs:
+/// shared ([`hold_testbed`]) by every test, alone ([`hold_testbed_alone`]) by the restart, which
+/// waits for the tests running to finish and holds back those not started yet.
+#[must_use = "the bed is held until the guard is dropped"]
+pub struct TestBedHold {
+    alone: bool,
+}
+
+/// (tests holding the bed shared, whether one holds or waits for it alone)
+static TESTBED_HOLDS: std::sync::Mutex<(usize, bool)> = std::sync::Mutex::new((0, false));
+static TESTBED_HOLDS_CHANGED: std::sync::Condvar = std::sync::Condvar::new();
+
+fn testbed_holds() -> std::sync::MutexGuard<'static, (usize, bool)> {
+    TESTBED_HOLDS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Hold the test bed shared, for as long as the guard lives (see [`TestBedHold`]). Blocks while
+/// a test holds it alone or waits to: call it first thing in a test, never while holding one.
+pub fn hold_testbed() -> TestBedHold {
+    require_testbed();
+    let mut holds = testbed_holds();
+    while holds.1 {
+        holds = TESTBED_HOLDS_CHANGED
+            .wait(holds)
+            .unwrap_or_else(|p| p.into_inner());
+    }
+    holds.0 += 1;
+    TestBedHold { alone: false }
+}
+
+/// Hold the test bed alone (no other test runs meanwhile), e.g. to restart its API server.
+pub fn hold_testbed_alone() -> TestBedHold {
+    require_testbed();
+    let mut holds = testbed_holds();
+    while holds.1 {
+        holds = TESTBED_HOLDS_CHANGED
+            .wait(holds)
+            .unwrap_or_else(|p| p.into_inner());
+    }
+    // From now on new tests wait; then wait for the running ones.
+    holds.1 = true;
+    while holds.0 > 0 {
+        holds = TESTBED_HOLDS_CHANGED
+            .wait(holds)
+            .unwrap_or_else(|p| p.into_inner());
+    }
+    TestBedHold { alone: true }
+}
+
+impl Drop for TestBedHold {
+    fn drop(&mut self) {
+        let mut holds = testbed_holds();
+        if self.alone {
+            holds.1 = false;
+        } else {
+            holds.0 = holds.0.saturating_sub(1);
+        }
+        TESTBED_HOLDS_CHANGED.notify_all();
+    }
+}
+
 /// A unique suffix for names in this test process.
 pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()

@@ -6,17 +6,15 @@
 //! ends with the invariant: the AWS fake holds exactly the resources the live objects' status
 //! names — no duplicates, no orphans.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, VpcEndpoint, VpcEndpointType};
 use privateapi_operator::aws::RegionClients;
 use privateapi_operator::policy::{self, Decision};
 use serde_json::{Value, json};
-use support::*;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const GONE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -571,7 +569,7 @@ fn deployments_created(calls: &AwsCalls) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("shared");
     let cluster = unique("cl");
@@ -741,7 +739,7 @@ fn change(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("change");
     let cluster = unique("cl");
@@ -1071,7 +1069,7 @@ const DRIFT_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_made_in_aws_is_reverted_within_one_resync() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("drift");
     let cluster = unique("cl");
@@ -1338,7 +1336,7 @@ fn has_tag_pair(tags: &[(String, String)], key: &str, value: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_with_retain_leaves_every_resource_with_its_tags() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("retain");
     let cluster = unique("cl");
@@ -1504,7 +1502,7 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_before_ready_leaves_nothing() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("early");
     let cluster = unique("cl");
@@ -1616,7 +1614,7 @@ fn assert_quiet(operator: &Operator, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_specs_are_reported_not_retried_and_fixable() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("invalid");
     let cluster = unique("cl");
@@ -1740,7 +1738,7 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_killed_mid_create_recovers_without_duplicates() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("crash");
     let cluster = unique("cl");
@@ -1875,7 +1873,7 @@ fn invocation_uri(function_arn: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_orphan() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("switch");
     let cluster = unique("cl");
@@ -2025,7 +2023,7 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("vpce-drift");
     let cluster = unique("cl");
@@ -2120,7 +2118,7 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_an_object_whose_endpoint_others_use_waits_for_them() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("inuse");
     let cluster = unique("cl");
@@ -2186,7 +2184,7 @@ async fn deleting_an_object_whose_endpoint_others_use_waits_for_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_to_another_endpoint_keeps_the_old_one_while_others_use_it() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("switchuse");
     let cluster = unique("cl");
@@ -2504,7 +2502,7 @@ impl StageSampler {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_function() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("mbb");
     let cluster = unique("cl");
@@ -2666,7 +2664,7 @@ async fn wait_switched(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_switches_never_leave_the_stage_admitting_a_missing_or_detached_endpoint() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("mbb-vpce");
     let cluster = unique("cl");
@@ -2742,7 +2740,7 @@ async fn endpoint_switches_never_leave_the_stage_admitting_a_missing_or_detached
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_additional_endpoint_stays_attached_until_the_stage_no_longer_admits_it() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("mbb-extra");
     let cluster = unique("cl");
@@ -2819,7 +2817,7 @@ async fn a_removed_additional_endpoint_stays_attached_until_the_stage_no_longer_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stage_renames_never_leave_the_status_url_without_a_stage() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("mbb-stage");
     let cluster = unique("cl");
@@ -2905,7 +2903,7 @@ async fn create_private_api(aws: &RegionClients, vpce: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_does() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("mbb-adopt");
     let cluster = unique("cl");
@@ -3057,7 +3055,7 @@ fn ready_once_the_reference_appears(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn references_that_appear_late_become_ready_on_their_own() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("late");
     let cluster = unique("cl");

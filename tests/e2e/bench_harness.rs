@@ -2,19 +2,16 @@
 //! working between benchmark runs. It checks that a run produces every field with sane values, not
 //! how fast anything is: performance is measured by `make bench` only.
 
-mod support;
-
-#[path = "../bench/harness.rs"]
+#[path = "../../bench/harness.rs"]
 mod harness;
 
 use std::path::PathBuf;
 
 use serde_json::Value;
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn harness_measures_two_objects_and_writes_the_results_files() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     let zip = std::env::var("PAPI_HANDLER_ZIP_X86_64")
         .expect("PAPI_HANDLER_ZIP_X86_64 (scripts/test.sh builds the handler package)");
     let work = tempfile::tempdir().expect("temp dir");

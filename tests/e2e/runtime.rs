@@ -2,19 +2,17 @@
 //! shutdown on SIGTERM, the admin server (/healthz, /readyz, /metrics) and JSON logs. Each test runs
 //! operator processes against the real API server and the AWS fake.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::runtime::*;
+use crate::support::*;
 use serde_json::Value;
-use support::runtime::*;
-use support::*;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_reconciles_and_a_killed_leader_is_replaced() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("lead");
     let cluster = unique("cl");
@@ -74,7 +72,7 @@ fn lease_time(lease: &Value, field: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_reconciles_releases_the_lease_and_exits_zero() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("term");
     let cluster = unique("cl");
@@ -146,7 +144,7 @@ async fn sigterm_finishes_reconciles_releases_the_lease_and_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_waits_for_the_first_list_and_metrics_has_every_family() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("admin");
     let cluster = unique("cl");
@@ -307,7 +305,7 @@ async fn readyz_waits_for_the_first_list_and_metrics_has_every_family() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_with_the_level_from_the_flag() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("logs");
     let cluster = unique("cl");
@@ -362,8 +360,8 @@ async fn json_logs_with_the_level_from_the_flag() {
 /// `lastTransitionTime`s, stays as it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_lagging_behind_the_last_status_write_does_not_roll_it_back() {
-    use support::in_process::{InProcess, ready};
-    require_testbed();
+    use crate::support::in_process::{InProcess, ready};
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("lag");
     let cluster = unique("cl");
@@ -435,8 +433,8 @@ async fn a_watch_lagging_behind_the_last_status_write_does_not_roll_it_back() {
 /// record behind in this process once it is gone from the store; a live object keeps its records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_of_an_object_deleted_elsewhere_are_forgotten() {
-    use support::in_process::{InProcess, ready};
-    require_testbed();
+    use crate::support::in_process::{InProcess, ready};
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("prune");
     let cluster = unique("cl");

@@ -3,10 +3,9 @@
 //! function or the endpoint, and without a new deployment; adopt naming something that does not
 //! exist (yet) is `ReferenceNotFound` naming the field (retried), and leaves nothing behind.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType};
 use aws_sdk_ec2::types::VpcEndpointType;
 use aws_sdk_lambda::primitives::Blob;
@@ -15,7 +14,6 @@ use privateapi_operator::aws::RegionClients;
 use privateapi_operator::parts::routes;
 use privateapi_operator::policy;
 use serde_json::{Value, json};
-use support::*;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const GONE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -228,7 +226,7 @@ async fn endpoint_state(aws: &RegionClients, id: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untagged_stack_is_adopted_without_recreating_anything() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("adopt");
     let cluster = unique("cl");
@@ -379,7 +377,7 @@ async fn an_untagged_stack_is_adopted_without_recreating_anything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopting_what_does_not_exist_is_waited_for_and_leaves_nothing() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("adopt-missing");
     let cluster = unique("cl");
@@ -445,7 +443,7 @@ async fn adopting_what_does_not_exist_is_waited_for_and_leaves_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopting_a_public_api_or_another_objects_function_is_invalid_spec() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("adopt-kind");
     let cluster = unique("cl");

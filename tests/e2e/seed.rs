@@ -1,16 +1,14 @@
 //! The reference stack as one PrivateApi: kubectl apply → Ready → every AWS resource checked
 //! through the SDK → steady state makes no writes → delete leaves nothing behind.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use privateapi_operator::policy::{self, Decision};
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let namespace = unique("seed");
     let cluster = unique("cl");

@@ -4,17 +4,15 @@
 //!
 //! Every operator here runs as a separate process with its own namespace and cluster name.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use support::faults::FaultProxy;
-use support::runtime::Metrics;
-use support::{
+use crate::support::faults::FaultProxy;
+use crate::support::runtime::Metrics;
+use crate::support::{
     Operator, TestVpc, apply, condition, create_namespace, get_object, install_crd, kubectl,
     make_vpc, patch_spec, seed_manifest, unique, wait_for, wait_gone, wait_ready,
 };
+use serde_json::json;
 
 const READY: Duration = Duration::from_secs(300);
 
@@ -71,9 +69,9 @@ fn throttled_seen(operator: &Operator) -> f64 {
 /// operator is throttled (and still converges, by backing off); with it, not once.
 #[tokio::test]
 async fn quotas_throttle_an_unpaced_operator_and_never_a_paced_one() {
-    support::require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
-    let aws = support::aws().await;
+    let aws = crate::support::aws().await;
     let mut results = Vec::new();
     for (pacing, octet) in [(false, 91u8), (true, 92)] {
         let namespace = unique(if pacing {
@@ -136,9 +134,9 @@ async fn quotas_throttle_an_unpaced_operator_and_never_a_paced_one() {
 /// `WaitingForQuota`, the operation and an estimate; the next status write replaces it.
 #[tokio::test]
 async fn a_long_wait_for_quota_is_reported_and_ready_keeps_its_value() {
-    support::require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
-    let aws = support::aws().await;
+    let aws = crate::support::aws().await;
     let namespace = unique("quota-wait");
     let cluster = unique("qw");
     create_namespace(&namespace);
@@ -246,9 +244,9 @@ fn calls(metrics: &Metrics, service: &str, operation: &str) -> f64 {
 /// write. A change to the routes in AWS is still found, at the next deep turn.
 #[tokio::test]
 async fn periodic_checks_use_shared_listings_and_still_find_drift() {
-    support::require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
-    let aws = support::aws().await;
+    let aws = crate::support::aws().await;
     let namespace = unique("quota-steady");
     let cluster = unique("qs");
     create_namespace(&namespace);
@@ -407,7 +405,7 @@ fn ready_order(objects: &[(String, String)], timeout: Duration) -> Vec<((String,
     while order.len() < objects.len() {
         for object in objects {
             if !order.iter().any(|(o, _)| o == object)
-                && get_object(&object.0, &object.1).is_some_and(|o| support::is_ready(&o))
+                && get_object(&object.0, &object.1).is_some_and(|o| crate::support::is_ready(&o))
             {
                 order.push((object.clone(), started.elapsed().as_secs_f64()));
             }
@@ -427,9 +425,9 @@ fn ready_order(objects: &[(String, String)], timeout: Duration) -> Vec<((String,
 /// reconciles in no particular order, a hash set's: that object would come anywhere in the 13.)
 #[tokio::test]
 async fn a_busy_namespace_does_not_hold_back_a_quiet_one() {
-    support::require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
-    let aws = support::aws().await;
+    let aws = crate::support::aws().await;
     let run = unique("fair");
     let (busy, quiet) = (unique("fair-busy"), unique("fair-quiet"));
     create_namespace(&busy);
@@ -498,9 +496,9 @@ async fn a_busy_namespace_does_not_hold_back_a_quiet_one() {
 /// held reconciles are taken in no particular order: the three would come anywhere among the 19.)
 #[tokio::test]
 async fn after_a_restart_new_objects_go_before_the_checks_of_the_others() {
-    support::require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
-    let aws = support::aws().await;
+    let aws = crate::support::aws().await;
     let namespace = unique("quota-first");
     let cluster = unique("qp");
     create_namespace(&namespace);
@@ -530,7 +528,7 @@ async fn after_a_restart_new_objects_go_before_the_checks_of_the_others() {
     );
     // Every object was triggered by the restart's first list; once the first check is done the
     // others are held behind it.
-    support::runtime::wait_until(Duration::from_secs(60), "the first check", || {
+    crate::support::runtime::wait_until(Duration::from_secs(60), "the first check", || {
         (counter(&operator.metrics(), "privateapi_resyncs_total", &[]) >= 1.0).then_some(())
     });
     let new: Vec<String> = (0..3).map(|i| format!("new-{i}")).collect();
@@ -539,7 +537,7 @@ async fn after_a_restart_new_objects_go_before_the_checks_of_the_others() {
     }
     let mut checks_before = Vec::new();
     let mut pending = new.clone();
-    support::runtime::wait_until(
+    crate::support::runtime::wait_until(
         Duration::from_secs(90),
         "the new objects' finalizers",
         || {
@@ -570,7 +568,7 @@ async fn after_a_restart_new_objects_go_before_the_checks_of_the_others() {
     for name in &new {
         wait_ready(&namespace, name, READY);
     }
-    support::runtime::wait_until(READY, "every object's check", || {
+    crate::support::runtime::wait_until(READY, "every object's check", || {
         let checks = counter(&operator.metrics(), "privateapi_resyncs_total", &[]);
         (checks >= names.len() as f64).then_some(())
     });

@@ -1,5 +1,5 @@
 //! The fault suite: the operator under the faults AWS and Kubernetes really produce, each scenario
-//! ending with the invariant of `support::invariant` (no duplicate, no orphan, every status ID
+//! ending with the invariant of `crate::support::invariant` (no duplicate, no orphan, every status ID
 //! exists) and every live object Ready.
 //!
 //! Each scenario runs its own operator process whose AWS calls go through its own fault proxy
@@ -9,31 +9,25 @@
 //!
 //! ```sh
 //! PAPI_FAULT_SOAK=1 PAPI_FAULT_RESULTS=/tmp/faults.jsonl bash testbed/with-testbed.sh bash -c \
-//!   'export PAPI_HANDLER_ZIP_X86_64=$(bash scripts/build-handler.sh); cargo test --test fault_suite -- --nocapture'
+//!   'export PAPI_HANDLER_ZIP_X86_64=$(bash scripts/build-handler.sh); cargo test --test e2e fault_suite:: -- --nocapture'
 //! ```
 //!
 //! Each scenario prints one `FAULT-SUITE {json}` line (scenario, runs, faults injected, duplicates,
 //! orphans, seconds to converge) and appends it to `$PAPI_FAULT_RESULTS` (default
 //! `$PAPI_TESTBED_DIR/fault-suite.jsonl`); tests/FAULTS.md holds the table of a real run.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use privateapi_operator::aws::RegionClients;
-use serde_json::{Value, json};
-use support::faults::FaultProxy;
-use support::invariant::{self, Report, Scope};
-use support::runtime::{LEASE, lease_holder, wait_leader, wait_standby};
-use support::{
+use crate::support::faults::FaultProxy;
+use crate::support::invariant::{self, Report, Scope};
+use crate::support::runtime::{LEASE, lease_holder, wait_leader, wait_standby};
+use crate::support::{
     Operator, TestVpc, apply, create_namespace, get_object, install_crd, kubectl, make_vpc,
     seed_manifest, unique, wait_for, wait_gone, wait_ready,
 };
-
-/// Restarting the API server disturbs every scenario's kubectl calls: that one scenario takes the
-/// lock for writing, the others for reading.
-static APISERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+use privateapi_operator::aws::RegionClients;
+use serde_json::{Value, json};
 
 /// Generous: the machine is shared and slow; never a speed assertion.
 const CONVERGE: Duration = Duration::from_secs(600);
@@ -57,12 +51,12 @@ struct Bed {
 
 impl Bed {
     async fn new(tag: &str, seed: u64, vpc_octet: u8, extra: &[&str]) -> Self {
-        support::require_testbed();
+        crate::support::require_testbed();
         install_crd();
         let namespace = unique(&format!("faults-{tag}"));
         let cluster = unique(&format!("fc-{tag}"));
         create_namespace(&namespace);
-        let aws = support::aws().await;
+        let aws = crate::support::aws().await;
         let vpc = make_vpc(&aws.ec2, vpc_octet).await;
         let proxy = FaultProxy::start(seed);
         let operator = proxy.start_operator(&namespace, &cluster, extra);
@@ -182,7 +176,7 @@ fn wait_all_ready(bed: &Bed, names: &[String]) -> Duration {
                     "the operator exited while {name} was not Ready:\n{}",
                     tail(&bed.operator.log(), 40)
                 );
-                support::is_ready(object)
+                crate::support::is_ready(object)
             },
         );
     }
@@ -208,7 +202,7 @@ fn mixed_rules(rate: f64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_1_a_fifth_of_all_calls_fail() {
-    let _apiserver = APISERVER.read().await;
+    let _bed = crate::support::hold_testbed();
     let (objects, seeds): (usize, &[u64]) = if soak() {
         (20, &[11, 12, 13])
     } else {
@@ -268,7 +262,7 @@ async fn scenario_1_a_fifth_of_all_calls_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_2_kill_after_every_mutating_call_of_a_create() {
-    let _apiserver = APISERVER.read().await;
+    let _bed = crate::support::hold_testbed();
     let mut bed = Bed::new("kill", 21, 62, &[]).await;
     // how many mutating calls a create makes
     bed.create("reference");
@@ -317,7 +311,7 @@ async fn scenario_2_kill_after_every_mutating_call_of_a_create() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_3_lost_responses_on_every_create_call() {
-    let _apiserver = APISERVER.read().await;
+    let _bed = crate::support::hold_testbed();
     let bed = Bed::new("lost", 31, 63, &[]).await;
     bed.create("reference");
     wait_ready(&bed.namespace, "reference", CONVERGE);
@@ -401,7 +395,7 @@ async fn scenario_3_lost_responses_on_every_create_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_4_delete_half_way_and_while_throttled() {
-    let _apiserver = APISERVER.read().await;
+    let _bed = crate::support::hold_testbed();
     let bed = Bed::new("delete", 41, 64, &[]).await;
     let started = Instant::now();
     let mut faults = 0;
@@ -453,10 +447,10 @@ async fn scenario_4_delete_half_way_and_while_throttled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_5_the_api_server_restarts() {
-    let apiserver = APISERVER.write().await;
+    let apiserver = crate::support::hold_testbed_alone();
     // The lease outlasts the outage (the restart takes 3 s down plus up to ~20 s to start on a
     // loaded machine), so the leader keeps it and goes on without a restart. An outage longer
-    // than the lease makes the leader exit on purpose (tests/e2e_runtime.rs), to be restarted.
+    // than the lease makes the leader exit on purpose (tests/e2e/runtime.rs), to be restarted.
     let bed = Bed::new("apiserver", 51, 65, &["--lease-duration-seconds", "90"]).await;
     let started = Instant::now();
     for name in ["before-0", "before-1"] {
@@ -464,7 +458,7 @@ async fn scenario_5_the_api_server_restarts() {
     }
     // restart while those creates are under way
     let dir = std::env::var("PAPI_TESTBED_DIR").expect("PAPI_TESTBED_DIR");
-    let script = support::repo_path("testbed/k8s/restart-apiserver.sh");
+    let script = crate::support::repo_path("testbed/k8s/restart-apiserver.sh");
     let status = std::process::Command::new("bash")
         .arg(script)
         .arg(&dir)
@@ -501,7 +495,7 @@ async fn scenario_5_the_api_server_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_6_owned_resources_deleted_behind_its_back() {
-    let _apiserver = APISERVER.read().await;
+    let _bed = crate::support::hold_testbed();
     let mut bed = Bed::new("behind", 61, 66, &["--resync-seconds", "5"]).await;
     // one object: with private DNS, as the reference stack (its endpoint replacement waits for
     // the deleted one to go)
@@ -610,7 +604,7 @@ async fn scenario_6_owned_resources_deleted_behind_its_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_3b_hung_calls_time_out_and_converge() {
-    let _apiserver = APISERVER.read().await;
+    let _bed = crate::support::hold_testbed();
     let bed = Bed::new("hung", 35, 67, &["--aws-attempt-timeout-seconds", "5"]).await;
     // the first call of each kind hangs after reaching AWS (a write and reads)
     bed.proxy.set_rules(json!([
@@ -642,7 +636,7 @@ async fn scenario_3b_hung_calls_time_out_and_converge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_7_the_leader_killed_mid_create() {
-    let _apiserver = APISERVER.read().await;
+    let _bed = crate::support::hold_testbed();
     // A short lease so the takeover is quick; the standby polls the Lease every 2 s.
     let flags = ["--lease-duration-seconds", "6"];
     let mut bed = Bed::new("leader", 77, 69, &flags).await;
@@ -727,7 +721,7 @@ async fn scenario_7_the_leader_killed_mid_create() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_invariant_sees_duplicates_orphans_and_missing_ids() {
-    let _apiserver = APISERVER.read().await;
+    let _bed = crate::support::hold_testbed();
     let bed = Bed::new("checker", 71, 68, &[]).await;
     bed.create("watched");
     let object = wait_ready(&bed.namespace, "watched", CONVERGE);
@@ -800,7 +794,7 @@ async fn the_invariant_sees_duplicates_orphans_and_missing_ids() {
             .expect("DeleteRestApi");
     }
     // the operator puts the stage back at its next reconcile
-    support::poke_and_wait(&bed.operator, &bed.namespace, "watched");
+    crate::support::poke_and_wait(&bed.operator, &bed.namespace, "watched");
     wait_ready(&bed.namespace, "watched", CONVERGE);
     bed.assert_invariant("after cleaning up").await;
 }

@@ -3,14 +3,12 @@
 //! Ready again, delete, finalizer removed) with a kubeconfig that impersonates that ServiceAccount,
 //! and everything outside the roles is refused.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::support::deploy::*;
+use crate::support::*;
 use serde_json::{Value, json};
-use support::deploy::*;
-use support::*;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -226,7 +224,7 @@ async fn end_to_end_as(installed: &Installed, workload: &str, second_octet: u8) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_wide_rbac_is_enough_and_no_more() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let installed = install_identity(&unique("rbac"), &[]);
     let workload = unique("rbac-wl");
@@ -237,7 +235,7 @@ async fn cluster_wide_rbac_is_enough_and_no_more() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespace_scoped_rbac_is_enough_and_no_more() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     install_crd();
     let workload = unique("rbac-ns");
     create_namespace(&workload);

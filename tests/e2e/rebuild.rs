@@ -3,14 +3,12 @@
 //! no new deployment; meanwhile an operator with another cluster name manages objects of the same
 //! namespace/name in a third control plane without touching either set.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -22,7 +20,7 @@ struct ControlPlane {
 }
 
 fn testbed_script(path: &str) -> PathBuf {
-    support::repo_path("testbed").join(path)
+    crate::support::repo_path("testbed").join(path)
 }
 
 impl ControlPlane {
@@ -43,7 +41,7 @@ impl ControlPlane {
             "apply",
             "--server-side",
             "-f",
-            &support::repo_path("crds/privateapi.yaml").to_string_lossy(),
+            &crate::support::repo_path("crds/privateapi.yaml").to_string_lossy(),
         ]);
         plane.kubectl(&[
             "wait",
@@ -220,7 +218,7 @@ fn ids(object: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuilt_cluster_takes_over_the_same_resources_and_other_clusters_are_untouched() {
-    require_testbed();
+    let _bed = crate::support::hold_testbed();
     let aws = aws().await;
     let namespace = "payments";
     let names = ["alpha", "beta"];
