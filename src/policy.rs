@@ -1,6 +1,12 @@
-//! The REST API's resource policy: what it must be, how to compare the one AWS returns with it
-//! (semantically: AWS returns it JSON-escaped, minified, with `execute-api:/*` expanded to the full
-//! ARN), and a small evaluator with IAM's deny-overrides rule for tests.
+//! Resource policies, read and compared in one place.
+//!
+//! - The REST API's: what it must be, how to compare the one AWS returns with it (semantically:
+//!   AWS returns it JSON-escaped, minified, with `execute-api:/*` expanded to the full ARN), and a
+//!   small evaluator with IAM's deny-overrides rule for tests.
+//! - A Lambda function's: whether one of its statements is exactly the service grant a part
+//!   needs ([`grants_service`], for the backend's invoke permission).
+
+use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
@@ -65,15 +71,22 @@ pub fn execute_api_arn_prefix(region: &str, account_id: &str, rest_api_id: &str)
     format!("arn:aws:execute-api:{region}:{account_id}:{rest_api_id}/")
 }
 
+/// The statements of a policy document: `Statement` is a list, or one object; none when it is
+/// absent or null. None when it is anything else (not a policy this crate can read).
+pub fn statements(policy: &Value) -> Option<Vec<Value>> {
+    match policy.get("Statement") {
+        None | Some(Value::Null) => Some(Vec::new()),
+        Some(Value::Array(list)) => Some(list.clone()),
+        Some(single @ Value::Object(_)) => Some(vec![single.clone()]),
+        Some(_) => None,
+    }
+}
+
 /// A canonical form of a policy: statements as a sorted list, every string-or-list field as a
 /// sorted list, `Principal: "*"` as `{"AWS": ["*"]}`, this API's full ARNs shortened back to
 /// `execute-api:/…`. Two policies are equivalent when their canonical forms are equal.
 pub fn canonical(policy: &Value, api_arn_prefix: &str) -> Value {
-    let statements = match policy.get("Statement") {
-        Some(Value::Array(list)) => list.clone(),
-        Some(single @ Value::Object(_)) => vec![single.clone()],
-        _ => Vec::new(),
-    };
+    let statements = statements(policy).unwrap_or_default();
     let mut canonical_statements: Vec<Value> = statements
         .iter()
         .map(|statement| canonical_statement(statement, api_arn_prefix))
@@ -168,6 +181,71 @@ pub fn equivalent(live_text: Option<&str>, desired: &Value, api_arn_prefix: &str
     }
 }
 
+/// Whether `statement` is exactly this grant and nothing more: Allow `action` (IAM reads actions
+/// case-insensitively) to the one service principal `service`, under exactly `conditions`
+/// (operator, key, value), as `AddPermission` writes it to a Lambda function's policy. Other
+/// fields (`Sid`, `Resource`) are not compared.
+pub fn grants_service(
+    statement: &Value,
+    action: &str,
+    service: &str,
+    conditions: &[(&str, &str, &str)],
+) -> bool {
+    let effect = statement.get("Effect").and_then(Value::as_str) == Some("Allow");
+    let action =
+        single_string(statement.get("Action")).is_some_and(|a| a.eq_ignore_ascii_case(action));
+    let principal = statement
+        .get("Principal")
+        .and_then(Value::as_object)
+        .is_some_and(|p| p.len() == 1 && single_string(p.get("Service")) == Some(service));
+    let expected: BTreeSet<(String, String, String)> = conditions
+        .iter()
+        .map(|(operator, key, value)| {
+            (
+                operator.to_string(),
+                key.to_ascii_lowercase(),
+                value.to_string(),
+            )
+        })
+        .collect();
+    let conditions = condition_triples(statement.get("Condition")).is_some_and(|c| c == expected);
+    effect && action && principal && conditions
+}
+
+/// A string, or a list holding exactly one string (IAM accepts both).
+fn single_string(value: Option<&Value>) -> Option<&str> {
+    match value? {
+        Value::String(s) => Some(s),
+        Value::Array(items) if items.len() == 1 => items[0].as_str(),
+        _ => None,
+    }
+}
+
+/// (operator, lowercase key, value) triples of a Condition block: IAM condition keys are
+/// case-insensitive (`AWS:SourceArn` = `aws:SourceArn`), operators and values are not.
+fn condition_triples(condition: Option<&Value>) -> Option<BTreeSet<(String, String, String)>> {
+    let mut triples = BTreeSet::new();
+    let Some(condition) = condition else {
+        return Some(triples);
+    };
+    for (operator, entries) in condition.as_object()? {
+        for (key, values) in entries.as_object()? {
+            let values: Vec<&Value> = match values {
+                Value::Array(items) => items.iter().collect(),
+                other => vec![other],
+            };
+            for value in values {
+                triples.insert((
+                    operator.clone(),
+                    key.to_ascii_lowercase(),
+                    value.as_str()?.to_string(),
+                ));
+            }
+        }
+    }
+    Some(triples)
+}
+
 /// The outcome of evaluating a resource policy for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -192,11 +270,7 @@ pub fn evaluate(
     resource: &str,
     source_vpce: Option<&str>,
 ) -> Decision {
-    let statements = match policy.get("Statement") {
-        Some(Value::Array(list)) => list.clone(),
-        Some(single @ Value::Object(_)) => vec![single.clone()],
-        _ => Vec::new(),
-    };
+    let statements = statements(policy).unwrap_or_default();
     let mut allowed = false;
     for statement in &statements {
         let matches_action = statement
@@ -389,6 +463,81 @@ mod tests {
             ),
             Decision::ImplicitDeny
         );
+    }
+
+    const SOURCE_ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abc123defg/*";
+
+    /// The statement `AddPermission` writes for the backend's invoke permission, as Lambda's
+    /// GetPolicy returns it.
+    fn lambda_statement() -> Value {
+        let text = r#"{"Version":"2012-10-17","Id":"default","Statement":[{"Sid":"papi-x",
+            "Effect":"Allow","Principal":{"Service":"apigateway.amazonaws.com"},
+            "Action":"lambda:InvokeFunction",
+            "Resource":"arn:aws:lambda:us-east-1:123456789012:function:f","Condition":{
+            "ArnLike":{"AWS:SourceArn":"arn:aws:execute-api:us-east-1:123456789012:abc123defg/*"},
+            "StringEquals":{"AWS:SourceAccount":"123456789012"}}}]}"#;
+        let policy: Value = serde_json::from_str(text).expect("JSON");
+        statements(&policy).expect("statements").remove(0)
+    }
+
+    fn is_the_invoke_grant(statement: &Value) -> bool {
+        grants_service(
+            statement,
+            "lambda:InvokeFunction",
+            "apigateway.amazonaws.com",
+            &[
+                ("ArnLike", "aws:SourceArn", SOURCE_ARN),
+                ("StringEquals", "aws:SourceAccount", "123456789012"),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_service_grant_reads_keys_case_insensitively_and_one_element_lists() {
+        assert!(is_the_invoke_grant(&lambda_statement()));
+        let mut st = lambda_statement();
+        st["Condition"] = json!({
+            "ArnLike": {"aws:SourceArn": [SOURCE_ARN]},
+            "StringEquals": {"aws:sourceaccount": "123456789012"}
+        });
+        st["Principal"] = json!({"Service": ["apigateway.amazonaws.com"]});
+        st["Action"] = "Lambda:invokefunction".into();
+        assert!(is_the_invoke_grant(&st));
+    }
+
+    #[test]
+    fn any_other_statement_is_not_the_service_grant() {
+        // Another SourceArn, principal or account, a condition less, a wider action, a Deny.
+        let edits: [fn(&mut Value); 7] = [
+            |st: &mut Value| {
+                st["Condition"]["ArnLike"]["AWS:SourceArn"] =
+                    "arn:aws:execute-api:us-east-1:123456789012:*/*".into()
+            },
+            |st: &mut Value| st["Principal"] = json!({"Service": "events.amazonaws.com"}),
+            |st: &mut Value| st["Principal"] = json!("*"),
+            |st: &mut Value| {
+                st["Condition"]["StringEquals"]["AWS:SourceAccount"] = "999999999999".into()
+            },
+            |st: &mut Value| {
+                st["Condition"].as_object_mut().map(|c| c.remove("ArnLike"));
+            },
+            |st: &mut Value| st["Action"] = "lambda:*".into(),
+            |st: &mut Value| st["Effect"] = "Deny".into(),
+        ];
+        for edit in edits {
+            let mut st = lambda_statement();
+            edit(&mut st);
+            assert!(!is_the_invoke_grant(&st), "{st}");
+        }
+    }
+
+    #[test]
+    fn statements_are_a_list_one_object_or_none() {
+        let one = json!({"Statement": {"Effect": "Allow"}});
+        assert_eq!(statements(&one), Some(vec![json!({"Effect": "Allow"})]));
+        assert_eq!(statements(&json!({"Version": "2012-10-17"})), Some(vec![]));
+        assert_eq!(statements(&json!({"Statement": null})), Some(vec![]));
+        assert_eq!(statements(&json!({"Statement": "Allow"})), None);
     }
 
     #[test]

@@ -5,8 +5,6 @@
 //! only this owner's statements, by their Sid prefix; the matching is `crate::policy`'s), apply
 //! (`RemovePermission` for this owner's stale or edited statements, then `AddPermission`).
 
-use std::collections::BTreeSet;
-
 use serde_json::Value;
 
 use super::names::parse_function_arn;
@@ -15,6 +13,7 @@ use crate::conditions::{PartState, reason};
 use crate::error::{AwsErrorKind, AwsResultExt, Error, NotFoundExt, Result};
 use crate::identity::Owner;
 use crate::parts::{Change, Outcome, PartContext};
+use crate::policy;
 
 const APIGATEWAY_PRINCIPAL: &str = "apigateway.amazonaws.com";
 const INVOKE_ACTION: &str = "lambda:InvokeFunction";
@@ -65,14 +64,12 @@ impl PermissionDiff {
 fn policy_statements(policy: &str) -> std::result::Result<Vec<Value>, String> {
     let doc: Value = serde_json::from_str(policy)
         .map_err(|e| format!("the function policy is not JSON: {e}"))?;
-    match doc.get("Statement") {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(statements)) => Ok(statements.clone()),
-        Some(statement @ Value::Object(_)) => Ok(vec![statement.clone()]),
-        Some(other) => Err(format!(
-            "unexpected Statement in the function policy: {other}"
-        )),
-    }
+    policy::statements(&doc).ok_or_else(|| {
+        format!(
+            "unexpected Statement in the function policy: {}",
+            doc["Statement"]
+        )
+    })
 }
 
 /// Statement IDs in the policy that start with `prefix` (this owner's).
@@ -121,64 +118,18 @@ pub fn permission_diff(
     Ok(diff)
 }
 
-/// A string, or a list holding exactly one string (IAM accepts both).
-fn single_string(value: Option<&Value>) -> Option<&str> {
-    match value? {
-        Value::String(s) => Some(s),
-        Value::Array(items) if items.len() == 1 => items[0].as_str(),
-        _ => None,
-    }
-}
-
-/// (operator, lowercase key, value) triples of a Condition block: IAM condition keys are
-/// case-insensitive (`AWS:SourceArn` = `aws:SourceArn`), operators and values are not.
-fn condition_triples(condition: Option<&Value>) -> Option<BTreeSet<(String, String, String)>> {
-    let mut triples = BTreeSet::new();
-    let Some(condition) = condition else {
-        return Some(triples);
-    };
-    for (operator, entries) in condition.as_object()? {
-        for (key, values) in entries.as_object()? {
-            let values: Vec<&Value> = match values {
-                Value::Array(items) => items.iter().collect(),
-                other => vec![other],
-            };
-            for value in values {
-                triples.insert((
-                    operator.clone(),
-                    key.to_ascii_lowercase(),
-                    value.as_str()?.to_string(),
-                ));
-            }
-        }
-    }
-    Some(triples)
-}
-
+/// Whether the statement is the one this API needs: only apigateway.amazonaws.com may invoke,
+/// only from this API and account.
 fn statement_matches(statement: &Value, desired: &DesiredPermission) -> bool {
-    let effect = statement.get("Effect").and_then(Value::as_str) == Some("Allow");
-    let action = single_string(statement.get("Action"))
-        .is_some_and(|a| a.eq_ignore_ascii_case(INVOKE_ACTION));
-    let principal = statement
-        .get("Principal")
-        .and_then(Value::as_object)
-        .is_some_and(|p| {
-            p.len() == 1 && single_string(p.get("Service")) == Some(APIGATEWAY_PRINCIPAL)
-        });
-    let expected = BTreeSet::from([
-        (
-            "ArnLike".to_string(),
-            "aws:sourcearn".to_string(),
-            desired.source_arn.clone(),
-        ),
-        (
-            "StringEquals".to_string(),
-            "aws:sourceaccount".to_string(),
-            desired.source_account.clone(),
-        ),
-    ]);
-    let conditions = condition_triples(statement.get("Condition")).is_some_and(|c| c == expected);
-    effect && action && principal && conditions
+    policy::grants_service(
+        statement,
+        INVOKE_ACTION,
+        APIGATEWAY_PRINCIPAL,
+        &[
+            ("ArnLike", "aws:SourceArn", &desired.source_arn),
+            ("StringEquals", "aws:SourceAccount", &desired.source_account),
+        ],
+    )
 }
 
 /// The function's resource policy, None when it has none.
@@ -321,6 +272,15 @@ pub async fn reconcile_permission(
             changes,
         });
     }
+    // Lambda refuses writes while the function is busy: not ready, with what was done so far.
+    let busy = |err: Error, changes| match conflict_state(&err, &backend.function_name) {
+        Some(state) => Ok(Outcome {
+            value: stale.clone(),
+            state,
+            changes,
+        }),
+        None => Err(err),
+    };
     for sid in &diff.remove {
         let detail = "edited outside the operator; re-adding it";
         match remove_permission(ctx, function, sid).await {
@@ -330,16 +290,7 @@ pub async fn reconcile_permission(
                 detail,
             )),
             Ok(false) => {}
-            Err(err) => {
-                return match conflict_state(&err, &backend.function_name) {
-                    Some(state) => Ok(Outcome {
-                        value: stale.clone(),
-                        state,
-                        changes,
-                    }),
-                    None => Err(err),
-                };
-            }
+            Err(err) => return busy(err, changes),
         }
     }
     if diff.add {
@@ -368,14 +319,7 @@ pub async fn reconcile_permission(
                     return Err(err);
                 }
             } else {
-                return match conflict_state(&err, &backend.function_name) {
-                    Some(state) => Ok(Outcome {
-                        value: stale.clone(),
-                        state,
-                        changes,
-                    }),
-                    None => Err(err),
-                };
+                return busy(err, changes);
             }
         } else {
             changes.push(Change::new(
