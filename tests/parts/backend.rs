@@ -1,4 +1,4 @@
-//! The backend part (`src/parts/backend.rs`) against the test bed's corrected moto, through the
+//! The backend part (`src/parts/backend/`) against the test bed's corrected moto, through the
 //! operator's own SDK clients (`AwsClients`, with the call-recording interceptor, so every test can
 //! count the AWS calls a reconcile makes).
 //!

@@ -33,6 +33,7 @@ use self::diff::{code_diff, config_diff, missing_tags};
 use super::names::parse_function_arn;
 use super::{SERVICE, conflict_state};
 use crate::conditions::{PartState, reason};
+use crate::crd::BackendSpec;
 use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
 use crate::identity::Owner;
 use crate::parts::{AdoptedFrom, Change, FIELD_ADOPT_FUNCTION, Outcome, PartContext};
@@ -279,10 +280,8 @@ async fn reconcile_owned(
     value.active = false;
     if !code.is_empty() {
         if let Err(err) = update_code(ctx, desired).await {
-            return match conflict_state(&err, &live.name) {
-                Some(state) => Ok(outcome(value, state, changes)),
-                None => Err(user_error(err, &ctx.spec.backend)),
-            };
+            let state = refused(err, &live.name, &ctx.spec.backend)?;
+            return Ok(outcome(value, state, changes));
         }
         changes.push(Change::new(
             "Updated",
@@ -299,10 +298,8 @@ async fn reconcile_owned(
         }
     }
     if let Err(err) = update_configuration(ctx, &live.name, &config).await {
-        return match conflict_state(&err, &live.name) {
-            Some(state) => Ok(outcome(value, state, changes)),
-            None => Err(user_error(err, &ctx.spec.backend)),
-        };
+        let state = refused(err, &live.name, &ctx.spec.backend)?;
+        return Ok(outcome(value, state, changes));
     }
     changes.push(Change::new(
         "Updated",
@@ -310,6 +307,15 @@ async fn reconcile_owned(
         format!("{} changed", config.fields().join(", ")),
     ));
     Ok(outcome(value, updating(&live.name), changes))
+}
+
+/// A refused code or configuration update: while the function is busy, the not-ready state to
+/// report; otherwise the error, naming the field of the spec Lambda rejected.
+fn refused(err: Error, function: &str, backend: &BackendSpec) -> Result<PartState> {
+    match conflict_state(&err, function) {
+        Some(state) => Ok(state),
+        None => Err(user_error(err, backend)),
+    }
 }
 
 fn updating(name: &str) -> PartState {
