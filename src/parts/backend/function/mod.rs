@@ -47,6 +47,7 @@ const FIELD_ENVIRONMENT: &str = "spec.backend.environment";
 const FIELD_MEMORY: &str = "spec.backend.memoryMiB";
 const FIELD_TIMEOUT: &str = "spec.backend.timeoutSeconds";
 
+/// The function as the later parts (integration, invoke permission) and the status need it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendInfo {
     /// Unqualified ARN for owned functions; as given for `backend.functionArn` (may be qualified).
