@@ -111,7 +111,7 @@ pub async fn cleanup_owned(ctx: &PartContext<'_>) -> Result<Cleanup> {
         .security_groups()
         .iter()
         .filter_map(LiveGroup::from_sdk)
-        .filter(|g| owns(ctx, &g.tags))
+        .filter(|g| owns(ctx.owner, &g.tags))
         .map(|g| g.id)
         .collect();
     if let Some(id) = ctx.status.security_group_id.as_deref()
@@ -130,7 +130,7 @@ pub async fn cleanup_owned(ctx: &PartContext<'_>) -> Result<Cleanup> {
             .as_ref()
             .and_then(|o| o.security_groups().first())
             .and_then(LiveGroup::from_sdk)
-            && owns(ctx, &group.tags)
+            && owns(ctx.owner, &group.tags)
         {
             groups.insert(group.id);
         }

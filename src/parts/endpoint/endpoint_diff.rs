@@ -171,15 +171,3 @@ pub fn canonical_create_params(
         desired.private_dns,
     )
 }
-
-/// Tags of `desired` that `live` lacks or carries with another value.
-pub fn missing_tags(
-    live: &BTreeMap<String, String>,
-    desired: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    desired
-        .iter()
-        .filter(|(k, v)| live.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}

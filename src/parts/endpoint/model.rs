@@ -9,6 +9,7 @@ use super::sdk::tag_map;
 use super::validate::{FIELD_ID, invalid};
 use crate::conditions::{PartState, reason};
 use crate::error::Result;
+use crate::identity::Owner;
 use crate::parts::PartContext;
 
 #[cfg(test)]
@@ -131,7 +132,7 @@ impl LiveEndpoint {
     }
 
     pub(super) fn owned_by(&self, ctx: &PartContext<'_>) -> bool {
-        owns(ctx, &self.tags)
+        owns(ctx.owner, &self.tags)
     }
 
     /// Owned endpoints come with their managed group; referenced ones have none.
@@ -147,9 +148,8 @@ impl LiveEndpoint {
     }
 }
 
-pub(super) fn owns(ctx: &PartContext<'_>, tags: &BTreeMap<String, String>) -> bool {
-    ctx.owner
-        .owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+pub(super) fn owns(owner: &Owner, tags: &BTreeMap<String, String>) -> bool {
+    owner.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// The DNS names with the regional one first, then the zonal ones, then any other (the private

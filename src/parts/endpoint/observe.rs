@@ -3,11 +3,29 @@
 use super::SERVICE;
 use super::model::{Lifecycle, LiveEndpoint, choose_endpoint, service_name};
 use super::sdk::filter;
+use super::security_group::{LiveGroup, observe_group};
 use super::validate::check_adoptable;
 use crate::crd::CreateEndpointSpec;
 use crate::error::{AwsErrorKind, AwsResultExt, Error, NotFoundExt, Result};
 use crate::identity::{TAG_CLUSTER, TAG_OWNER};
 use crate::parts::{FIELD_ADOPT_ENDPOINT, PartContext};
+
+/// What a reconcile of `endpoint.create` finds.
+#[derive(Debug, Default)]
+pub(super) struct ObservedOwned {
+    pub(super) group: Option<LiveGroup>,
+    pub(super) endpoints: ObservedEndpoints,
+}
+
+pub(super) async fn observe_owned(
+    ctx: &PartContext<'_>,
+    create: &CreateEndpointSpec,
+) -> Result<ObservedOwned> {
+    // Independent reads: at the same time.
+    let (group, endpoints) =
+        tokio::try_join!(observe_group(ctx, create), observe_endpoints(ctx, create))?;
+    Ok(ObservedOwned { group, endpoints })
+}
 
 /// The owned endpoints found.
 #[derive(Debug, Default)]
@@ -91,7 +109,7 @@ pub(super) async fn find_owned_endpoints(
 /// The owned endpoint: by the ID in status if it is still there and ours (status may hold a
 /// referenced endpoint after a switch from `id` to `create`: never adopted), else by ownership
 /// tags in the VPC, skipping tombstones.
-pub(super) async fn observe_endpoints(
+async fn observe_endpoints(
     ctx: &PartContext<'_>,
     create: &CreateEndpointSpec,
 ) -> Result<ObservedEndpoints> {

@@ -78,7 +78,7 @@ impl fmt::Display for Rule {
 
 /// EC2 reports tcp/udp/icmp by name whichever way they were written; numbers are normalized so a
 /// rule written as `6` compares equal.
-pub(super) fn normalize_protocol(protocol: &str) -> String {
+fn normalize_protocol(protocol: &str) -> String {
     match protocol.to_ascii_lowercase().as_str() {
         "6" => "tcp".into(),
         "17" => "udp".into(),
@@ -91,7 +91,7 @@ pub(super) fn normalize_protocol(protocol: &str) -> String {
 
 /// A CIDR in the form EC2 reports it (IPv6 compressed, lowercase), so `2001:DB8:0::/48` in the
 /// spec does not look like drift against `2001:db8::/48`.
-pub(super) fn canonical_cidr(cidr: &str) -> Source {
+fn canonical_cidr(cidr: &str) -> Source {
     let trimmed = cidr.trim();
     if let Some((addr, len)) = trimmed.split_once('/')
         && let Ok(v6) = addr.parse::<std::net::Ipv6Addr>()
@@ -193,6 +193,32 @@ pub fn diff_rules(live: &BTreeSet<Rule>, desired: &BTreeSet<Rule>) -> RuleDiff {
     RuleDiff {
         add: desired.difference(live).cloned().collect(),
         remove: live.difference(desired).cloned().collect(),
+    }
+}
+
+/// What the managed group's rules need: exactly the desired ingress, and no egress.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct RulePlan {
+    pub(super) ingress: RuleDiff,
+    /// Every egress rule goes (nothing is ever added): the endpoint answers, it opens no
+    /// connection.
+    pub(super) egress: RuleDiff,
+}
+
+impl RulePlan {
+    /// An added rule admits a security group: the spec's allowed groups are checked first.
+    pub(super) fn admits_new_groups(&self) -> bool {
+        self.ingress
+            .add
+            .iter()
+            .any(|r| matches!(r.source, Source::Group(_)))
+    }
+}
+
+pub(super) fn plan_rules(group: &LiveGroup, desired_ingress: &BTreeSet<Rule>) -> RulePlan {
+    RulePlan {
+        ingress: diff_rules(&group.ingress, desired_ingress),
+        egress: diff_rules(&group.egress, &BTreeSet::new()),
     }
 }
 
@@ -314,7 +340,7 @@ pub(super) async fn observe_group(
                 .and_then(|o| o.security_groups().first().cloned()),
         };
         if let Some(group) = found.as_ref().and_then(LiveGroup::from_sdk)
-            && owns(ctx, &group.tags)
+            && owns(ctx.owner, &group.tags)
             && group.vpc_id == create.vpc_id
         {
             return Ok(Some(group));
@@ -323,7 +349,7 @@ pub(super) async fn observe_group(
     find_group_by_name(ctx, create).await
 }
 
-pub(super) async fn find_group_by_name(
+async fn find_group_by_name(
     ctx: &PartContext<'_>,
     create: &CreateEndpointSpec,
 ) -> Result<Option<LiveGroup>> {
@@ -340,7 +366,7 @@ pub(super) async fn find_group_by_name(
     let Some(group) = out.security_groups().first().and_then(LiveGroup::from_sdk) else {
         return Ok(None);
     };
-    if !owns(ctx, &group.tags) {
+    if !owns(ctx.owner, &group.tags) {
         return Err(invalid(
             FIELD_VPC,
             format!(
@@ -404,21 +430,21 @@ pub(super) async fn create_group(
     }
 }
 
-/// Make the group's rules exactly the desired ingress and no egress, touching only what differs.
-pub(super) async fn sync_rules(
+/// The calls that make the group's rules the plan's, each only when it has something to do.
+pub(super) async fn apply_rules(
     ctx: &PartContext<'_>,
     refs: &mut References<'_>,
-    group: &LiveGroup,
-    desired: &BTreeSet<Rule>,
+    group_id: &str,
+    plan: &RulePlan,
     changes: &mut Vec<Change>,
 ) -> Result<()> {
     let create = refs.create;
-    let ingress = diff_rules(&group.ingress, desired);
+    let ingress = &plan.ingress;
     if !ingress.remove.is_empty() {
         ctx.aws
             .ec2
             .revoke_security_group_ingress()
-            .group_id(&group.id)
+            .group_id(group_id)
             .set_ip_permissions(Some(permissions(&ingress.remove, None)))
             .send()
             .await
@@ -426,18 +452,14 @@ pub(super) async fn sync_rules(
             .or_not_found()?;
     }
     if !ingress.add.is_empty() {
-        if ingress
-            .add
-            .iter()
-            .any(|r| matches!(r.source, Source::Group(_)))
-        {
+        if plan.admits_new_groups() {
             refs.check_groups(true, false).await?;
         }
         let result = ctx
             .aws
             .ec2
             .authorize_security_group_ingress()
-            .group_id(&group.id)
+            .group_id(group_id)
             .set_ip_permissions(Some(permissions(
                 &ingress.add,
                 Some("privateapi-operator: HTTPS to the execute-api endpoint"),
@@ -455,30 +477,25 @@ pub(super) async fn sync_rules(
     if !ingress.is_empty() {
         changes.push(Change::new(
             "Updated",
-            format!("security group {}", group.id),
+            format!("security group {group_id}"),
             ingress.describe("ingress"),
         ));
     }
-    // The endpoint answers; it opens no connection: no egress at all.
-    let egress: Vec<Rule> = group.egress.iter().cloned().collect();
-    if !egress.is_empty() {
+    // Egress is only ever revoked: the plan wants none.
+    if !plan.egress.remove.is_empty() {
         ctx.aws
             .ec2
             .revoke_security_group_egress()
-            .group_id(&group.id)
-            .set_ip_permissions(Some(permissions(&egress, None)))
+            .group_id(group_id)
+            .set_ip_permissions(Some(permissions(&plan.egress.remove, None)))
             .send()
             .await
             .aws(SERVICE, "RevokeSecurityGroupEgress")
             .or_not_found()?;
         changes.push(Change::new(
             "Updated",
-            format!("security group {}", group.id),
-            RuleDiff {
-                add: Vec::new(),
-                remove: egress,
-            }
-            .describe("egress"),
+            format!("security group {group_id}"),
+            plan.egress.describe("egress"),
         ));
     }
     Ok(())

@@ -100,17 +100,3 @@ fn create_parameters_are_canonical() {
         )
     );
 }
-
-#[test]
-fn missing_tags_are_the_absent_and_the_different() {
-    let desired = BTreeMap::from([
-        ("privateapi.io/uid".to_string(), "new".to_string()),
-        ("team".to_string(), "a".to_string()),
-    ]);
-    let live = BTreeMap::from([
-        ("privateapi.io/uid".to_string(), "old".to_string()),
-        ("extra".to_string(), "kept".to_string()),
-    ]);
-    assert_eq!(missing_tags(&live, &desired), desired);
-    assert!(missing_tags(&desired, &desired).is_empty());
-}

@@ -141,3 +141,45 @@ fn group_description_fits_ec2_limits() {
         255
     );
 }
+
+#[test]
+fn the_rule_plan_is_the_desired_ingress_and_no_egress() {
+    let allow_all = Rule {
+        protocol: "-1".into(),
+        from_port: None,
+        to_port: None,
+        source: cidr("0.0.0.0/0"),
+    };
+    // What EC2 gives a new group: no ingress, all egress.
+    let new_group = LiveGroup {
+        id: "sg-managed".into(),
+        egress: BTreeSet::from([allow_all.clone()]),
+        ..Default::default()
+    };
+    let desired = desired_ingress(&spec());
+    let plan = plan_rules(&new_group, &desired);
+    assert_eq!(
+        plan.ingress.add,
+        desired.iter().cloned().collect::<Vec<_>>()
+    );
+    assert!(plan.ingress.remove.is_empty());
+    assert!(plan.admits_new_groups());
+    assert_eq!(
+        plan.egress,
+        RuleDiff {
+            add: Vec::new(),
+            remove: vec![allow_all],
+        }
+    );
+    assert_eq!(plan.egress.describe("egress"), "egress: -all 0.0.0.0/0");
+
+    let in_sync = LiveGroup {
+        ingress: desired.clone(),
+        egress: BTreeSet::new(),
+        ..new_group
+    };
+    assert_eq!(plan_rules(&in_sync, &desired), RulePlan::default());
+
+    let cidr_only = BTreeSet::from([https(cidr("10.0.0.0/16"))]);
+    assert!(!plan_rules(&LiveGroup::default(), &cidr_only).admits_new_groups());
+}
