@@ -37,7 +37,7 @@ mod validate;
 mod fixtures;
 
 use crate::crd::CreateEndpointSpec;
-use crate::error::{AwsErrorKind, Error, Result};
+use crate::error::Result;
 use crate::parts::{Outcome, PartContext};
 
 pub use cleanup::{cleanup_owned, release_retired};
@@ -55,7 +55,7 @@ pub use security_group::{
 pub use validate::{SubnetFacts, check_groups, check_subnets, rejection_field};
 
 use apply::apply_owned;
-use observe::{describe_endpoint, observe_owned};
+use observe::{describe_named_endpoint, observe_owned};
 use plan::plan_owned;
 use validate::{FIELD_ID, invalid};
 
@@ -76,15 +76,7 @@ pub async fn reconcile(ctx: &PartContext<'_>) -> Result<Outcome<EndpointInfo>> {
 
 /// `endpoint.id`: one read, never a write.
 async fn reconcile_referenced(ctx: &PartContext<'_>, id: &str) -> Result<Outcome<EndpointInfo>> {
-    let live = describe_endpoint(ctx, id)
-        .await
-        .map_err(|err| err.into_invalid_spec_if(&[AwsErrorKind::InvalidRequest], FIELD_ID))?
-        .ok_or_else(|| {
-            Error::reference_not_found(
-                FIELD_ID,
-                format!("VPC endpoint {id} does not exist in {}", ctx.aws.region),
-            )
-        })?;
+    let live = describe_named_endpoint(ctx, id, FIELD_ID).await?;
     let state = check_referenced(&live, &ctx.aws.region)?;
     Ok(Outcome {
         value: live.info(None, &ctx.aws.region),

@@ -2,12 +2,11 @@
 
 use super::SERVICE;
 use super::model::{Lifecycle, LiveEndpoint, choose_endpoint, service_name};
-use super::sdk::filter;
+use super::sdk::{filter, ownership_filters};
 use super::security_group::{LiveGroup, observe_group};
 use super::validate::check_adoptable;
 use crate::crd::CreateEndpointSpec;
 use crate::error::{AwsErrorKind, AwsResultExt, Error, NotFoundExt, Result};
-use crate::identity::{TAG_CLUSTER, TAG_OWNER};
 use crate::parts::{FIELD_ADOPT_ENDPOINT, PartContext};
 
 /// What a reconcile of `endpoint.create` finds.
@@ -65,6 +64,24 @@ pub(super) async fn describe_endpoint(
     Ok(out.and_then(|o| o.vpc_endpoints().iter().find_map(LiveEndpoint::from_sdk)))
 }
 
+/// The endpoint the spec names in `field`: a malformed ID is the spec's fault, a missing endpoint
+/// a reference that may still appear.
+pub(super) async fn describe_named_endpoint(
+    ctx: &PartContext<'_>,
+    id: &str,
+    field: &str,
+) -> Result<LiveEndpoint> {
+    describe_endpoint(ctx, id)
+        .await
+        .map_err(|err| err.into_invalid_spec_if(&[AwsErrorKind::InvalidRequest], field))?
+        .ok_or_else(|| {
+            Error::reference_not_found(
+                field,
+                format!("VPC endpoint {id} does not exist in {}", ctx.aws.region),
+            )
+        })
+}
+
 /// Every endpoint carrying this object's ownership tags (in `vpc_id` when given), whatever its
 /// state.
 pub(super) async fn find_owned_endpoints(
@@ -73,17 +90,12 @@ pub(super) async fn find_owned_endpoints(
 ) -> Result<Vec<LiveEndpoint>> {
     let mut found = Vec::new();
     let mut next_token: Option<String> = None;
-    let owner_key = ctx.owner.key();
     loop {
         let mut request = ctx
             .aws
             .ec2
             .describe_vpc_endpoints()
-            .filters(filter(
-                &format!("tag:{TAG_CLUSTER}"),
-                [ctx.owner.cluster.as_str()],
-            ))
-            .filters(filter(&format!("tag:{TAG_OWNER}"), [owner_key.as_str()]))
+            .set_filters(Some(ownership_filters(ctx.owner)))
             .set_next_token(next_token.clone());
         if let Some(vpc) = vpc_id {
             request = request.filters(filter("vpc-id", [vpc]));
@@ -163,20 +175,7 @@ async fn observe_endpoints(
     {
         // Not (yet) ours: the endpoint named in spec.adopt, checked before anything changes. The
         // endpoints the operator made before are duplicates from now on.
-        let live = describe_endpoint(ctx, adopt_id)
-            .await
-            .map_err(|err| {
-                err.into_invalid_spec_if(&[AwsErrorKind::InvalidRequest], FIELD_ADOPT_ENDPOINT)
-            })?
-            .ok_or_else(|| {
-                Error::reference_not_found(
-                    FIELD_ADOPT_ENDPOINT,
-                    format!(
-                        "VPC endpoint {adopt_id} does not exist in {}",
-                        ctx.aws.region
-                    ),
-                )
-            })?;
+        let live = describe_named_endpoint(ctx, adopt_id, FIELD_ADOPT_ENDPOINT).await?;
         check_adoptable(ctx, &live, create)?;
         alive.sort_by(|a, b| a.id.cmp(&b.id));
         return Ok(ObservedEndpoints {

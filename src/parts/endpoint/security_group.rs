@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{
 
 use super::SERVICE;
 use super::model::owns;
-use super::sdk::{filter, tag_map, tag_specification};
+use super::sdk::{filter, ownership_filters, tag_map, tag_specification};
 use super::validate::{FIELD_VPC, References, invalid, rejected};
 use crate::crd::CreateEndpointSpec;
 use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
@@ -328,16 +328,7 @@ pub(super) async fn observe_group(
                     .security_group(ctx.aws, reads.window, id)
                     .await?
             }
-            None => ctx
-                .aws
-                .ec2
-                .describe_security_groups()
-                .group_ids(id)
-                .send()
-                .await
-                .aws(SERVICE, "DescribeSecurityGroups")
-                .or_not_found()?
-                .and_then(|o| o.security_groups().first().cloned()),
+            None => describe_group(ctx, id).await?,
         };
         if let Some(group) = found.as_ref().and_then(LiveGroup::from_sdk)
             && owns(ctx.owner, &group.tags)
@@ -347,6 +338,51 @@ pub(super) async fn observe_group(
         }
     }
     find_group_by_name(ctx, create).await
+}
+
+/// DescribeSecurityGroups of one group, straight from AWS; a group gone is `None`.
+async fn describe_group(ctx: &PartContext<'_>, id: &str) -> Result<Option<SecurityGroup>> {
+    Ok(ctx
+        .aws
+        .ec2
+        .describe_security_groups()
+        .group_ids(id)
+        .send()
+        .await
+        .aws(SERVICE, "DescribeSecurityGroups")
+        .or_not_found()?
+        .and_then(|o| o.security_groups().first().cloned()))
+}
+
+/// The IDs of every group this object owns, by ownership tags, plus the one in status if ours
+/// (for the cleanup: whatever VPC the spec says now).
+pub(super) async fn find_owned_groups(ctx: &PartContext<'_>) -> Result<BTreeSet<String>> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_security_groups()
+        .set_filters(Some(ownership_filters(ctx.owner)))
+        .send()
+        .await
+        .aws(SERVICE, "DescribeSecurityGroups")?;
+    let mut groups: BTreeSet<String> = out
+        .security_groups()
+        .iter()
+        .filter_map(LiveGroup::from_sdk)
+        .filter(|g| owns(ctx.owner, &g.tags))
+        .map(|g| g.id)
+        .collect();
+    if let Some(id) = ctx.status.security_group_id.as_deref()
+        && !groups.contains(id)
+        && let Some(group) = describe_group(ctx, id)
+            .await?
+            .as_ref()
+            .and_then(LiveGroup::from_sdk)
+        && owns(ctx.owner, &group.tags)
+    {
+        groups.insert(group.id);
+    }
+    Ok(groups)
 }
 
 async fn find_group_by_name(
