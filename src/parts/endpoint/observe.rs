@@ -1,4 +1,6 @@
-//! The reads of the owned endpoint: by the ID in status, else by ownership tags.
+//! The reads: what a reconcile of `endpoint.create` finds (the owned endpoint by the ID in
+//! status, else by ownership tags; the managed group through `security_group`), and an endpoint
+//! by its ID.
 
 use super::SERVICE;
 use super::model::{Lifecycle, LiveEndpoint, choose_endpoint, service_name};

@@ -16,10 +16,10 @@ mod tests;
 pub(super) const FIELD_ID: &str = "spec.endpoint.id";
 pub(super) const FIELD_CREATE: &str = "spec.endpoint.create";
 pub(super) const FIELD_VPC: &str = "spec.endpoint.create.vpcId";
-pub(super) const FIELD_SUBNETS: &str = "spec.endpoint.create.subnetIds";
-pub(super) const FIELD_PRIVATE_DNS: &str = "spec.endpoint.create.privateDns";
-pub(super) const FIELD_ALLOWED_GROUPS: &str = "spec.endpoint.create.allowedSecurityGroupIds";
-pub(super) const FIELD_GROUPS: &str = "spec.endpoint.create.securityGroupIds";
+const FIELD_SUBNETS: &str = "spec.endpoint.create.subnetIds";
+const FIELD_PRIVATE_DNS: &str = "spec.endpoint.create.privateDns";
+const FIELD_ALLOWED_GROUPS: &str = "spec.endpoint.create.allowedSecurityGroupIds";
+const FIELD_GROUPS: &str = "spec.endpoint.create.securityGroupIds";
 
 pub(super) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
     Error::InvalidSpec {
