@@ -198,3 +198,16 @@ pub struct Cleanup {
     pub done: bool,
     pub changes: Vec<Change>,
 }
+
+/// The tags of `desired` that `live` lacks or holds with another value: what one tag call adds
+/// (tags the resource has beyond them are left alone).
+pub fn missing_tags(
+    desired: &BTreeMap<String, String>,
+    live: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    desired
+        .iter()
+        .filter(|(k, v)| live.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}

@@ -1,4 +1,4 @@
-//! The endpoint part (`src/parts/endpoint.rs`) against the corrected moto server, through the
+//! The endpoint part (`src/parts/endpoint/`) against the corrected moto server, through the
 //! operator's real SDK clients: create, steady state, drift, spec changes, `endpoint.id`,
 //! invalid specs and cleanup.
 //!

@@ -48,7 +48,6 @@ pub use model::{
     EndpointInfo, Lifecycle, LiveEndpoint, check_referenced, choose_endpoint, lifecycle,
     order_dns_names, regional_dns_name, service_name,
 };
-pub use plan::missing_tags;
 pub use security_group::{
     Rule, RuleDiff, Source, desired_ingress, diff_rules, group_description, permissions, rules_of,
 };

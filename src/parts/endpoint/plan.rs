@@ -6,6 +6,7 @@
 //! `security_group::plan_rules` and [`plan_update`] during the apply: a group about to be created
 //! has an ID only then, and one found by name after a lost create answer brings its own rules.
 
+use crate::parts::missing_tags;
 use std::collections::BTreeMap;
 
 use super::endpoint_diff::{DesiredEndpoint, EndpointDiff, diff_endpoint};
@@ -148,18 +149,6 @@ pub(super) fn plan_update(live: &LiveEndpoint, desired: &DesiredEndpoint) -> End
     }
 }
 
-/// Tags of `desired` that `live` lacks or carries with another value.
-pub fn missing_tags(
-    live: &BTreeMap<String, String>,
-    desired: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    desired
-        .iter()
-        .filter(|(k, v)| live.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
 /// The tags to add, in one CreateTags: ownership (a new UID after the object was re-created)
 /// and spec.tags.
 #[derive(Debug, Default)]
@@ -180,7 +169,7 @@ pub(super) fn plan_retag(
         ("security group", "SecurityGroup", &group.id, &group.tags),
         ("VPC endpoint", "VpcEndpoint", &endpoint.id, &endpoint.tags),
     ] {
-        let missing = missing_tags(live_tags, tags);
+        let missing = missing_tags(tags, live_tags);
         if missing.is_empty() {
             continue;
         }

@@ -73,16 +73,3 @@ pub fn code_diff(desired: &DesiredFunction, live: &LiveFunction) -> Vec<&'static
     }
     why
 }
-
-/// Our tags that are missing or changed on the function. Other tags are left alone: they may be
-/// someone else's.
-pub fn missing_tags(
-    desired: &BTreeMap<String, String>,
-    live: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    desired
-        .iter()
-        .filter(|(k, v)| live.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}

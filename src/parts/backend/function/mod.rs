@@ -29,13 +29,14 @@ use self::apply::{
     Created, create_function, update_code, update_configuration, user_error, wait_update_finished,
 };
 use self::desired::{DesiredFunction, desired_function};
-use self::diff::{code_diff, config_diff, missing_tags};
+use self::diff::{code_diff, config_diff};
 use super::names::parse_function_arn;
 use super::{SERVICE, conflict_state};
 use crate::conditions::{PartState, reason};
 use crate::crd::BackendSpec;
 use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
 use crate::identity::Owner;
+use crate::parts::missing_tags;
 use crate::parts::{AdoptedFrom, Change, FIELD_ADOPT_FUNCTION, Outcome, PartContext};
 
 const FIELD_BACKEND: &str = "spec.backend";

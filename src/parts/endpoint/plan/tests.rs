@@ -2,6 +2,7 @@ use super::*;
 use crate::crd::RetiringResource;
 use crate::parts::endpoint::fixtures::{live_endpoint, spec};
 use crate::parts::endpoint::observe::ObservedEndpoints;
+use crate::parts::missing_tags;
 
 fn group() -> LiveGroup {
     LiveGroup {
@@ -210,7 +211,7 @@ fn missing_tags_are_the_absent_and_the_different() {
         ("privateapi.io/uid".to_string(), "old".to_string()),
         ("extra".to_string(), "kept".to_string()),
     ]);
-    assert_eq!(missing_tags(&live, &desired), desired);
+    assert_eq!(missing_tags(&desired, &live), desired);
     assert!(missing_tags(&desired, &desired).is_empty());
 }
 
