@@ -296,32 +296,24 @@ impl RegionObservations {
         let revisions = self
             .functions
             .get(window, || async {
+                let functions: std::result::Result<Vec<_>, _> = aws
+                    .lambda
+                    .list_functions()
+                    .into_paginator()
+                    .page_size(50)
+                    .items()
+                    .send()
+                    .collect()
+                    .await;
                 let mut all = HashMap::new();
-                let mut marker: Option<String> = None;
-                loop {
-                    let page = aws
-                        .lambda
-                        .list_functions()
-                        .max_items(50)
-                        .set_marker(marker.clone())
-                        .send()
-                        .await
-                        .aws("Lambda", "ListFunctions")?;
-                    for function in page.functions() {
-                        if let (Some(name), Some(revision)) =
-                            (function.function_name(), function.revision_id())
-                        {
-                            all.insert(name.to_string(), revision.to_string());
-                            if let Some(arn) = function.function_arn() {
-                                all.insert(arn.to_string(), revision.to_string());
-                            }
+                for function in functions.aws("Lambda", "ListFunctions")? {
+                    if let (Some(name), Some(revision)) =
+                        (function.function_name(), function.revision_id())
+                    {
+                        all.insert(name.to_string(), revision.to_string());
+                        if let Some(arn) = function.function_arn() {
+                            all.insert(arn.to_string(), revision.to_string());
                         }
-                    }
-                    match page.next_marker() {
-                        Some(next) if !next.is_empty() && Some(next) != marker.as_deref() => {
-                            marker = Some(next.to_string())
-                        }
-                        _ => break,
                     }
                 }
                 Ok(all)
@@ -486,23 +478,21 @@ impl RegionObservations {
         id: &str,
     ) -> Result<Option<VpcEndpoint>> {
         let mut by_id = self.endpoints.lock().await;
-        refresh(&mut by_id, window, id, |ids| {
-            all_pages(move |token| {
-                let request = aws
-                    .ec2
-                    .describe_vpc_endpoints()
-                    .filters(id_filter("vpc-endpoint-id", &ids))
-                    .set_next_token(token);
-                async move {
-                    let out = request.send().await.aws("EC2", "DescribeVpcEndpoints")?;
-                    let items = out
-                        .vpc_endpoints()
-                        .iter()
-                        .filter_map(|e| e.vpc_endpoint_id().map(|id| (id.to_string(), e.clone())))
-                        .collect();
-                    Ok((items, out.next_token().map(str::to_string)))
-                }
-            })
+        refresh(&mut by_id, window, id, |ids| async move {
+            let endpoints: std::result::Result<Vec<_>, _> = aws
+                .ec2
+                .describe_vpc_endpoints()
+                .filters(id_filter("vpc-endpoint-id", &ids))
+                .into_paginator()
+                .items()
+                .send()
+                .collect()
+                .await;
+            Ok(endpoints
+                .aws("EC2", "DescribeVpcEndpoints")?
+                .into_iter()
+                .filter_map(|e| e.vpc_endpoint_id().map(|id| (id.to_string(), e.clone())))
+                .collect())
         })
         .await
     }
@@ -515,43 +505,23 @@ impl RegionObservations {
         id: &str,
     ) -> Result<Option<SecurityGroup>> {
         let mut by_id = self.groups.lock().await;
-        refresh(&mut by_id, window, id, |ids| {
-            all_pages(move |token| {
-                let request = aws
-                    .ec2
-                    .describe_security_groups()
-                    .filters(id_filter("group-id", &ids))
-                    .set_next_token(token);
-                async move {
-                    let out = request.send().await.aws("EC2", "DescribeSecurityGroups")?;
-                    let items = out
-                        .security_groups()
-                        .iter()
-                        .filter_map(|g| g.group_id().map(|id| (id.to_string(), g.clone())))
-                        .collect();
-                    Ok((items, out.next_token().map(str::to_string)))
-                }
-            })
+        refresh(&mut by_id, window, id, |ids| async move {
+            let groups: std::result::Result<Vec<_>, _> = aws
+                .ec2
+                .describe_security_groups()
+                .filters(id_filter("group-id", &ids))
+                .into_paginator()
+                .items()
+                .send()
+                .collect()
+                .await;
+            Ok(groups
+                .aws("EC2", "DescribeSecurityGroups")?
+                .into_iter()
+                .filter_map(|g| g.group_id().map(|id| (id.to_string(), g.clone())))
+                .collect())
         })
         .await
-    }
-}
-
-/// Every page of an EC2 describe: `page(token)` answers one page and the next token.
-async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<(String, T)>>
-where
-    F: FnMut(Option<String>) -> Fut,
-    Fut: std::future::Future<Output = Result<(Vec<(String, T)>, Option<String>)>>,
-{
-    let mut found = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let (items, next) = page(token.clone()).await?;
-        found.extend(items);
-        match next {
-            Some(next) if !next.is_empty() && Some(&next) != token.as_ref() => token = Some(next),
-            _ => return Ok(found),
-        }
     }
 }
 
