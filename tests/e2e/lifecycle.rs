@@ -1195,11 +1195,23 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
     })
     .await;
     times.push(("stage", took));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
-    assert_eq!(
-        stages(&aws, &rest_api_id).await,
-        vec![("prod".to_string(), status_str(&object, "deploymentId"))]
-    );
+    // The status names the restored stage's deployment once the reconcile that restored it has
+    // written it (a moment after the stage is back).
+    eventually(
+        "status names the deployment the stage serves",
+        READY_TIMEOUT,
+        async || {
+            let object = wait_ready(&namespace, name, READY_TIMEOUT);
+            let stages = stages(&aws, &rest_api_id).await;
+            let deployment = status_str(&object, "deploymentId");
+            if stages == vec![("prod".to_string(), deployment.clone())] {
+                Ok(())
+            } else {
+                Err(format!("stages {stages:?}, status {deployment}"))
+            }
+        },
+    )
+    .await;
     assert_invariant(&aws, &cluster, &namespace).await;
 
     // The security group's ingress rules revoked, exactly as EC2 reports them (with the

@@ -308,20 +308,21 @@ async fn periodic_checks_use_shared_listings_and_still_find_drift() {
     assert!(checks >= 8.0, "{report}");
     assert_eq!(drift, 0.0, "{report}");
     assert_eq!(writes, 0.0, "{report}");
-    assert_eq!(
-        op("API Gateway", "GetStages"),
-        checks,
+    // A check under way when a snapshot is taken counts its reads in one window and its outcome
+    // in the other: at most one at each edge.
+    let about = |reads: f64, checks: f64| (reads - checks).abs() <= 1.0;
+    assert!(
+        about(op("API Gateway", "GetStages"), checks),
         "one stage read per check: {report}"
     );
-    assert_eq!(
-        op("API Gateway", "GetResources"),
-        deep,
+    assert!(
+        about(op("API Gateway", "GetResources"), deep),
         "routes only at deep turns: {report}"
     );
     assert_eq!(op("API Gateway", "GetRestApi"), 0.0, "{report}");
     // The function is read (GetFunction) only at deep turns: its RevisionId in the listing says
     // it did not change.
-    assert!(op("Lambda", "GetFunction") <= deep, "{report}");
+    assert!(op("Lambda", "GetFunction") <= deep + 1.0, "{report}");
     for (service, operation) in [
         ("API Gateway", "GetRestApis"),
         ("Lambda", "ListFunctions"),
@@ -333,7 +334,7 @@ async fn periodic_checks_use_shared_listings_and_still_find_drift() {
             "{service} {operation}: one listing per window for all four objects: {report}"
         );
     }
-    assert!(op("Lambda", "GetPolicy") <= deep, "{report}");
+    assert!(op("Lambda", "GetPolicy") <= deep + 1.0, "{report}");
 
     // Drift in the routes (not deployed: the stage still serves the old deployment) is found
     // at the object's next deep turn: within 3 periods and a window.

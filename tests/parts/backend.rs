@@ -9,10 +9,11 @@
 //! Run through the test bed: `make test`, or `bash testbed/with-testbed.sh cargo test --test
 //! part_backend`.
 
+use crate::support::unique;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::primitives::Blob;
@@ -110,20 +111,6 @@ async fn measured<T>(bed: &Bed, f: impl Future<Output = T>) -> (T, BTreeMap<Stri
     let out = f.await;
     let after = bed.metrics.aws_call_counts();
     (out, calls_between(&before, &after))
-}
-
-/// A name unique to this test process and call.
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .subsec_nanos();
-    format!(
-        "{prefix}-{}-{nanos:x}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 // ---------------------------------------------------------------------------------------------

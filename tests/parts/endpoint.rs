@@ -10,9 +10,10 @@
 //! part_endpoint`, or by hand: `testbed/moto/start.sh DIR; source DIR/moto.env; PAPI_TESTBED=1
 //! cargo test --test parts endpoint::`.
 
+use crate::support::unique;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{
@@ -63,16 +64,6 @@ async fn bed() -> Bed {
         .expect("AWS configuration");
     let aws = clients.for_region(REGION).await.expect("region clients");
     Bed { aws, metrics }
-}
-
-/// A name unique to this test process and call.
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// A test's own VPC: DNS support and hostnames on (private DNS needs both), subnets in

@@ -11,7 +11,8 @@
 //! moto_fidelity`, or by hand: `testbed/moto/start.sh DIR; source DIR/moto.env;
 //! PAPI_TESTBED=1 cargo test --test parts moto_fidelity::`.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use crate::support::unique;
+
 use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
@@ -67,20 +68,6 @@ async fn aws() -> Aws {
         apigw: aws_sdk_apigateway::Client::new(&cfg),
         lambda: aws_sdk_lambda::Client::new(&cfg),
     }
-}
-
-/// A name unique to this test process and call.
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}-{}-{nanos:x}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// Error code, HTTP status and message of a failed call.

@@ -92,13 +92,20 @@ impl Drop for TestBedHold {
     }
 }
 
-/// A unique suffix for names in this test process.
+/// A name unique in this test run: `prefix`, the process, the clock and a counter (tests of one
+/// binary run in parallel and may ask within the same instant).
 pub fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("{prefix}-{}-{:05x}", std::process::id(), nanos % 0xfffff)
+    format!(
+        "{prefix}-{}-{:05x}{}",
+        std::process::id(),
+        nanos % 0xfffff,
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 /// Run kubectl with `args` (and `stdin`), returning its output whatever the exit code.
