@@ -409,15 +409,37 @@ fn operations_in_source() -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     // The parts, the account lookup and the periodic checks' shared listings.
     let mut files = vec![repo_path("src/aws.rs"), repo_path("src/observed.rs")];
-    for entry in std::fs::read_dir(repo_path("src/parts")).expect("src/parts") {
-        files.push(entry.expect("entry").path());
+    let mut dirs = vec![repo_path("src/parts")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("a source directory") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
     }
+    // A part's SERVICE is defined in its file, or in the `mod.rs` of a directory above it (a
+    // part split into modules).
+    let service_of = |file: &std::path::Path| {
+        let defined_in = |path: &std::path::Path| {
+            std::fs::read_to_string(path).ok().and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("const SERVICE: &str = \""))
+                    .map(|rest| rest.trim_end_matches("\";").to_string())
+            })
+        };
+        defined_in(file).or_else(|| {
+            file.ancestors()
+                .skip(1)
+                .take_while(|dir| dir.starts_with(repo_path("src/parts")))
+                .find_map(|dir| defined_in(&dir.join("mod.rs")))
+        })
+    };
     for file in files {
         let text = std::fs::read_to_string(&file).expect("source");
-        let service = text
-            .lines()
-            .find_map(|l| l.strip_prefix("const SERVICE: &str = \""))
-            .map(|rest| rest.trim_end_matches("\";").to_string());
+        let service = service_of(&file);
         for (i, _) in text.match_indices(".aws(") {
             let args = &text[i + 5..];
             let args = args.split(')').next().unwrap_or_default();
