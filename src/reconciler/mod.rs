@@ -1,0 +1,225 @@
+//! The reconciler: orders the parts, folds their outcomes into conditions and status, reports what
+//! changed as Events, and decides when to look again. It holds no AWS logic of its own.
+
+mod apply;
+mod cleanup;
+mod context;
+mod converge;
+mod decision;
+mod events;
+mod fold;
+mod quota_reports;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use tracing::{info, warn};
+
+use crate::crd::PrivateApi;
+use crate::error::{Error, Result};
+use crate::pacer::Priority;
+use apply::apply;
+use cleanup::cleanup;
+use decision::{
+    BACKOFF_BASE, BACKOFF_CAP, Background, IN_USE_RECHECK, PENDING_RECHECK, REFERENCE_BACKOFF_CAP,
+    background, with_jitter,
+};
+
+pub use context::{Bookkeeping, Context, prune_forgotten_every};
+
+/// Reconciles at a time unless `with_concurrency` says otherwise (`--concurrency`'s default).
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// Keeps AWS resources until the operator has deleted them.
+pub const FINALIZER: &str = "privateapi.io/cleanup";
+
+/// How often the per-object records of objects gone from the store are forgotten.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+fn object_key(meta: &kube::core::ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Entry point of the controller: waits for a slot, then only the finalizer decides between
+/// apply and cleanup.
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<PrivateApi>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    let mut object = match latest(&guard, &ctx) {
+        Some(Ok(object)) => object,
+        Some(Err(())) => return Ok(Action::await_change()),
+        // Deleted from the store since it was triggered: nothing left to do.
+        None => return Ok(Action::await_change()),
+    };
+    let key = object_key(&object.metadata);
+    let namespace = object
+        .namespace()
+        .ok_or_else(|| Error::Config("PrivateApi without namespace".into()))?;
+    let mut decision = background(&object, &ctx, &key);
+    // A slot first (see `admission`), before anything is read; the echo of our own status
+    // write reads nothing and needs none.
+    let class = match decision.class() {
+        Some(Priority::Foreground) if ctx.is_waiting_for_aws(&key) => Some(Priority::Recheck),
+        class => class,
+    };
+    let _permit = match class {
+        None => None,
+        Some(class) => {
+            let Some(permit) = ctx.admission.admit(class, &namespace).await else {
+                // Shutting down.
+                return Ok(Action::await_change());
+            };
+            // The object as it is now: the copy it was triggered with can be old after a wait
+            // (a newer spec, a deletion); and not older than the operator's own last write.
+            object = match latest(&guard, &ctx) {
+                Some(Ok(object)) => match not_behind_last_write(object, &ctx).await? {
+                    Some(object) => object,
+                    None => return Ok(Action::await_change()),
+                },
+                _ => return Ok(Action::await_change()),
+            };
+            decision = background(&object, &ctx, &key);
+            Some(permit)
+        }
+    };
+    // Boxed: a waiting reconcile stays a small future (the controller holds one per object
+    // that waits for a slot).
+    Box::pin(admitted(object, decision, &key, &namespace, &ctx)).await
+}
+
+/// One reconcile that holds its slot.
+async fn admitted(
+    object: Arc<PrivateApi>,
+    decision: Background,
+    key: &str,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Action> {
+    let api: Api<PrivateApi> = Api::namespaced(ctx.client.clone(), namespace);
+    let started = Instant::now();
+    let result = finalizer(&api, FINALIZER, object, |event| async {
+        match event {
+            FinalizerEvent::Apply(object) => Box::pin(apply(object, ctx, decision)).await,
+            FinalizerEvent::Cleanup(object) => Box::pin(cleanup(object, ctx)).await,
+        }
+    })
+    .await
+    .map_err(|err| Error::Finalizer(Box::new(err)));
+    let label = match &result {
+        Ok(_) => "ok",
+        Err(err) => inner_error(err).metric_label(),
+    };
+    ctx.metrics.record_reconcile(label, started.elapsed());
+    if result.is_ok() {
+        ctx.failures().remove(key);
+    }
+    result
+}
+
+/// The newest copy of the triggered object: from the controller's store (the watch's latest)
+/// when the context has it, else the trigger's own. `None`: no longer in the store; `Err`: an
+/// object our types cannot read (a newer or older CRD), skipped without breaking the watch of
+/// the others.
+fn latest(
+    guard: &Arc<DeserializeGuard<PrivateApi>>,
+    ctx: &Context,
+) -> Option<std::result::Result<Arc<PrivateApi>, ()>> {
+    let current = match &ctx.store {
+        Some(store) => store.get(&ObjectRef::from_obj(guard.as_ref()))?,
+        None => guard.clone(),
+    };
+    Some(match &current.0 {
+        Ok(object) => Ok(Arc::new(object.clone())),
+        Err(invalid) => {
+            warn!(object = %object_key(&invalid.metadata), error = %invalid.error, "cannot read object, skipping it");
+            Err(())
+        }
+    })
+}
+
+/// `object` (a store copy), or the object read again from the API server when the copy's status
+/// is not the one the operator last wrote: the watch lags behind that write, and a status built
+/// on the older copy would roll it back (`adopted`, `retiring`, `lastTransitionTime`s).
+/// `None`: the object is gone.
+async fn not_behind_last_write(
+    object: Arc<PrivateApi>,
+    ctx: &Context,
+) -> Result<Option<Arc<PrivateApi>>> {
+    if !ctx.last_writes.is_behind(&object) {
+        return Ok(Some(object));
+    }
+    let api: Api<PrivateApi> =
+        Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let fresh = api.get_opt(&object.name_any()).await.map_err(Error::Kube)?;
+    if let Some(fresh) = &fresh {
+        info!(
+            object = %object_key(&object.metadata),
+            store = ?object.metadata.resource_version,
+            read = ?fresh.metadata.resource_version,
+            "the watch is behind the last status write: read the object again"
+        );
+        ctx.last_writes.record(fresh);
+    }
+    Ok(fresh.map(Arc::new))
+}
+
+/// The error inside the finalizer's wrapper.
+fn inner_error(err: &Error) -> &Error {
+    use kube::runtime::finalizer::Error as F;
+    match err {
+        Error::Finalizer(boxed) => match boxed.as_ref() {
+            F::ApplyFailed(inner) | F::CleanupFailed(inner) => inner,
+            _ => err,
+        },
+        other => other,
+    }
+}
+
+/// Exponential backoff per object, capped; other objects are not affected.
+pub fn error_policy(
+    guard: Arc<DeserializeGuard<PrivateApi>>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = match &guard.0 {
+        Ok(object) => object_key(&object.metadata),
+        Err(invalid) => object_key(&invalid.metadata),
+    };
+    let inner = inner_error(err);
+    if matches!(inner, Error::CleanupInProgress(_)) {
+        return Action::requeue(PENDING_RECHECK);
+    }
+    if matches!(inner, Error::InUse(_)) {
+        // Others may use the endpoint for a long time: look again slowly.
+        return Action::requeue(IN_USE_RECHECK);
+    }
+    let failures = {
+        let mut all = ctx.failures();
+        let n = all.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let cap = if inner.is_reference_not_found() {
+        REFERENCE_BACKOFF_CAP
+    } else {
+        BACKOFF_CAP
+    };
+    let delay = BACKOFF_BASE
+        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
+        .min(cap);
+    warn!(object = %key, error = %inner, failures, retry_in = ?delay, "reconcile failed");
+    Action::requeue(with_jitter(delay, &key))
+}
