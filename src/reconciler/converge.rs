@@ -1,4 +1,6 @@
-//! The order of the parts in one reconcile.
+//! The order of the parts in one reconcile: what each needs of the others, when the status is
+//! written, and when what an earlier spec used goes. The parts do the work (`crate::parts`,
+//! `crate::retiring`); [`Gathered::part`] folds each one's outcome.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,25 +8,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use tracing::info;
 
 use super::context::{Context, confirm, owner_of, region_of};
-use super::decision::{Converged, INVALID_SPEC_RECHECK, Mode, PENDING_RECHECK, with_jitter};
+use super::decision::{Converged, Mode, check_differs, look_again, with_jitter};
 use super::events::publish;
-use super::fold::{combine, dependency, record_adoptions, state_of, switch_hold, waits_for_aws};
+use super::fold::{Gathered, combine, dependency, record_adoptions, set_conditions};
 use super::object_key;
 use crate::conditions;
 use crate::crd::{PrivateApi, PrivateApiStatus};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::observed::Reads;
 use crate::parts::api::DesiredApi;
-use crate::parts::{Change, Outcome, PartContext, api, backend, deployment, endpoint, routes};
-use crate::retiring;
+use crate::parts::{PartContext, api, backend, deployment, endpoint, routes};
+use crate::retiring::{self, Leftovers};
 use crate::status;
 
 /// Make AWS match the spec, part by part (`Mode::Check`: only compare, through clients that
 /// refuse every write). `quota_reported`: a wait for quota was reported on the object meanwhile
-/// (see [`reporting_quota_waits`]), so the status is written even if it looks unchanged.
+/// (see [`reporting_quota_waits`](super::quota_reports::reporting_quota_waits)), so the status is
+/// written even if it looks unchanged.
 pub(super) async fn converge(
     object: Arc<PrivateApi>,
     ctx: &Context,
@@ -61,8 +63,7 @@ pub(super) async fn converge(
             deep: matches!(mode, Mode::Check { deep: true }),
         }),
     };
-    let mut changes: Vec<Change> = Vec::new();
-    let mut errors: Vec<Error> = Vec::new();
+    let mut gathered = Gathered::default();
     // The object's status on the API server as far as this reconcile knows (it writes the new
     // IDs as soon as they exist).
     let mut on_server = object.status.clone();
@@ -72,55 +73,19 @@ pub(super) async fn converge(
         endpoint::reconcile(&pctx),
         backend::reconcile_function(&pctx)
     );
-    let (endpoint_state, endpoint) = match endpoint_result {
-        Ok(outcome) => {
-            changes.extend(outcome.changes);
-            status.vpc_endpoint_id = Some(outcome.value.vpc_endpoint_id.clone());
-            status.security_group_id = outcome.value.security_group_id.clone();
-            // `endpoint.id` has no managed group: keep the one an earlier `endpoint.create` made
-            // until step 5 has deleted it. Dropping it here (written to status just below) made
-            // the reconcile after a DependencyViolation skip step 5, orphaning the group.
-            if object.spec.endpoint.id.is_some() && status.security_group_id.is_none() {
-                status.security_group_id = previous.security_group_id.clone();
-            }
-            (outcome.state, Some(outcome.value))
-        }
-        Err(err) => {
-            let state = state_of(&err);
-            errors.push(err);
-            (state, None)
-        }
-    };
-    let (function_state, function) = match function_result {
-        Ok(outcome) => {
-            changes.extend(outcome.changes);
-            status.function_arn = Some(outcome.value.function_arn.clone());
-            (outcome.state, Some(outcome.value))
-        }
-        Err(err) => {
-            let state = state_of(&err);
-            errors.push(err);
-            (state, None)
-        }
-    };
+    let (endpoint_state, endpoint) = gathered.part(endpoint_result);
+    let (function_state, function) = gathered.part(function_result);
     // Make-before-break: what status named before stays, recorded in `retiring`, until the stage
     // serves a deployment that no longer uses it. Written together with the new IDs, before
     // anything is wired to them.
     if let Some(endpoint) = &endpoint {
-        retiring::replaced(
-            &mut status.retiring,
-            retiring::VPC_ENDPOINT,
-            previous.vpc_endpoint_id.as_deref(),
-            &endpoint.vpc_endpoint_id,
-        );
+        let id = &endpoint.vpc_endpoint_id;
+        retiring::now_names(&mut status, &previous, retiring::VPC_ENDPOINT, id);
+        status.security_group_id = endpoint::group_in_status(&pctx, endpoint);
     }
     if let Some(function) = &function {
-        retiring::replaced(
-            &mut status.retiring,
-            retiring::FUNCTION,
-            previous.function_arn.as_deref(),
-            &function.function_arn,
-        );
+        let arn = &function.function_arn;
+        retiring::now_names(&mut status, &previous, retiring::FUNCTION, arn);
     }
     // IDs go to status as soon as the resources exist.
     if status != previous {
@@ -129,39 +94,20 @@ pub(super) async fn converge(
                 "the endpoint's or function's ID changed".into(),
             ));
         }
-        status::write_if_changed(
-            &kube_api,
-            &name,
-            object.status.as_ref(),
-            &status,
-            &ctx.last_writes,
-        )
-        .await?;
+        let last = object.status.as_ref();
+        status::write_if_changed(&kube_api, &name, last, &status, &ctx.last_writes).await?;
         on_server = Some(status.clone());
     }
 
     // 2. The REST API needs the endpoint's ID (not its availability).
     let (api_state, rest_api) = match &endpoint {
-        Some(endpoint) => match api::reconcile(&pctx, &endpoint.vpc_endpoint_id).await {
-            Ok(outcome) => {
-                changes.extend(outcome.changes);
-                retiring::replaced(
-                    &mut status.retiring,
-                    retiring::REST_API,
-                    previous.rest_api_id.as_deref(),
-                    &outcome.value.rest_api_id,
-                );
-                status.rest_api_id = Some(outcome.value.rest_api_id.clone());
-                (outcome.state, Some(outcome.value))
-            }
-            Err(err) => {
-                let state = state_of(&err);
-                errors.push(err);
-                (state, None)
-            }
-        },
+        Some(endpoint) => gathered.part(api::reconcile(&pctx, &endpoint.vpc_endpoint_id).await),
         None => (dependency("waiting for the VPC endpoint"), None),
     };
+    if let Some(rest_api) = &rest_api {
+        let id = &rest_api.rest_api_id;
+        retiring::now_names(&mut status, &previous, retiring::REST_API, id);
+    }
 
     // 3. Routes and the invoke permission need both the API and the function: in parallel.
     let mut backend_states = vec![function_state];
@@ -174,32 +120,14 @@ pub(super) async fn converge(
             routes::reconcile(&pctx, rest_api, &function.function_arn),
             backend::reconcile_permission(&pctx, function, &rest_api.rest_api_id)
         );
-        wired = true;
         routes_changed = routes_result
             .as_ref()
             .map_or(true, |outcome| !outcome.changes.is_empty());
-        let permission_result = permission_result.map(|outcome| {
-            stale_statements = outcome.value;
-            Outcome {
-                value: (),
-                state: outcome.state,
-                changes: outcome.changes,
-            }
-        });
-        for result in [routes_result, permission_result] {
-            match result {
-                Ok(outcome) => {
-                    changes.extend(outcome.changes);
-                    wired &= outcome.state.ready;
-                    backend_states.push(outcome.state);
-                }
-                Err(err) => {
-                    wired = false;
-                    backend_states.push(state_of(&err));
-                    errors.push(err);
-                }
-            }
-        }
+        let (routes_state, _) = gathered.part(routes_result);
+        let (permission_state, statements) = gathered.part(permission_result);
+        stale_statements = statements.unwrap_or_default();
+        wired = routes_state.ready && permission_state.ready;
+        backend_states.extend([routes_state, permission_state]);
     } else if function.is_some() {
         backend_states.push(dependency(
             "waiting for the REST API to wire the function to it",
@@ -217,7 +145,7 @@ pub(super) async fn converge(
         _ => Vec::new(),
     };
     let hold = match (&endpoint, &function) {
-        (Some(endpoint), Some(function)) => switch_hold(
+        (Some(endpoint), Some(function)) => retiring::hold_deployment(
             &status.retiring,
             !stale_endpoints.is_empty(),
             endpoint,
@@ -225,68 +153,53 @@ pub(super) async fn converge(
         ),
         _ => None,
     };
-    let mut old_stages = None;
-    let deployed_state = match (&rest_api, &endpoint, &function, hold) {
-        (_, _, _, Some(hold)) => hold,
+    let (deployed_state, deployed) = match (&rest_api, &endpoint, &function, hold) {
+        (_, _, _, Some(hold)) => (hold, None),
         (Some(rest_api), Some(endpoint), Some(function), None) if wired => {
-            let desired = DesiredApi::new(&pctx, &endpoint.vpc_endpoint_id);
-            let uri = routes::integration_uri(&clients.region, &function.function_arn);
-            let fingerprint = deployment::fingerprint(&desired, &uri);
+            let fingerprint = deployment::desired_fingerprint(
+                &pctx,
+                &endpoint.vpc_endpoint_id,
+                &function.function_arn,
+            );
             // An adopted API that needed no change keeps serving its deployment (see there).
             let adopt_current = rest_api.adopted_unchanged && !routes_changed;
-            match deployment::reconcile(
-                &pctx,
-                &ctx.fingerprints,
-                rest_api,
-                &fingerprint,
-                adopt_current,
+            let fingerprints = &ctx.fingerprints;
+            gathered.part(
+                deployment::reconcile(&pctx, fingerprints, rest_api, &fingerprint, adopt_current)
+                    .await,
             )
-            .await
-            {
-                Ok(outcome) => {
-                    changes.extend(outcome.changes);
-                    status.deployment_id = Some(outcome.value.deployment_id.clone());
-                    status.stage_name = Some(outcome.value.stage_name.clone());
-                    old_stages = Some(outcome.value).filter(|d| !d.old_stages.is_empty());
-                    outcome.state
-                }
-                Err(err) => {
-                    let state = state_of(&err);
-                    errors.push(err);
-                    state
-                }
-            }
         }
-        _ => dependency("waiting for the REST API, its routes and the function"),
+        _ => (
+            dependency("waiting for the REST API, its routes and the function"),
+            None,
+        ),
     };
+    if let Some(deployed) = &deployed {
+        status.deployment_id = Some(deployed.deployment_id.clone());
+        status.stage_name = Some(deployed.stage_name.clone());
+    }
+    let old_stages = deployed.filter(|d| !d.old_stages.is_empty());
 
     // The URL of what serves now.
-    if let (Some(rest_api), Some(endpoint), Some(stage)) =
-        (&rest_api, &endpoint, &status.stage_name)
-    {
-        let (url, urls) = status::invoke_urls(
+    if let (Some(rest_api), Some(endpoint)) = (&rest_api, &endpoint) {
+        status::set_invoke_urls(
+            &mut status,
             &clients.region,
             &rest_api.rest_api_id,
-            stage,
-            &endpoint.vpc_endpoint_id,
-            endpoint.private_dns,
-            &endpoint.dns_names,
+            endpoint,
         );
-        status.url = Some(url);
-        status.urls = Some(urls);
     }
 
     // 5. Make-before-break: once the stage serves a deployment of the current spec, what it no
-    // longer needs goes: the stages of an earlier stageName, endpoints detached from the API,
-    // this object's statements for other APIs, the retired function, API and endpoint, and after
-    // a move from `endpoint.create` to `endpoint.id` the endpoint and security group the
-    // operator owned.
+    // longer needs goes (`retiring::release_leftovers` says what, in which order).
     let serving_current = deployed_state.ready;
-    let release_pending = !status.retiring.is_empty()
-        || !stale_endpoints.is_empty()
-        || !stale_statements.is_empty()
-        || old_stages.is_some()
-        || (object.spec.endpoint.id.is_some() && previous.security_group_id.is_some());
+    let leftovers = Leftovers {
+        old_stages: old_stages.as_ref(),
+        stale_endpoints: &stale_endpoints,
+        stale_statements: &stale_statements,
+        owned_endpoint: endpoint::owned_left_behind(&pctx),
+    };
+    let release_pending = leftovers.pending(&status.retiring);
     if mode != Mode::Fresh && release_pending {
         return Ok(Converged::Differs(
             "resources of an earlier spec to release".into(),
@@ -295,105 +208,65 @@ pub(super) async fn converge(
     // Clients follow status.url: it names what serves now before what it named before (a stage,
     // a REST API, the endpoint of its alias) goes.
     if serving_current && release_pending && status.url != previous.url {
-        status::write_if_changed(
-            &kube_api,
-            &name,
-            on_server.as_ref(),
-            &status,
-            &ctx.last_writes,
-        )
-        .await?;
+        let last = on_server.as_ref();
+        status::write_if_changed(&kube_api, &name, last, &status, &ctx.last_writes).await?;
         on_server = Some(status.clone());
     }
     let mut cleanup_pending = false;
+    // Serving the current spec means all three parts are there (their deployment serves).
     if serving_current
         && let (Some(rest_api), Some(endpoint), Some(function)) = (&rest_api, &endpoint, &function)
     {
-        if let Some(deployed) = &old_stages {
-            match deployment::delete_old_stages(&pctx, &rest_api.rest_api_id, deployed).await {
-                Ok(deleted) => changes.extend(deleted),
-                Err(err) => errors.push(err),
-            }
-        }
-        match api::detach_stale(&pctx, rest_api, &endpoint.vpc_endpoint_id).await {
-            Ok(detached) => changes.extend(detached),
-            Err(err) => errors.push(err),
-        }
-        if !stale_statements.is_empty() {
-            match backend::remove_statements(&pctx, &function.function_arn, &stale_statements).await
-            {
-                Ok(removed) => changes.extend(removed),
-                Err(err) => errors.push(err),
-            }
-        }
-        let current = retiring::Current {
-            function_arn: &function.function_arn,
-            rest_api_id: &rest_api.rest_api_id,
-            vpc_endpoint_id: &endpoint.vpc_endpoint_id,
-        };
-        let released = retiring::release(&pctx, &status.retiring, &current).await;
-        changes.extend(released.changes);
-        errors.extend(released.errors);
+        let released = retiring::release_leftovers(
+            &pctx,
+            &status.retiring,
+            &leftovers,
+            rest_api,
+            endpoint,
+            function,
+        )
+        .await;
+        gathered.changes.extend(released.changes);
+        gathered.errors.extend(released.errors);
         status.retiring = released.remaining;
-    }
-    if serving_current && object.spec.endpoint.id.is_some() && previous.security_group_id.is_some()
-    {
-        match endpoint::cleanup_owned(&pctx).await {
-            Ok(cleanup) => {
-                changes.extend(cleanup.changes);
-                if cleanup.done {
-                    status.security_group_id = None;
-                }
-                // The group waits for the endpoint's network interfaces: look again soon, not
-                // after a full resync period.
-                cleanup_pending = !cleanup.done;
-            }
-            Err(err) => errors.push(err),
+        match released.owned_endpoint_gone {
+            Some(true) => status.security_group_id = None,
+            // The group waits for the endpoint's network interfaces: look again soon, not
+            // after a full resync period.
+            Some(false) => cleanup_pending = true,
+            None => {}
         }
     }
 
     // 6. Conditions and status.
-    let now = k8s_openapi::jiff::Timestamp::now();
     let parts = [
         (conditions::ENDPOINT_READY, &endpoint_state),
         (conditions::API_READY, &api_state),
         (conditions::BACKEND_READY, &backend_state),
         (conditions::DEPLOYED, &deployed_state),
     ];
-    for (type_, state) in parts {
-        conditions::set_condition(&mut status.conditions, type_, state, generation, now);
-    }
-    let ready = conditions::ready_state(&parts);
-    conditions::set_condition(
-        &mut status.conditions,
-        conditions::READY,
-        &ready,
-        generation,
-        now,
-    );
-    status.observed_generation = generation;
-    record_adoptions(&mut status.adopted, &changes);
+    let ready = set_conditions(&mut status, &parts, generation);
+    record_adoptions(&mut status.adopted, &gathered.changes);
     if mode != Mode::Fresh {
-        let differs = if read_only.as_ref().is_some_and(|r| r.write_attempted()) {
-            Some("a part would change AWS".to_string())
-        } else if !changes.is_empty() {
-            Some(format!("{} change(s) to make", changes.len()))
-        } else if let Some(err) = errors.first() {
-            Some(err.to_string())
-        } else if !ready.ready || cleanup_pending || release_pending {
-            Some(format!("not ready: {}", ready.message))
-        } else if Some(&status) != object.status.as_ref() {
-            Some("the status would change".to_string())
-        } else {
-            None
-        };
-        return Ok(match differs {
-            Some(why) => Converged::Differs(why),
-            None => {
-                confirm(ctx, &key, generation, &status, None);
-                Converged::Done(Action::requeue(with_jitter(ctx.resync, &key)))
-            }
-        });
+        let write_attempted = read_only.as_ref().is_some_and(|r| r.write_attempted());
+        let left_to_do = cleanup_pending || release_pending;
+        let before = object.status.as_ref();
+        return Ok(
+            match check_differs(
+                write_attempted,
+                &gathered,
+                &ready,
+                left_to_do,
+                &status,
+                before,
+            ) {
+                Some(why) => Converged::Differs(why),
+                None => {
+                    confirm(ctx, &key, generation, &status, None);
+                    Converged::Done(Action::requeue(with_jitter(ctx.resync, &key)))
+                }
+            },
+        );
     }
     // Compared with the object's status: an unchanged outcome writes nothing. After a report
     // of a wait for quota (written meanwhile, see `reporting_quota_waits`) it is written in any
@@ -406,38 +279,14 @@ pub(super) async fn converge(
     let written =
         status::write_if_changed(&kube_api, &name, current, &status, &ctx.last_writes).await?;
     ctx.metrics.set_ready(&key, Some(ready.ready));
-    publish(ctx, &object, &changes, &errors).await;
-    if ready.ready && !cleanup_pending && errors.is_empty() {
+    publish(ctx, &object, &gathered.changes, &gathered.errors).await;
+    if ready.ready && !cleanup_pending && gathered.errors.is_empty() {
         confirm(ctx, &key, generation, &status, written);
     } else {
         ctx.confirmed().remove(&key);
     }
 
     // 7. When to look again.
-    if !errors.is_empty() {
-        ctx.set_waiting_for_aws(&key, false);
-    }
-    if let Some(invalid) = errors.iter().find(|e| e.is_invalid_spec()) {
-        // Fix the manifest: retrying would only hammer AWS with the same request. But while
-        // another part still waits for AWS (an endpoint pending), look again now and then so
-        // its condition does not stay stale; once nothing waits, wait for a spec change.
-        if parts.iter().any(|(_, state)| waits_for_aws(state)) {
-            info!(object = %key, error = %invalid, "invalid spec; another part still waits for AWS");
-            return Ok(Converged::Done(Action::requeue(INVALID_SPEC_RECHECK)));
-        }
-        info!(object = %key, error = %invalid, "invalid spec, waiting for a change");
-        return Ok(Converged::Done(Action::await_change()));
-    }
-    if let Some(err) = errors.into_iter().next() {
-        return Err(err);
-    }
-    let waiting = !ready.ready || cleanup_pending;
-    ctx.set_waiting_for_aws(&key, waiting);
-    if waiting {
-        Ok(Converged::Done(Action::requeue(PENDING_RECHECK)))
-    } else {
-        Ok(Converged::Done(Action::requeue(with_jitter(
-            ctx.resync, &key,
-        ))))
-    }
+    let action = look_again(ctx, &key, gathered.errors, &parts, &ready, cleanup_pending)?;
+    Ok(Converged::Done(action))
 }

@@ -3,18 +3,22 @@
 
 use std::time::Duration;
 
+use kube::runtime::controller::Action;
+use tracing::info;
+
 use super::context::Context;
-use crate::conditions;
-use crate::crd::PrivateApi;
+use super::fold::{Gathered, waits_for_aws};
+use crate::conditions::{self, PartState};
+use crate::crd::{PrivateApi, PrivateApiStatus};
+use crate::error::{Error, Result};
 use crate::pacer::Priority;
 use crate::status;
-use kube::runtime::controller::Action;
 
 /// How soon to look again at an object that waits for AWS (endpoint pending, function updating).
 pub(super) const PENDING_RECHECK: Duration = Duration::from_secs(3);
 /// How soon to look again at an object with an invalid spec while another of its parts still
 /// waits for AWS: slow, since part of each look is the request AWS rejected.
-pub(super) const INVALID_SPEC_RECHECK: Duration = Duration::from_secs(30);
+const INVALID_SPEC_RECHECK: Duration = Duration::from_secs(30);
 /// How soon a deletion blocked by another user of the endpoint looks again.
 pub(super) const IN_USE_RECHECK: Duration = Duration::from_secs(10);
 /// Backoff after errors: base doubling per consecutive failure, capped.
@@ -105,5 +109,68 @@ pub(super) fn background(object: &PrivateApi, ctx: &Context, key: &str) -> Backg
             Background::Recent(ctx.resync.saturating_sub(confirmed.at.elapsed()))
         }
         _ => Background::Due,
+    }
+}
+
+/// What a periodic check came to: why the object needs a fresh reconcile, or `None` (in sync).
+/// `write_attempted`: a part tried to change AWS (refused: a check cannot write); `left_to_do`:
+/// something of an earlier spec is still to release or clean up; `before`: the object's status.
+pub(super) fn check_differs(
+    write_attempted: bool,
+    gathered: &Gathered,
+    ready: &PartState,
+    left_to_do: bool,
+    status: &PrivateApiStatus,
+    before: Option<&PrivateApiStatus>,
+) -> Option<String> {
+    if write_attempted {
+        Some("a part would change AWS".to_string())
+    } else if !gathered.changes.is_empty() {
+        Some(format!("{} change(s) to make", gathered.changes.len()))
+    } else if let Some(err) = gathered.errors.first() {
+        Some(err.to_string())
+    } else if !ready.ready || left_to_do {
+        Some(format!("not ready: {}", ready.message))
+    } else if Some(status) != before {
+        Some("the status would change".to_string())
+    } else {
+        None
+    }
+}
+
+/// When to look again after a fresh reconcile, from its errors and its parts' states (`ready`:
+/// the object's); records whether the object now waits for AWS. `cleanup_pending`: the endpoint
+/// and group of an earlier `endpoint.create` are still going away.
+pub(super) fn look_again(
+    ctx: &Context,
+    key: &str,
+    errors: Vec<Error>,
+    parts: &[(&str, &PartState)],
+    ready: &PartState,
+    cleanup_pending: bool,
+) -> Result<Action> {
+    if !errors.is_empty() {
+        ctx.set_waiting_for_aws(key, false);
+    }
+    if let Some(invalid) = errors.iter().find(|e| e.is_invalid_spec()) {
+        // Fix the manifest: retrying would only hammer AWS with the same request. But while
+        // another part still waits for AWS (an endpoint pending), look again now and then so
+        // its condition does not stay stale; once nothing waits, wait for a spec change.
+        if parts.iter().any(|(_, state)| waits_for_aws(state)) {
+            info!(error = %invalid, "invalid spec; another part still waits for AWS");
+            return Ok(Action::requeue(INVALID_SPEC_RECHECK));
+        }
+        info!(error = %invalid, "invalid spec, waiting for a change");
+        return Ok(Action::await_change());
+    }
+    if let Some(err) = errors.into_iter().next() {
+        return Err(err);
+    }
+    let waiting = !ready.ready || cleanup_pending;
+    ctx.set_waiting_for_aws(key, waiting);
+    if waiting {
+        Ok(Action::requeue(PENDING_RECHECK))
+    } else {
+        Ok(Action::requeue(with_jitter(ctx.resync, key)))
     }
 }

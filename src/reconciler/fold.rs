@@ -1,14 +1,34 @@
-//! Folding the parts' outcomes: a part's result into its state, the states into conditions.
+//! Folding the parts' outcomes: a part's result into its state and value (its changes and errors
+//! gathered for the Events and the next look), the states into conditions.
 
-use crate::conditions::{PartState, reason};
-use crate::error::Error;
-use crate::parts::Change;
-use crate::parts::backend::BackendInfo;
-use crate::parts::endpoint::EndpointInfo;
-use crate::retiring;
+use crate::conditions::{self, PartState, reason};
+use crate::crd::{AdoptedResource, PrivateApiStatus};
+use crate::error::{Error, Result};
+use crate::parts::{Change, Outcome};
 
-pub(super) fn state_of(err: &Error) -> PartState {
-    PartState::not_ready(err.reason(), err.to_string())
+/// What the parts of one reconcile did and what failed, in the order they ran.
+#[derive(Default)]
+pub(super) struct Gathered {
+    pub(super) changes: Vec<Change>,
+    pub(super) errors: Vec<Error>,
+}
+
+impl Gathered {
+    /// A part's result: its state and what later parts need of it. A failed part is not ready
+    /// for the reason of its error, and has nothing for them.
+    pub(super) fn part<T>(&mut self, result: Result<Outcome<T>>) -> (PartState, Option<T>) {
+        match result {
+            Ok(outcome) => {
+                self.changes.extend(outcome.changes);
+                (outcome.state, Some(outcome.value))
+            }
+            Err(err) => {
+                let state = PartState::not_ready(err.reason(), err.to_string());
+                self.errors.push(err);
+                (state, None)
+            }
+        }
+    }
 }
 
 /// A part that is not ready only because AWS has not finished (endpoint pending, function
@@ -22,36 +42,6 @@ pub(super) fn dependency(message: &str) -> PartState {
     PartState::not_ready(reason::DEPENDENCY_NOT_READY, message)
 }
 
-/// During a switch the deployment waits until what it switches to can serve (the new function
-/// Active, the new endpoint available): until then the stage keeps serving the old one.
-/// `detaching`: the API has endpoints attached that the spec no longer names.
-pub(super) fn switch_hold(
-    retiring: &[crate::crd::RetiringResource],
-    detaching: bool,
-    endpoint: &EndpointInfo,
-    function: &BackendInfo,
-) -> Option<PartState> {
-    if retiring::switching(retiring, retiring::FUNCTION) && !function.active {
-        return Some(PartState::not_ready(
-            reason::PENDING,
-            format!(
-                "the stage keeps serving the previous function until {} is Active",
-                function.function_name
-            ),
-        ));
-    }
-    if (retiring::switching(retiring, retiring::VPC_ENDPOINT) || detaching) && !endpoint.available {
-        return Some(PartState::not_ready(
-            reason::PENDING,
-            format!(
-                "the stage keeps serving the previous policy until VPC endpoint {} is available",
-                endpoint.vpc_endpoint_id
-            ),
-        ));
-    }
-    None
-}
-
 /// The first state that is not ready, else the last (all ready).
 pub(super) fn combine(states: &[PartState]) -> PartState {
     states
@@ -62,8 +52,30 @@ pub(super) fn combine(states: &[PartState]) -> PartState {
         .unwrap_or_else(|| dependency("nothing reconciled"))
 }
 
+/// The parts' conditions and `Ready` on `status`, for `generation`; returns `Ready`'s state.
+pub(super) fn set_conditions(
+    status: &mut PrivateApiStatus,
+    parts: &[(&str, &PartState)],
+    generation: Option<i64>,
+) -> PartState {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    for (type_, state) in parts {
+        conditions::set_condition(&mut status.conditions, type_, state, generation, now);
+    }
+    let ready = conditions::ready_state(parts);
+    conditions::set_condition(
+        &mut status.conditions,
+        conditions::READY,
+        &ready,
+        generation,
+        now,
+    );
+    status.observed_generation = generation;
+    ready
+}
+
 /// What the parts took over goes into `status.adopted`, replacing the record of the same kind.
-pub(super) fn record_adoptions(adopted: &mut Vec<crate::crd::AdoptedResource>, changes: &[Change]) {
+pub(super) fn record_adoptions(adopted: &mut Vec<AdoptedResource>, changes: &[Change]) {
     for record in changes.iter().filter_map(|c| c.adopted.as_ref()) {
         adopted.retain(|a| a.kind != record.kind);
         adopted.push(record.clone());
