@@ -47,10 +47,10 @@ pub(super) async fn apply(
                     return Ok(action);
                 }
                 Ok(Converged::Differs(why)) => {
-                    info!(object = %key, why = %why, "periodic check found a difference: reconciling fresh");
+                    info!(why = %why, "periodic check found a difference: reconciling fresh");
                 }
                 Err(err) => {
-                    info!(object = %key, error = %err, "periodic check failed: reconciling fresh");
+                    info!(error = %err, "periodic check failed: reconciling fresh");
                 }
             }
             ctx.metrics.record_resync("drift");

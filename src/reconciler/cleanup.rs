@@ -94,7 +94,7 @@ async fn remove_all(object: Arc<PrivateApi>, ctx: &Context, key: String) -> Resu
             )
             .await
             {
-                warn!(object = %key, error = %write_err, "cannot write status while deleting");
+                warn!(error = %write_err, "cannot write status while deleting");
             }
         }
         Ok(_) => publish(ctx, &object, &changes, &[]).await,

@@ -5,7 +5,6 @@ use kube::runtime::events::{Event as KubeEvent, EventType};
 use tracing::{info, warn};
 
 use super::context::Context;
-use super::object_key;
 use crate::crd::PrivateApi;
 use crate::error::Error;
 use crate::parts::Change;
@@ -18,7 +17,7 @@ pub(super) async fn publish(
 ) {
     let reference = object.object_ref(&());
     for change in changes {
-        info!(object = %object_key(&object.metadata), action = change.action, resource = %change.resource, detail = %change.detail, "changed AWS");
+        info!(action = change.action, resource = %change.resource, detail = %change.detail, "changed AWS");
         let note = if change.detail.is_empty() {
             change.resource.clone()
         } else {

@@ -1,5 +1,30 @@
 //! The reconciler: orders the parts, folds their outcomes into conditions and status, reports what
 //! changed as Events, and decides when to look again. It holds no AWS logic of its own.
+//!
+//! A reconcile, from the controller's call to the next look:
+//!
+//! - here, [`reconcile`]: the newest copy of the object, a slot (`crate::admission`), then the
+//!   finalizer, which calls apply or cleanup; [`error_policy`] backs off after a failure;
+//! - `decision`: what kind of reconcile the object gets (a fresh one, the periodic check of an
+//!   object in sync, or none: the echo of our own status write), and when to look again;
+//! - `apply`: the periodic check first where one is due, a fresh reconcile otherwise or when the
+//!   check finds a difference;
+//! - `converge`: the parts in their order:
+//!   1. the VPC endpoint (`parts::endpoint`) and the Lambda function (`parts::backend`), in
+//!      parallel; their IDs go to status at once, what status named before into `retiring`;
+//!   2. the REST API and its policy (`parts::api`), which needs the endpoint's ID;
+//!   3. the routes (`parts::routes`) and the invoke permission (`parts::backend`), in parallel;
+//!   4. the deployment and the stage (`parts::deployment`), held during a switch until the new
+//!      function or endpoint can serve; then status.url of what serves;
+//!   5. make-before-break (`crate::retiring`): once the stage serves the current spec, status.url
+//!      is written, then what the stage no longer needs goes;
+//!   6. conditions and the status write; 7. when to look again;
+//! - `fold`: a part's outcome into its state (changes and errors gathered), states into
+//!   conditions;
+//! - `events`: the changes and errors as Events; `quota_reports`: long waits for quota written on
+//!   the object meanwhile;
+//! - `cleanup`: on deletion, the API, then the function, then the endpoint and its group;
+//! - `context`: what every reconcile shares, and the records kept per object.
 
 mod apply;
 mod cleanup;
@@ -100,7 +125,8 @@ pub async fn reconcile(
     Box::pin(admitted(object, decision, &key, &namespace, &ctx)).await
 }
 
-/// One reconcile that holds its slot.
+/// One reconcile that holds its slot. Everything it logs is in a span that names the object.
+#[tracing::instrument(name = "reconcile", skip_all, fields(object = %key))]
 async fn admitted(
     object: Arc<PrivateApi>,
     decision: Background,

@@ -48,9 +48,9 @@ async fn report_quota_wait(object: &PrivateApi, ctx: &Context, report: WaitRepor
     {
         Ok(written) => {
             ctx.last_writes.record(&written);
-            info!(object = %name, wait = %report, "waiting for quota");
+            info!(wait = %report, "waiting for quota");
         }
-        Err(err) => warn!(object = %name, error = %err, "cannot report the wait for quota"),
+        Err(err) => warn!(error = %err, "cannot report the wait for quota"),
     }
 }
 
