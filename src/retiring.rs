@@ -278,4 +278,80 @@ mod tests {
         assert!(!switching(&retiring, REST_API));
         assert_eq!(retiring.len(), 3);
     }
+
+    #[test]
+    fn status_names_the_new_resource_and_keeps_the_old_one() {
+        let previous = PrivateApiStatus {
+            function_arn: Some("arn:f0".into()),
+            rest_api_id: Some("api0".into()),
+            ..Default::default()
+        };
+        let mut status = previous.clone();
+        now_names(&mut status, &previous, FUNCTION, "arn:a");
+        now_names(&mut status, &previous, REST_API, "api0");
+        now_names(&mut status, &previous, VPC_ENDPOINT, "vpce-1");
+        assert_eq!(status.function_arn.as_deref(), Some("arn:a"));
+        assert_eq!(status.rest_api_id.as_deref(), Some("api0"));
+        assert_eq!(status.vpc_endpoint_id.as_deref(), Some("vpce-1"));
+        assert_eq!(status.retiring, vec![r(FUNCTION, "arn:f0")]);
+        // A kind this version does not know: nothing.
+        let before = status.clone();
+        now_names(&mut status, &previous, "Queue", "q");
+        assert_eq!(status, before);
+    }
+
+    #[test]
+    fn the_deployment_waits_for_what_it_switches_to() {
+        let endpoint = EndpointInfo {
+            vpc_endpoint_id: "vpce-2".into(),
+            security_group_id: None,
+            private_dns: false,
+            dns_names: Vec::new(),
+            available: false,
+            owned: false,
+        };
+        let function = BackendInfo {
+            function_arn: "arn:b".into(),
+            function_name: "b".into(),
+            owned: true,
+            active: false,
+        };
+        // Nothing switches: nothing to wait for.
+        assert_eq!(hold_deployment(&[], false, &endpoint, &function), None);
+        let held = hold_deployment(&[r(FUNCTION, "arn:a")], false, &endpoint, &function);
+        assert!(held.is_some_and(|s| !s.ready && s.message.contains(" b is Active")));
+        let held = hold_deployment(&[], true, &endpoint, &function);
+        assert!(held.is_some_and(|s| s.message.contains("vpce-2 is available")));
+        let ready = EndpointInfo {
+            available: true,
+            ..endpoint
+        };
+        assert_eq!(
+            hold_deployment(&[r(VPC_ENDPOINT, "vpce-1")], true, &ready, &function),
+            None
+        );
+    }
+
+    #[test]
+    fn leftovers_are_pending_while_anything_is_left() {
+        let none = Leftovers {
+            old_stages: None,
+            stale_endpoints: &[],
+            stale_statements: &[],
+            owned_endpoint: false,
+        };
+        assert!(!none.pending(&[]));
+        assert!(none.pending(&[r(REST_API, "api0")]));
+        let statements = ["sid".to_string()];
+        let with_statements = Leftovers {
+            stale_statements: &statements,
+            ..none
+        };
+        assert!(with_statements.pending(&[]));
+        let owned = Leftovers {
+            owned_endpoint: true,
+            ..none
+        };
+        assert!(owned.pending(&[]));
+    }
 }

@@ -3,8 +3,10 @@
 //!
 //! A reconcile, from the controller's call to the next look:
 //!
-//! - here, [`reconcile`]: the newest copy of the object, a slot (`crate::admission`), then the
-//!   finalizer, which calls apply or cleanup; [`error_policy`] backs off after a failure;
+//! - here, [`reconcile`]: a slot (`crate::admission`), then the finalizer, which calls apply or
+//!   cleanup; [`error_policy`] backs off after a failure;
+//! - `newest`: the copy of the object a reconcile works on (the store's, not behind our own last
+//!   status write);
 //! - `decision`: what kind of reconcile the object gets (a fresh one, the periodic check of an
 //!   object in sync, or none: the echo of our own status write), and when to look again;
 //! - `apply`: the periodic check first where one is due, a fresh reconcile otherwise or when the
@@ -33,6 +35,7 @@ mod converge;
 mod decision;
 mod events;
 mod fold;
+mod newest;
 mod quota_reports;
 #[cfg(test)]
 mod tests;
@@ -45,8 +48,7 @@ use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::reflector::ObjectRef;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::crd::PrivateApi;
 use crate::error::{Error, Result};
@@ -57,6 +59,7 @@ use decision::{
     BACKOFF_BASE, BACKOFF_CAP, Background, IN_USE_RECHECK, PENDING_RECHECK, REFERENCE_BACKOFF_CAP,
     background, with_jitter,
 };
+use newest::{latest, not_behind_last_write};
 
 pub use context::{Bookkeeping, Context, prune_forgotten_every};
 
@@ -153,53 +156,6 @@ async fn admitted(
         ctx.failures().remove(key);
     }
     result
-}
-
-/// The newest copy of the triggered object: from the controller's store (the watch's latest)
-/// when the context has it, else the trigger's own. `None`: no longer in the store; `Err`: an
-/// object our types cannot read (a newer or older CRD), skipped without breaking the watch of
-/// the others.
-fn latest(
-    guard: &Arc<DeserializeGuard<PrivateApi>>,
-    ctx: &Context,
-) -> Option<std::result::Result<Arc<PrivateApi>, ()>> {
-    let current = match &ctx.store {
-        Some(store) => store.get(&ObjectRef::from_obj(guard.as_ref()))?,
-        None => guard.clone(),
-    };
-    Some(match &current.0 {
-        Ok(object) => Ok(Arc::new(object.clone())),
-        Err(invalid) => {
-            warn!(object = %object_key(&invalid.metadata), error = %invalid.error, "cannot read object, skipping it");
-            Err(())
-        }
-    })
-}
-
-/// `object` (a store copy), or the object read again from the API server when the copy's status
-/// is not the one the operator last wrote: the watch lags behind that write, and a status built
-/// on the older copy would roll it back (`adopted`, `retiring`, `lastTransitionTime`s).
-/// `None`: the object is gone.
-async fn not_behind_last_write(
-    object: Arc<PrivateApi>,
-    ctx: &Context,
-) -> Result<Option<Arc<PrivateApi>>> {
-    if !ctx.last_writes.is_behind(&object) {
-        return Ok(Some(object));
-    }
-    let api: Api<PrivateApi> =
-        Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
-    let fresh = api.get_opt(&object.name_any()).await.map_err(Error::Kube)?;
-    if let Some(fresh) = &fresh {
-        info!(
-            object = %object_key(&object.metadata),
-            store = ?object.metadata.resource_version,
-            read = ?fresh.metadata.resource_version,
-            "the watch is behind the last status write: read the object again"
-        );
-        ctx.last_writes.record(fresh);
-    }
-    Ok(fresh.map(Arc::new))
 }
 
 /// The error inside the finalizer's wrapper.
