@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::crd::{InvokeUrls, PrivateApi, PrivateApiStatus};
 use crate::error::{Error, Result};
+use crate::parts::endpoint::EndpointInfo;
 
 /// The field manager of every status write.
 pub const FIELD_MANAGER: &str = "privateapi-operator";
@@ -51,6 +52,29 @@ pub fn invoke_urls(
             endpoint_dns,
         },
     )
+}
+
+/// `status.url` and `status.urls`: what serves now, the stage status names on `rest_api_id`
+/// through `endpoint`. Nothing before a stage was deployed.
+pub fn set_invoke_urls(
+    status: &mut PrivateApiStatus,
+    region: &str,
+    rest_api_id: &str,
+    endpoint: &EndpointInfo,
+) {
+    let Some(stage) = &status.stage_name else {
+        return;
+    };
+    let (url, urls) = invoke_urls(
+        region,
+        rest_api_id,
+        stage,
+        &endpoint.vpc_endpoint_id,
+        endpoint.private_dns,
+        &endpoint.dns_names,
+    );
+    status.url = Some(url);
+    status.urls = Some(urls);
 }
 
 /// A digest of a status, to tell whether two copies of it are the same without keeping whole

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::api::{ApiInfo, DesiredApi};
+use super::routes::integration_uri;
 use super::{Change, Outcome, PartContext};
 use crate::aws::no_sdk_retries;
 use crate::conditions::{PartState, reason};
@@ -37,6 +38,18 @@ pub fn fingerprint(desired: &DesiredApi, integration_uri: &str) -> String {
         ],
         32,
     )
+}
+
+/// The fingerprint of what a deployment must capture now: the API as the spec wants it with
+/// `vpc_endpoint_id`, its routes integrated with `function_arn`.
+pub fn desired_fingerprint(
+    ctx: &PartContext<'_>,
+    vpc_endpoint_id: &str,
+    function_arn: &str,
+) -> String {
+    let desired = DesiredApi::new(ctx, vpc_endpoint_id);
+    let uri = integration_uri(&ctx.aws.region, function_arn);
+    fingerprint(&desired, &uri)
 }
 
 /// The fingerprint recorded in a deployment description, if the operator made it.

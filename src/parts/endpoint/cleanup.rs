@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::SERVICE;
 use super::apply::delete_endpoints;
-use super::model::{Lifecycle, LiveEndpoint};
+use super::model::{EndpointInfo, Lifecycle, LiveEndpoint};
 use super::observe::{describe_endpoint, find_owned_endpoints};
 use super::security_group::find_owned_groups;
 use crate::error::{AwsResultExt, Error, Result};
@@ -32,6 +32,25 @@ pub async fn release_retired(
         format!("VPC endpoint {id}"),
         format!("replaced by {current}, which the stage's policy now admits"),
     )])
+}
+
+/// After a move from `endpoint.create` to `endpoint.id`: the endpoint and security group the
+/// operator made for the earlier spec are still to delete (status still names the group). They go
+/// with [`cleanup_owned`] once the stage serves the referenced endpoint.
+pub fn owned_left_behind(ctx: &PartContext<'_>) -> bool {
+    ctx.spec.endpoint.id.is_some() && ctx.status.security_group_id.is_some()
+}
+
+/// The security group status names once `endpoint` is reconciled: its managed group, else the one
+/// an earlier `endpoint.create` made. `endpoint.id` has no managed group: that one is kept until
+/// [`cleanup_owned`] has deleted it. Dropping it at once (status is written as soon as the
+/// endpoint's ID is known) made the reconcile after a DependencyViolation skip that cleanup,
+/// orphaning the group.
+pub fn group_in_status(ctx: &PartContext<'_>, endpoint: &EndpointInfo) -> Option<String> {
+    match &endpoint.security_group_id {
+        None if ctx.spec.endpoint.id.is_some() => ctx.status.security_group_id.clone(),
+        managed => managed.clone(),
+    }
 }
 
 /// Delete the endpoint and security group this object owns (found by status IDs AND by ownership

@@ -40,7 +40,7 @@ use crate::crd::CreateEndpointSpec;
 use crate::error::Result;
 use crate::parts::{Outcome, PartContext};
 
-pub use cleanup::{cleanup_owned, release_retired};
+pub use cleanup::{cleanup_owned, group_in_status, owned_left_behind, release_retired};
 pub use endpoint_diff::{
     DesiredEndpoint, EndpointDiff, canonical_create_params, diff_endpoint, modify_calls,
 };
