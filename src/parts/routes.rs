@@ -147,68 +147,60 @@ async fn observe(ctx: &PartContext<'_>, rest_api_id: &str) -> Result<Vec<LiveRes
     {
         return Ok(remembered);
     }
+    let items: std::result::Result<Vec<_>, _> = ctx
+        .aws
+        .apigateway
+        .get_resources()
+        .rest_api_id(rest_api_id)
+        .embed("methods")
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .collect()
+        .await;
     let mut resources = Vec::new();
-    let mut position: Option<String> = None;
-    loop {
-        let page = ctx
-            .aws
-            .apigateway
-            .get_resources()
-            .rest_api_id(rest_api_id)
-            .embed("methods")
-            .limit(500)
-            .set_position(position.clone())
-            .send()
-            .await
-            .aws(SERVICE, "GetResources")?;
-        for item in page.items.unwrap_or_default() {
-            let (Some(id), Some(path)) = (item.id, item.path) else {
-                continue;
+    for item in items.aws(SERVICE, "GetResources")? {
+        let (Some(id), Some(path)) = (item.id, item.path) else {
+            continue;
+        };
+        let mut methods = BTreeMap::new();
+        for (name, method) in item.resource_methods.unwrap_or_default() {
+            let integration = match method.method_integration {
+                Some(integration) => Some(integration),
+                // Not embedded: ask for it.
+                None => ctx
+                    .aws
+                    .apigateway
+                    .get_integration()
+                    .rest_api_id(rest_api_id)
+                    .resource_id(&id)
+                    .http_method(&name)
+                    .send()
+                    .await
+                    .aws(SERVICE, "GetIntegration")
+                    .or_not_found()?
+                    .map(|o| {
+                        aws_sdk_apigateway::types::Integration::builder()
+                            .set_type(o.r#type)
+                            .set_http_method(o.http_method)
+                            .set_uri(o.uri)
+                            .build()
+                    }),
             };
-            let mut methods = BTreeMap::new();
-            for (name, method) in item.resource_methods.unwrap_or_default() {
-                let integration = match method.method_integration {
-                    Some(integration) => Some(integration),
-                    // Not embedded: ask for it.
-                    None => ctx
-                        .aws
-                        .apigateway
-                        .get_integration()
-                        .rest_api_id(rest_api_id)
-                        .resource_id(&id)
-                        .http_method(&name)
-                        .send()
-                        .await
-                        .aws(SERVICE, "GetIntegration")
-                        .or_not_found()?
-                        .map(|o| {
-                            aws_sdk_apigateway::types::Integration::builder()
-                                .set_type(o.r#type)
-                                .set_http_method(o.http_method)
-                                .set_uri(o.uri)
-                                .build()
-                        }),
-                };
-                methods.insert(
-                    name,
-                    LiveMethod {
-                        authorization_type: method.authorization_type.unwrap_or_default(),
-                        integration: integration.map(|i| LiveIntegration {
-                            type_: i.r#type.map(|t| t.as_str().to_string()).unwrap_or_default(),
-                            http_method: i.http_method.unwrap_or_default(),
-                            uri: i.uri.unwrap_or_default(),
-                        }),
-                    },
-                );
-            }
-            resources.push(LiveResource { id, path, methods });
+            methods.insert(
+                name,
+                LiveMethod {
+                    authorization_type: method.authorization_type.unwrap_or_default(),
+                    integration: integration.map(|i| LiveIntegration {
+                        type_: i.r#type.map(|t| t.as_str().to_string()).unwrap_or_default(),
+                        http_method: i.http_method.unwrap_or_default(),
+                        uri: i.uri.unwrap_or_default(),
+                    }),
+                },
+            );
         }
-        match page.position {
-            Some(next) if Some(&next) != position.as_ref() && !next.is_empty() => {
-                position = Some(next)
-            }
-            _ => break,
-        }
+        resources.push(LiveResource { id, path, methods });
     }
     Ok(resources)
 }

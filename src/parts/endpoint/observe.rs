@@ -90,33 +90,23 @@ pub(super) async fn find_owned_endpoints(
     ctx: &PartContext<'_>,
     vpc_id: Option<&str>,
 ) -> Result<Vec<LiveEndpoint>> {
-    let mut found = Vec::new();
-    let mut next_token: Option<String> = None;
-    loop {
-        let mut request = ctx
-            .aws
-            .ec2
-            .describe_vpc_endpoints()
-            .set_filters(Some(ownership_filters(ctx.owner)))
-            .set_next_token(next_token.clone());
-        if let Some(vpc) = vpc_id {
-            request = request.filters(filter("vpc-id", [vpc]));
-        }
-        let out = request.send().await.aws(SERVICE, "DescribeVpcEndpoints")?;
-        found.extend(
-            out.vpc_endpoints()
-                .iter()
-                .filter_map(LiveEndpoint::from_sdk)
-                // The filters are the server's; ownership is checked here too.
-                .filter(|e| e.owned_by(ctx)),
-        );
-        match out.next_token() {
-            Some(token) if !token.is_empty() && Some(token) != next_token.as_deref() => {
-                next_token = Some(token.to_string());
-            }
-            _ => break,
-        }
+    let mut request = ctx
+        .aws
+        .ec2
+        .describe_vpc_endpoints()
+        .set_filters(Some(ownership_filters(ctx.owner)));
+    if let Some(vpc) = vpc_id {
+        request = request.filters(filter("vpc-id", [vpc]));
     }
+    let endpoints: std::result::Result<Vec<_>, _> =
+        request.into_paginator().items().send().collect().await;
+    let found = endpoints
+        .aws(SERVICE, "DescribeVpcEndpoints")?
+        .iter()
+        .filter_map(LiveEndpoint::from_sdk)
+        // The filters are the server's; ownership is checked here too.
+        .filter(|e| e.owned_by(ctx))
+        .collect();
     Ok(found)
 }
 
