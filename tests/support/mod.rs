@@ -487,11 +487,8 @@ impl Operator {
 
     /// Reconciles finished so far.
     pub fn reconciles(&self) -> u64 {
-        self.admin_get("/metrics")
-            .lines()
-            .filter(|l| l.starts_with("privateapi_reconciles_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
+        runtime::Metrics::parse(&self.admin_get("/metrics")).sum("privateapi_reconciles_total")
+            as u64
     }
 }
 
@@ -534,25 +531,12 @@ impl AwsCalls {
 }
 
 pub fn parse_aws_calls(metrics: &str) -> AwsCalls {
+    let metrics = runtime::Metrics::parse(metrics);
     let mut calls = AwsCalls::default();
-    for line in metrics
-        .lines()
-        .filter(|l| l.starts_with("privateapi_aws_calls_total{"))
-    {
-        let Some((labels, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(n) = value.parse::<u64>() else {
-            continue;
-        };
-        let label = |name: &str| -> String {
-            labels
-                .split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or_default()
-                .to_string()
-        };
+    for sample in metrics.find("privateapi_aws_calls_total", &[]) {
+        // Counters: whole numbers.
+        let n = sample.value as u64;
+        let label = |name: &str| sample.labels.get(name).cloned().unwrap_or_default();
         if label("kind") == "read" {
             calls.reads += n;
         } else {
