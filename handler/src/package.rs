@@ -14,6 +14,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+use object::LittleEndian;
+use object::ReadRef as _;
+use object::elf::{self, FileHeader64};
+use object::read::elf::FileHeader as _;
 use sha2::{Digest, Sha256};
 
 /// Name of the entry in the zip: what the `provided.*` runtimes execute.
@@ -109,25 +113,8 @@ pub struct ElfInfo {
     pub glibc: Option<GlibcVersion>,
 }
 
-fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(
-        b.get(off..off.checked_add(2)?)?.try_into().ok()?,
-    ))
-}
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        b.get(off..off.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-fn u64_at(b: &[u8], off: usize) -> Option<usize> {
-    usize::try_from(u64::from_le_bytes(
-        b.get(off..off.checked_add(8)?)?.try_into().ok()?,
-    ))
-    .ok()
-}
-
 /// Reads the architecture and the glibc version needed from a little-endian ELF64 executable
-/// (what both Lambda architectures run).
+/// (what both Lambda architectures run), with the `object` crate's ELF reader.
 pub fn inspect_elf(b: &[u8]) -> Result<ElfInfo, PackageError> {
     if b.get(0..4) != Some(b"\x7fELF") {
         return Err(err("not an ELF file"));
@@ -135,14 +122,18 @@ pub fn inspect_elf(b: &[u8]) -> Result<ElfInfo, PackageError> {
     if b.get(4) != Some(&2) || b.get(5) != Some(&1) {
         return Err(err("not a 64-bit little-endian ELF file"));
     }
-    let malformed = || err("malformed ELF header");
-    let e_type = u16_at(b, 16).ok_or_else(malformed)?;
-    if e_type != 2 && e_type != 3 {
+    // The raw header, not `FileHeader::parse`: what the packager checks (type, machine) gets its
+    // own message, not "unsupported".
+    let header = b
+        .read_at::<FileHeader64<LittleEndian>>(0)
+        .map_err(|()| err("malformed ELF header"))?;
+    let e_type = header.e_type(LittleEndian);
+    if e_type != elf::ET_EXEC && e_type != elf::ET_DYN {
         return Err(err(format!("not an ELF executable (e_type {e_type})")));
     }
-    let arch = match u16_at(b, 18).ok_or_else(malformed)? {
-        62 => Arch::X86_64,
-        183 => Arch::Arm64,
+    let arch = match header.e_machine(LittleEndian) {
+        elf::EM_X86_64 => Arch::X86_64,
+        elf::EM_AARCH64 => Arch::Arm64,
         other => {
             return Err(err(format!(
                 "ELF machine {other} is neither x86_64 (62) nor aarch64 (183)"
@@ -151,51 +142,25 @@ pub fn inspect_elf(b: &[u8]) -> Result<ElfInfo, PackageError> {
     };
     Ok(ElfInfo {
         arch,
-        glibc: glibc_needed(b).ok_or_else(|| err("malformed ELF section headers"))?,
+        glibc: glibc_needed(header, b).ok_or_else(|| err("malformed ELF section headers"))?,
     })
 }
 
-/// The newest `GLIBC_*` version in the binary's version needs (`.gnu.version_r`).
-fn glibc_needed(b: &[u8]) -> Option<Option<GlibcVersion>> {
-    const SHT_GNU_VERNEED: u32 = 0x6fff_fffe;
-    let shoff = u64_at(b, 0x28)?;
-    let shentsize = usize::from(u16_at(b, 0x3a)?);
-    let shnum = usize::from(u16_at(b, 0x3c)?);
-    let section = |i: usize| -> Option<(u32, usize, usize, u32, u32)> {
-        let h = shoff.checked_add(i.checked_mul(shentsize)?)?;
-        Some((
-            u32_at(b, h + 4)?,  // sh_type
-            u64_at(b, h + 24)?, // sh_offset
-            u64_at(b, h + 32)?, // sh_size
-            u32_at(b, h + 40)?, // sh_link
-            u32_at(b, h + 44)?, // sh_info
-        ))
+/// The newest `GLIBC_*` version in the binary's version needs (`.gnu.version_r`); `Some(None)`
+/// when it needs none (a static binary), `None` when the section headers cannot be read.
+fn glibc_needed(header: &FileHeader64<LittleEndian>, b: &[u8]) -> Option<Option<GlibcVersion>> {
+    let sections = header.sections(LittleEndian, b).ok()?;
+    let Some((mut needs, link)) = sections.gnu_verneed(LittleEndian, b).ok()? else {
+        return Some(None);
     };
+    let strings = sections.strings(LittleEndian, b, link).ok()?;
     let mut newest: Option<GlibcVersion> = None;
-    for i in 0..shnum {
-        let (sh_type, offset, _, link, count) = section(i)?;
-        if sh_type != SHT_GNU_VERNEED {
-            continue;
-        }
-        let (_, str_off, str_size, _, _) = section(usize::try_from(link).ok()?)?;
-        let strtab = b.get(str_off..str_off.checked_add(str_size)?)?;
-        let name = |off: u32| -> Option<&str> {
-            let s = strtab.get(usize::try_from(off).ok()?..)?;
-            let end = s.iter().position(|&c| c == 0)?;
-            std::str::from_utf8(&s[..end]).ok()
-        };
-        let mut need = offset;
-        for _ in 0..count {
-            let cnt = u16_at(b, need + 2)?;
-            let mut aux = need.checked_add(usize::try_from(u32_at(b, need + 8)?).ok()?)?;
-            for _ in 0..cnt {
-                let version = name(u32_at(b, aux + 8)?)?;
-                if let Some(v) = version.strip_prefix("GLIBC_").and_then(GlibcVersion::parse) {
-                    newest = newest.max(Some(v));
-                }
-                aux = aux.checked_add(usize::try_from(u32_at(b, aux + 12)?).ok()?)?;
+    while let Some((_, mut versions)) = needs.next().ok()? {
+        while let Some(version) = versions.next().ok()? {
+            let name = std::str::from_utf8(version.name(LittleEndian, strings).ok()?).ok()?;
+            if let Some(v) = name.strip_prefix("GLIBC_").and_then(GlibcVersion::parse) {
+                newest = newest.max(Some(v));
             }
-            need = need.checked_add(usize::try_from(u32_at(b, need + 12)?).ok()?)?;
         }
     }
     Some(newest)
