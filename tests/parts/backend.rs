@@ -20,7 +20,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     Architecture as LambdaArchitecture, Environment, FunctionCode, Runtime,
 };
-use privateapi_operator::aws::{AwsClients, RegionClients};
+use privateapi_operator::aws::RegionClients;
 use privateapi_operator::crd::{Architecture, PrivateApiSpec, PrivateApiStatus};
 use privateapi_operator::error::Error;
 use privateapi_operator::identity::Owner;
@@ -43,17 +43,7 @@ struct Bed {
 }
 
 async fn bed() -> Bed {
-    if std::env::var_os("PAPI_TESTBED").is_none() {
-        panic!("run through `make test` (testbed/with-testbed.sh)");
-    }
-    let metrics = Arc::new(Metrics::default());
-    let clients = AwsClients::load(None, metrics.clone())
-        .await
-        .expect("AWS clients from the environment (moto.env)");
-    let aws = clients
-        .for_region(REGION)
-        .await
-        .expect("clients for us-east-1");
+    let (aws, metrics) = crate::support::aws_counted().await;
     let role = std::env::var("PAPI_LAMBDA_ROLE_ARN").expect("PAPI_LAMBDA_ROLE_ARN (moto.env)");
     Bed { metrics, aws, role }
 }

@@ -20,7 +20,7 @@ use aws_sdk_ec2::types::{
     AttributeBooleanValue, Filter, IpPermission, IpRange, ResourceType, SecurityGroup, Tag,
     TagSpecification, VpcEndpoint, VpcEndpointType,
 };
-use privateapi_operator::aws::{AwsClients, RegionClients};
+use privateapi_operator::aws::RegionClients;
 use privateapi_operator::crd::{PrivateApiSpec, PrivateApiStatus};
 use privateapi_operator::error::Error;
 use privateapi_operator::identity::Owner;
@@ -51,18 +51,7 @@ impl Bed {
 }
 
 async fn bed() -> Bed {
-    if std::env::var_os("PAPI_TESTBED").is_none() {
-        panic!("run through `make test` (testbed/with-testbed.sh)");
-    }
-    assert!(
-        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
-        "AWS_ENDPOINT_URL is not set: source $PAPI_TESTBED_DIR/moto.env (testbed/with-testbed.sh does)"
-    );
-    let metrics = Arc::new(Metrics::default());
-    let clients = AwsClients::load(None, metrics.clone())
-        .await
-        .expect("AWS configuration");
-    let aws = clients.for_region(REGION).await.expect("region clients");
+    let (aws, metrics) = crate::support::aws_counted().await;
     Bed { aws, metrics }
 }
 

@@ -573,10 +573,22 @@ pub fn poke_and_wait(operator: &Operator, namespace: &str, name: &str) {
 }
 
 pub async fn aws() -> Arc<RegionClients> {
-    let clients = AwsClients::load(Some(REGION.to_string()), Arc::new(Metrics::default()))
+    aws_counted().await.0
+}
+
+/// [`aws`], and the metrics its calls are recorded in (a test counts the calls a part makes).
+pub async fn aws_counted() -> (Arc<RegionClients>, Arc<Metrics>) {
+    require_testbed();
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "AWS_ENDPOINT_URL is not set: source $PAPI_TESTBED_DIR/moto.env (testbed/with-testbed.sh does)"
+    );
+    let metrics = Arc::new(Metrics::default());
+    let clients = AwsClients::load(Some(REGION.to_string()), metrics.clone())
         .await
         .expect("AWS clients");
-    clients.for_region(REGION).await.expect("region clients")
+    let aws = clients.for_region(REGION).await.expect("region clients");
+    (aws, metrics)
 }
 
 /// A VPC of the test's own, as the reference stack has: DNS enabled (for private DNS), two
