@@ -10,15 +10,15 @@
 //! part_endpoint`, or by hand: `testbed/moto/start.sh DIR; source DIR/moto.env; PAPI_TESTBED=1
 //! cargo test --test parts endpoint::`.
 
-use crate::support::unique;
+use crate::support::{TestVpc, add_subnet, make_vpc_in_azs, unique};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, Filter, IpPermission, IpRange, ResourceType, SecurityGroup, Tag,
-    TagSpecification, VpcEndpoint, VpcEndpointType,
+    Filter, IpPermission, IpRange, ResourceType, SecurityGroup, Tag, TagSpecification, VpcEndpoint,
+    VpcEndpointType,
 };
 use privateapi_operator::aws::RegionClients;
 use privateapi_operator::crd::{PrivateApiSpec, PrivateApiStatus};
@@ -57,74 +57,14 @@ async fn bed() -> Bed {
 
 /// A test's own VPC: DNS support and hostnames on (private DNS needs both), subnets in
 /// us-east-1a/b/c, a "client" group (allowed to connect) and an "extra" group (attached as is).
-struct Net {
-    vpc: String,
-    subnets: Vec<String>,
-    client_sg: String,
-    extra_sg: String,
-    octet: u8,
-}
-
-async fn network(bed: &Bed, octet: u8) -> Net {
-    let ec2 = bed.ec2();
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block(format!("10.{octet}.0.0/16"))
-        .send()
-        .await
-        .expect("CreateVpc")
-        .vpc
-        .and_then(|v| v.vpc_id)
-        .expect("VPC ID");
-    ec2.modify_vpc_attribute()
-        .vpc_id(&vpc)
-        .enable_dns_hostnames(AttributeBooleanValue::builder().value(true).build())
-        .send()
-        .await
-        .expect("ModifyVpcAttribute");
-    let mut subnets = Vec::new();
-    for (i, az) in ["us-east-1a", "us-east-1b", "us-east-1c"]
-        .iter()
-        .enumerate()
-    {
-        subnets.push(subnet(bed, &vpc, &format!("10.{octet}.{i}.0/24"), az).await);
-    }
-    let client_sg = group(bed, &vpc, "client").await;
-    let extra_sg = group(bed, &vpc, "extra").await;
-    Net {
-        vpc,
-        subnets,
-        client_sg,
-        extra_sg,
+/// A test's own VPC, with subnets in three AZs.
+async fn network(bed: &Bed, octet: u8) -> TestVpc {
+    make_vpc_in_azs(
+        bed.ec2(),
         octet,
-    }
-}
-
-async fn subnet(bed: &Bed, vpc: &str, cidr: &str, az: &str) -> String {
-    bed.ec2()
-        .create_subnet()
-        .vpc_id(vpc)
-        .cidr_block(cidr)
-        .availability_zone(az)
-        .send()
-        .await
-        .expect("CreateSubnet")
-        .subnet
-        .and_then(|s| s.subnet_id)
-        .expect("subnet ID")
-}
-
-async fn group(bed: &Bed, vpc: &str, what: &str) -> String {
-    bed.ec2()
-        .create_security_group()
-        .group_name(unique(what))
-        .description(format!("part_endpoint test {what} group"))
-        .vpc_id(vpc)
-        .send()
-        .await
-        .expect("CreateSecurityGroup")
-        .group_id
-        .expect("group ID")
+        &["us-east-1a", "us-east-1b", "us-east-1c"],
+    )
+    .await
 }
 
 fn owner(test: &str) -> Owner {
@@ -147,14 +87,14 @@ fn spec_with(endpoint: serde_json::Value) -> PrivateApiSpec {
 
 /// `endpoint.create` in the first two subnets, HTTPS from the VPC's first /24 and the client
 /// group, the extra group attached, private DNS on.
-fn create_spec(net: &Net) -> PrivateApiSpec {
+fn create_spec(net: &TestVpc) -> PrivateApiSpec {
     spec_with(json!({"create": {
-        "vpcId": net.vpc,
-        "subnetIds": [net.subnets[0], net.subnets[1]],
+        "vpcId": net.vpc_id,
+        "subnetIds": [net.subnet_ids[0], net.subnet_ids[1]],
         "privateDns": true,
-        "allowedCidrs": [format!("10.{}.0.0/24", net.octet)],
-        "allowedSecurityGroupIds": [net.client_sg],
-        "securityGroupIds": [net.extra_sg],
+        "allowedCidrs": [format!("10.{}.0.0/24", net.second_octet)],
+        "allowedSecurityGroupIds": [net.client_sg_id],
+        "securityGroupIds": [net.extra_sg_id],
     }}))
 }
 
@@ -454,14 +394,14 @@ fn group_ids(endpoint: &VpcEndpoint) -> Vec<String> {
 }
 
 /// An execute-api interface endpoint made outside the operator (no ownership tags).
-async fn foreign_endpoint(bed: &Bed, net: &Net, service: &str, private_dns: bool) -> String {
+async fn foreign_endpoint(bed: &Bed, net: &TestVpc, service: &str, private_dns: bool) -> String {
     bed.ec2()
         .create_vpc_endpoint()
         .vpc_endpoint_type(VpcEndpointType::Interface)
-        .vpc_id(&net.vpc)
+        .vpc_id(&net.vpc_id)
         .service_name(service)
-        .subnet_ids(&net.subnets[2])
-        .security_group_ids(&net.extra_sg)
+        .subnet_ids(&net.subnet_ids[2])
+        .security_group_ids(&net.extra_sg_id)
         .private_dns_enabled(private_dns)
         .send()
         .await
@@ -539,7 +479,7 @@ async fn creates_group_and_endpoint_from_nothing() {
         group.group_name(),
         Some(obj.owner.security_group_name().as_str())
     );
-    assert_eq!(group.vpc_id(), Some(net.vpc.as_str()));
+    assert_eq!(group.vpc_id(), Some(net.vpc_id.as_str()));
     assert_eq!(
         group.description().unwrap_or_default(),
         format!(
@@ -549,7 +489,10 @@ async fn creates_group_and_endpoint_from_nothing() {
     );
     assert_eq!(
         rule_strings(group.ip_permissions()),
-        https_rules(&[&format!("10.{}.0.0/24", net.octet), &net.client_sg])
+        https_rules(&[
+            &format!("10.{}.0.0/24", net.second_octet),
+            &net.client_sg_id
+        ])
     );
     assert!(
         group.ip_permissions_egress().is_empty(),
@@ -564,9 +507,12 @@ async fn creates_group_and_endpoint_from_nothing() {
     let ep = describe_endpoint(obj.ec2(), &info.vpc_endpoint_id).await;
     assert_eq!(ep.vpc_endpoint_type(), Some(&VpcEndpointType::Interface));
     assert_eq!(ep.service_name(), Some(EXECUTE_API));
-    assert_eq!(ep.vpc_id(), Some(net.vpc.as_str()));
-    assert_eq!(sorted(ep.subnet_ids()), sorted(&net.subnets[..2]));
-    assert_eq!(group_ids(&ep), sorted(&[sg.clone(), net.extra_sg.clone()]));
+    assert_eq!(ep.vpc_id(), Some(net.vpc_id.as_str()));
+    assert_eq!(sorted(ep.subnet_ids()), sorted(&net.subnet_ids[..2]));
+    assert_eq!(
+        group_ids(&ep),
+        sorted(&[sg.clone(), net.extra_sg_id.clone()])
+    );
     assert_eq!(ep.private_dns_enabled(), Some(true));
     assert_eq!(tags_of(ep.tags()), expected_tags);
     let regional = info.dns_names.first().expect("DNS names");
@@ -594,7 +540,7 @@ async fn creates_group_and_endpoint_from_nothing() {
         .ec2()
         .create_vpc_endpoint()
         .vpc_endpoint_type(VpcEndpointType::Interface)
-        .vpc_id(&net.vpc)
+        .vpc_id(&net.vpc_id)
         .service_name(EXECUTE_API)
         .set_subnet_ids(Some(desired.subnet_ids.iter().cloned().collect()))
         .set_security_group_ids(Some(desired.security_group_ids.iter().cloned().collect()))
@@ -619,7 +565,7 @@ async fn creates_group_and_endpoint_from_nothing() {
         Some(info.vpc_endpoint_id.as_str()),
         "the operator created the endpoint with ClientToken {token}"
     );
-    assert_eq!(live_endpoints_in(obj.ec2(), &net.vpc).await.len(), 1);
+    assert_eq!(live_endpoints_in(obj.ec2(), &net.vpc_id).await.len(), 1);
 }
 
 /// `pending` → `available`: not ready (reason Pending) until the endpoint is available, without
@@ -691,9 +637,9 @@ async fn finds_endpoint_and_group_again_when_status_is_lost() {
     assert!(found.changes.is_empty(), "{:?}", found.changes);
     assert_eq!(calls.writes, 0, "{calls:?}");
     assert_eq!(calls.reads, 2, "by name and by tags: {calls:?}");
-    assert_eq!(live_endpoints_in(obj.ec2(), &net.vpc).await.len(), 1);
+    assert_eq!(live_endpoints_in(obj.ec2(), &net.vpc_id).await.len(), 1);
     assert_eq!(
-        groups_named(obj.ec2(), &net.vpc, &obj.owner.security_group_name()).await,
+        groups_named(obj.ec2(), &net.vpc_id, &obj.owner.security_group_name()).await,
         1
     );
 }
@@ -720,7 +666,7 @@ async fn client_token_returns_the_same_endpoint_after_a_lost_answer() {
     assert_eq!(calls.count("CreateVpcEndpoint"), 1, "{calls:?}");
     assert_eq!(outcome.value.vpc_endpoint_id, id, "same endpoint");
     assert_eq!(
-        live_endpoints_in(obj.ec2(), &net.vpc).await.len(),
+        live_endpoints_in(obj.ec2(), &net.vpc_id).await.len(),
         1,
         "no duplicate"
     );
@@ -745,7 +691,7 @@ async fn security_group_drift_is_reverted() {
         .security_group_id
         .clone()
         .expect("managed group");
-    let allowed = format!("10.{}.0.0/24", net.octet);
+    let allowed = format!("10.{}.0.0/24", net.second_octet);
     let tcp = |from: i32, to: i32, cidrs: &[&str]| {
         let mut p = IpPermission::builder()
             .ip_protocol("tcp")
@@ -782,7 +728,7 @@ async fn security_group_drift_is_reverted() {
         BTreeSet::from([
             "tcp 22-22 0.0.0.0/0".to_string(),
             "tcp 443-443 192.0.2.0/24".to_string(),
-            format!("tcp 443-443 {}", net.client_sg),
+            format!("tcp 443-443 {}", net.client_sg_id),
         ])
     );
 
@@ -802,7 +748,7 @@ async fn security_group_drift_is_reverted() {
     let group = describe_group(&ec2, &sg).await.expect("group");
     assert_eq!(
         rule_strings(group.ip_permissions()),
-        https_rules(&[&allowed, &net.client_sg])
+        https_rules(&[&allowed, &net.client_sg_id])
     );
     assert!(group.ip_permissions_egress().is_empty());
     let (_, calls) = obj.reconciled().await;
@@ -827,15 +773,15 @@ async fn endpoint_drift_is_reverted() {
     let ec2 = obj.ec2().clone();
     ec2.modify_vpc_endpoint()
         .vpc_endpoint_id(&id)
-        .remove_subnet_ids(&net.subnets[1])
+        .remove_subnet_ids(&net.subnet_ids[1])
         .remove_security_group_ids(&sg)
         .private_dns_enabled(false)
         .send()
         .await
         .expect("drift");
     let drifted = describe_endpoint(&ec2, &id).await;
-    assert_eq!(drifted.subnet_ids(), &net.subnets[..1]);
-    assert_eq!(group_ids(&drifted), vec![net.extra_sg.clone()]);
+    assert_eq!(drifted.subnet_ids(), &net.subnet_ids[..1]);
+    assert_eq!(group_ids(&drifted), vec![net.extra_sg_id.clone()]);
     assert_eq!(drifted.private_dns_enabled(), Some(false));
 
     let (outcome, calls) = obj.reconciled().await;
@@ -849,14 +795,14 @@ async fn endpoint_drift_is_reverted() {
             .collect::<Vec<_>>(),
         [format!(
             "subnets +{}, security groups +{sg}, private DNS on",
-            net.subnets[1]
+            net.subnet_ids[1]
         )
         .as_str()]
     );
     assert!(outcome.value.private_dns);
     let ep = describe_endpoint(&ec2, &id).await;
-    assert_eq!(sorted(ep.subnet_ids()), sorted(&net.subnets[..2]));
-    assert_eq!(group_ids(&ep), sorted(&[sg, net.extra_sg.clone()]));
+    assert_eq!(sorted(ep.subnet_ids()), sorted(&net.subnet_ids[..2]));
+    assert_eq!(group_ids(&ep), sorted(&[sg, net.extra_sg_id.clone()]));
     assert_eq!(ep.private_dns_enabled(), Some(true));
     let (_, calls) = obj.reconciled().await;
     assert_eq!(calls.writes, 0, "in sync again: {calls:?}");
@@ -877,14 +823,14 @@ async fn spec_changes_converge() {
         .security_group_id
         .clone()
         .expect("managed group");
-    let first = format!("10.{}.0.0/24", net.octet);
+    let first = format!("10.{}.0.0/24", net.second_octet);
 
     obj.spec = spec_with(json!({"create": {
-        "vpcId": net.vpc,
-        "subnetIds": [net.subnets[0], net.subnets[1], net.subnets[2]],
+        "vpcId": net.vpc_id,
+        "subnetIds": [net.subnet_ids[0], net.subnet_ids[1], net.subnet_ids[2]],
         "privateDns": false,
         "allowedCidrs": [first, "172.16.0.0/12"],
-        "allowedSecurityGroupIds": [net.client_sg],
+        "allowedSecurityGroupIds": [net.client_sg_id],
     }}));
     let (outcome, calls) = obj.reconciled().await;
     println!("spec change: {calls:?}");
@@ -901,26 +847,26 @@ async fn spec_changes_converge() {
     let group = describe_group(obj.ec2(), &sg).await.expect("group");
     assert_eq!(
         rule_strings(group.ip_permissions()),
-        https_rules(&[&first, "172.16.0.0/12", &net.client_sg])
+        https_rules(&[&first, "172.16.0.0/12", &net.client_sg_id])
     );
     let ep = describe_endpoint(obj.ec2(), &id).await;
-    assert_eq!(sorted(ep.subnet_ids()), sorted(&net.subnets));
+    assert_eq!(sorted(ep.subnet_ids()), sorted(&net.subnet_ids));
     assert_eq!(group_ids(&ep), vec![sg.clone()]);
     assert_eq!(ep.private_dns_enabled(), Some(false));
 
     // Move the endpoint from subnets[0] to another subnet of us-east-1a.
-    let other_a = subnet(
-        &obj.bed,
-        &net.vpc,
-        &format!("10.{}.9.0/24", net.octet),
+    let other_a = add_subnet(
+        obj.bed.ec2(),
+        &net.vpc_id,
+        &format!("10.{}.9.0/24", net.second_octet),
         "us-east-1a",
     )
     .await;
     let mut create = obj.spec.endpoint.create.clone().expect("create spec");
     create.subnet_ids = vec![
         other_a.clone(),
-        net.subnets[1].clone(),
-        net.subnets[2].clone(),
+        net.subnet_ids[1].clone(),
+        net.subnet_ids[2].clone(),
     ];
     obj.spec.endpoint.create = Some(create);
     let (_, calls) = obj.reconciled().await;
@@ -932,7 +878,11 @@ async fn spec_changes_converge() {
     let ep = describe_endpoint(obj.ec2(), &id).await;
     assert_eq!(
         sorted(ep.subnet_ids()),
-        sorted(&[other_a, net.subnets[1].clone(), net.subnets[2].clone()])
+        sorted(&[
+            other_a,
+            net.subnet_ids[1].clone(),
+            net.subnet_ids[2].clone()
+        ])
     );
     assert_eq!(ep.network_interface_ids().len(), 3);
     let (_, calls) = obj.reconciled().await;
@@ -969,7 +919,7 @@ async fn recreated_object_adopts_its_resources() {
         tags_of(ep.tags()).get("privateapi.io/uid"),
         Some(&obj.owner.uid)
     );
-    assert_eq!(live_endpoints_in(obj.ec2(), &net.vpc).await.len(), 1);
+    assert_eq!(live_endpoints_in(obj.ec2(), &net.vpc_id).await.len(), 1);
 }
 
 /// Two endpoints owned by one object (a past duplicate): the older is kept, the other deleted.
@@ -987,10 +937,10 @@ async fn duplicate_owned_endpoint_is_deleted() {
         .ec2()
         .create_vpc_endpoint()
         .vpc_endpoint_type(VpcEndpointType::Interface)
-        .vpc_id(&net.vpc)
+        .vpc_id(&net.vpc_id)
         .service_name(EXECUTE_API)
-        .subnet_ids(&net.subnets[0])
-        .security_group_ids(&net.extra_sg)
+        .subnet_ids(&net.subnet_ids[0])
+        .security_group_ids(&net.extra_sg_id)
         .private_dns_enabled(false)
         .tag_specifications(
             TagSpecification::builder()
@@ -1024,7 +974,7 @@ async fn duplicate_owned_endpoint_is_deleted() {
         state(&describe_endpoint(obj.ec2(), &duplicate).await).as_str(),
         "deleting" | "deleted"
     ));
-    let live: Vec<String> = live_endpoints_in(obj.ec2(), &net.vpc)
+    let live: Vec<String> = live_endpoints_in(obj.ec2(), &net.vpc_id)
         .await
         .iter()
         .filter_map(|e| e.vpc_endpoint_id().map(str::to_string))
@@ -1039,14 +989,14 @@ async fn invalid_references_are_invalid_spec_and_leave_nothing() {
     let bed = bed().await;
     let net = network(&bed, 111).await;
     let other = network(&bed, 112).await;
-    let same_az = subnet(&bed, &net.vpc, "10.111.9.0/24", "us-east-1a").await;
+    let same_az = add_subnet(bed.ec2(), &net.vpc_id, "10.111.9.0/24", "us-east-1a").await;
     let unknown_subnet = "subnet-0123456789abcdef0";
     let unknown_sg = "sg-0123456789abcdef0";
     let base = json!({
-        "vpcId": net.vpc,
-        "subnetIds": [net.subnets[0], net.subnets[1]],
-        "allowedSecurityGroupIds": [net.client_sg],
-        "securityGroupIds": [net.extra_sg],
+        "vpcId": net.vpc_id,
+        "subnetIds": [net.subnet_ids[0], net.subnet_ids[1]],
+        "allowedSecurityGroupIds": [net.client_sg_id],
+        "securityGroupIds": [net.extra_sg_id],
     });
     let with = |key: &str, value: serde_json::Value| {
         let mut create = base.clone();
@@ -1055,19 +1005,19 @@ async fn invalid_references_are_invalid_spec_and_leave_nothing() {
     };
     let cases = [
         (
-            with("subnetIds", json!([net.subnets[0], unknown_subnet])),
+            with("subnetIds", json!([net.subnet_ids[0], unknown_subnet])),
             "spec.endpoint.create.subnetIds[1]",
             unknown_subnet.to_string(),
         ),
         (
-            with("subnetIds", json!([other.subnets[0]])),
+            with("subnetIds", json!([other.subnet_ids[0]])),
             "spec.endpoint.create.subnetIds[0]",
-            other.subnets[0].clone(),
+            other.subnet_ids[0].clone(),
         ),
         (
             with(
                 "subnetIds",
-                json!([net.subnets[0], net.subnets[1], same_az]),
+                json!([net.subnet_ids[0], net.subnet_ids[1], same_az]),
             ),
             "spec.endpoint.create.subnetIds[2]",
             "us-east-1a".to_string(),
@@ -1080,7 +1030,7 @@ async fn invalid_references_are_invalid_spec_and_leave_nothing() {
         (
             with(
                 "allowedSecurityGroupIds",
-                json!([net.client_sg, unknown_sg]),
+                json!([net.client_sg_id, unknown_sg]),
             ),
             "spec.endpoint.create.allowedSecurityGroupIds[1]",
             unknown_sg.to_string(),
@@ -1091,9 +1041,9 @@ async fn invalid_references_are_invalid_spec_and_leave_nothing() {
             unknown_sg.to_string(),
         ),
         (
-            with("securityGroupIds", json!([other.extra_sg])),
+            with("securityGroupIds", json!([other.extra_sg_id])),
             "spec.endpoint.create.securityGroupIds[0]",
-            other.extra_sg.clone(),
+            other.extra_sg_id.clone(),
         ),
     ];
     let mut obj = Object::new(bed, "invalid", spec_with(json!({"create": base})));
@@ -1107,9 +1057,9 @@ async fn invalid_references_are_invalid_spec_and_leave_nothing() {
         let err_text = format!("{field}: {message}");
         println!("{err_text}");
     }
-    assert!(live_endpoints_in(obj.ec2(), &net.vpc).await.is_empty());
+    assert!(live_endpoints_in(obj.ec2(), &net.vpc_id).await.is_empty());
     assert_eq!(
-        groups_named(obj.ec2(), &net.vpc, &obj.owner.security_group_name()).await,
+        groups_named(obj.ec2(), &net.vpc_id, &obj.owner.security_group_name()).await,
         0
     );
     let (cleanup, calls) = obj.cleanup().await;
@@ -1130,14 +1080,14 @@ async fn private_dns_conflict_is_invalid_spec() {
     let (field, message) = invalid_spec(result);
     assert_eq!(field, "spec.endpoint.create.privateDns", "{message}");
     assert!(message.contains("conflicting DNS domain"), "{message}");
-    let live: Vec<String> = live_endpoints_in(obj.ec2(), &net.vpc)
+    let live: Vec<String> = live_endpoints_in(obj.ec2(), &net.vpc_id)
         .await
         .iter()
         .filter_map(|e| e.vpc_endpoint_id().map(str::to_string))
         .collect();
     assert_eq!(live, vec![foreign.clone()], "no endpoint of ours");
     assert_eq!(
-        groups_named(obj.ec2(), &net.vpc, &obj.owner.security_group_name()).await,
+        groups_named(obj.ec2(), &net.vpc_id, &obj.owner.security_group_name()).await,
         1,
         "the group was made before EC2 refused the endpoint"
     );
@@ -1145,7 +1095,7 @@ async fn private_dns_conflict_is_invalid_spec() {
     assert!(cleanup.done);
     assert_eq!(cleanup.changes.len(), 1, "{:?}", cleanup.changes);
     assert_eq!(
-        groups_named(obj.ec2(), &net.vpc, &obj.owner.security_group_name()).await,
+        groups_named(obj.ec2(), &net.vpc_id, &obj.owner.security_group_name()).await,
         0
     );
     let foreign_state = state(&describe_endpoint(obj.ec2(), &foreign).await);
@@ -1280,7 +1230,7 @@ async fn cleanup_removes_endpoint_then_group() {
         describe_group(obj.ec2(), &sg).await.is_none(),
         "group deleted"
     );
-    assert!(live_endpoints_in(obj.ec2(), &net.vpc).await.is_empty());
+    assert!(live_endpoints_in(obj.ec2(), &net.vpc_id).await.is_empty());
     let (last, calls) = obj.cleanup().await;
     assert!(last.done);
     assert!(last.changes.is_empty());

@@ -591,19 +591,28 @@ pub async fn aws_counted() -> (Arc<RegionClients>, Arc<Metrics>) {
     (aws, metrics)
 }
 
-/// A VPC of the test's own, as the reference stack has: DNS enabled (for private DNS), two
-/// subnets in two AZs, and a "client" security group.
+/// A VPC of the test's own, as the reference stack has: DNS enabled (for private DNS), subnets in
+/// different AZs, a "client" security group (the instances allowed in) and an "extra" one (for
+/// tests that attach a group as it is).
 pub struct TestVpc {
     pub vpc_id: String,
     pub subnet_ids: Vec<String>,
     pub client_sg_id: String,
+    pub extra_sg_id: String,
+    /// Its CIDR is 10.`second_octet`.0.0/16; subnet i is 10.`second_octet`.i.0/24.
+    pub second_octet: u8,
 }
 
+/// [`make_vpc_in_azs`] with two subnets, in us-east-1a and us-east-1b.
 pub async fn make_vpc(ec2: &aws_sdk_ec2::Client, second_octet: u8) -> TestVpc {
-    let cidr = format!("10.{second_octet}.0.0/16");
+    make_vpc_in_azs(ec2, second_octet, &["us-east-1a", "us-east-1b"]).await
+}
+
+/// A VPC 10.`second_octet`.0.0/16 with one subnet in each of `azs`.
+pub async fn make_vpc_in_azs(ec2: &aws_sdk_ec2::Client, second_octet: u8, azs: &[&str]) -> TestVpc {
     let vpc = ec2
         .create_vpc()
-        .cidr_block(&cidr)
+        .cidr_block(format!("10.{second_octet}.0.0/16"))
         .send()
         .await
         .expect("CreateVpc");
@@ -621,30 +630,48 @@ pub async fn make_vpc(ec2: &aws_sdk_ec2::Client, second_octet: u8) -> TestVpc {
         request.send().await.expect("ModifyVpcAttribute");
     }
     let mut subnet_ids = Vec::new();
-    for (i, az) in ["us-east-1a", "us-east-1b"].iter().enumerate() {
-        let subnet = ec2
-            .create_subnet()
-            .vpc_id(&vpc_id)
-            .cidr_block(format!("10.{second_octet}.{i}.0/24"))
-            .availability_zone(*az)
-            .send()
-            .await
-            .expect("CreateSubnet");
-        subnet_ids.push(subnet.subnet.and_then(|s| s.subnet_id).expect("subnet id"));
+    for (i, az) in azs.iter().enumerate() {
+        let cidr = format!("10.{second_octet}.{i}.0/24");
+        subnet_ids.push(add_subnet(ec2, &vpc_id, &cidr, az).await);
     }
-    let sg = ec2
-        .create_security_group()
-        .group_name(unique("client"))
-        .description("client instances")
-        .vpc_id(&vpc_id)
-        .send()
-        .await
-        .expect("CreateSecurityGroup");
+    let group = |what: &'static str| {
+        let request = ec2
+            .create_security_group()
+            .group_name(unique(what))
+            .description(format!("test {what} instances"))
+            .vpc_id(&vpc_id);
+        async move {
+            request
+                .send()
+                .await
+                .expect("CreateSecurityGroup")
+                .group_id
+                .expect("group ID")
+        }
+    };
+    let client_sg_id = group("client").await;
+    let extra_sg_id = group("extra").await;
     TestVpc {
         vpc_id,
         subnet_ids,
-        client_sg_id: sg.group_id.expect("sg id"),
+        client_sg_id,
+        extra_sg_id,
+        second_octet,
     }
+}
+
+/// A subnet `cidr` of `vpc` in `az`.
+pub async fn add_subnet(ec2: &aws_sdk_ec2::Client, vpc: &str, cidr: &str, az: &str) -> String {
+    ec2.create_subnet()
+        .vpc_id(vpc)
+        .cidr_block(cidr)
+        .availability_zone(az)
+        .send()
+        .await
+        .expect("CreateSubnet")
+        .subnet
+        .and_then(|s| s.subnet_id)
+        .expect("subnet ID")
 }
 
 /// Every resource in the AWS fake tagged with `privateapi.io/cluster=cluster`: (kind, id).
