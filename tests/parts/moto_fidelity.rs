@@ -19,8 +19,8 @@ use aws_config::BehaviorVersion;
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, Op, PatchOperation};
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, Filter, IpPermission, IpRange, ResourceType, Tag, TagSpecification,
-    UserIdGroupPair, VpcEndpointType,
+    Filter, IpPermission, IpRange, ResourceType, Tag, TagSpecification, UserIdGroupPair,
+    VpcEndpointType,
 };
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
@@ -121,49 +121,8 @@ fn tag_spec(rt: ResourceType, uid: &str) -> TagSpecification {
 /// A fresh VPC with DNS support and hostnames on (needed for private DNS), two subnets in two
 /// AZs and one security group. Returns (vpc, [subnets], sg).
 async fn network(aws: &Aws, cidr_second_octet: u8) -> (String, Vec<String>, String) {
-    let vpc = aws
-        .ec2
-        .create_vpc()
-        .cidr_block(format!("10.{cidr_second_octet}.0.0/16"))
-        .send()
-        .await
-        .unwrap()
-        .vpc
-        .unwrap()
-        .vpc_id
-        .unwrap();
-    aws.ec2
-        .modify_vpc_attribute()
-        .vpc_id(&vpc)
-        .enable_dns_hostnames(AttributeBooleanValue::builder().value(true).build())
-        .send()
-        .await
-        .unwrap();
-    let mut subnets = vec![];
-    for (i, az) in ["us-east-1a", "us-east-1b"].iter().enumerate() {
-        let s = aws
-            .ec2
-            .create_subnet()
-            .vpc_id(&vpc)
-            .cidr_block(format!("10.{cidr_second_octet}.{i}.0/24"))
-            .availability_zone(*az)
-            .send()
-            .await
-            .unwrap();
-        subnets.push(s.subnet.unwrap().subnet_id.unwrap());
-    }
-    let sg = aws
-        .ec2
-        .create_security_group()
-        .group_name(unique("papi-endpoint"))
-        .description("privateapi test endpoint group")
-        .vpc_id(&vpc)
-        .send()
-        .await
-        .unwrap()
-        .group_id
-        .unwrap();
-    (vpc, subnets, sg)
+    let vpc = crate::support::make_vpc(&aws.ec2, cidr_second_octet).await;
+    (vpc.vpc_id, vpc.subnet_ids, vpc.client_sg_id)
 }
 
 async fn create_endpoint(
