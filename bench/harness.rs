@@ -808,7 +808,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// The least time `n` creates (`endpoint_creates` of them with their own endpoint) take under
-/// AWS's published quotas (src/pacer.rs) at `scale`, with the operator using `share` of them:
+/// AWS's published quotas (src/pacer/quotas.rs) at `scale`, with the operator using `share` of them:
 /// for each operation a create needs once, (count − burst) / rate; the slowest of them.
 pub fn quota_bound_s(n: usize, endpoint_creates: usize, scale: f64, share: f64) -> f64 {
     let quotas = privateapi_operator::pacer::published_quotas();

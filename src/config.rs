@@ -131,8 +131,8 @@ pub struct Args {
     pub quota: QuotaArgs,
 }
 
-/// How the operator lives within AWS's control-plane quotas (see `src/pacer.rs` and
-/// `src/observed.rs`).
+/// How the operator lives within AWS's control-plane quotas (see `src/pacer/` and
+/// `src/observed/`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct QuotaArgs {
     /// Pace AWS calls within the published quotas. `--aws-pacing=false` only for comparison:

@@ -309,7 +309,7 @@ def _matches(selector: dict[str, Any], service: str, operation: str, mutating: b
 
 
 # The published control-plane quotas per account and region, as AWS enforces them (the same
-# table as the operator's src/pacer.rs, which cites the pages): `{"preset": "aws", "scale": f}`.
+# table as the operator's src/pacer/quotas.rs, which cites the pages): `{"preset": "aws", "scale": f}`.
 # API Gateway: "API Gateway quotas for creating, deploying and managing an API"; Lambda: "API
 # request rate quotas" (the 15/s control-plane total excludes GetFunction and GetPolicy); EC2:
 # "Request throttling for the Amazon EC2 API", one bucket per API (listed for the APIs the
