@@ -27,7 +27,11 @@ pub fn record_from(admin_addr: &str) {
     let (Some(path), Some(metrics)) = (operations_file(), fetch_metrics(admin_addr)) else {
         return;
     };
-    let operations = super::parse_aws_calls(&metrics).by_operation;
+    // In `Drop` too: an unreadable page records nothing rather than panicking.
+    let Some(calls) = super::parse_aws_calls(&metrics) else {
+        return;
+    };
+    let operations = calls.by_operation;
     if operations.is_empty() {
         return;
     }

@@ -482,13 +482,12 @@ impl Operator {
 
     /// AWS calls so far by the operator, from /metrics: (reads, writes, by operation).
     pub fn aws_calls(&self) -> AwsCalls {
-        parse_aws_calls(&self.admin_get("/metrics"))
+        aws_calls_in(&self.metrics())
     }
 
     /// Reconciles finished so far.
     pub fn reconciles(&self) -> u64 {
-        runtime::Metrics::parse(&self.admin_get("/metrics")).sum("privateapi_reconciles_total")
-            as u64
+        self.metrics().sum("privateapi_reconciles_total") as u64
     }
 }
 
@@ -530,8 +529,25 @@ impl AwsCalls {
     }
 }
 
-pub fn parse_aws_calls(metrics: &str) -> AwsCalls {
-    let metrics = runtime::Metrics::parse(metrics);
+/// The AWS call counts of a `/metrics` page (its body, or the whole HTTP response); `None` when
+/// the page cannot be read.
+pub fn parse_aws_calls(page: &str) -> Option<AwsCalls> {
+    runtime::Metrics::try_parse(http_body(page))
+        .ok()
+        .map(|metrics| aws_calls_in(&metrics))
+}
+
+/// The body of an HTTP response (the whole text when it is not one).
+fn http_body(page: &str) -> &str {
+    if page.starts_with("HTTP/") {
+        page.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+    } else {
+        page
+    }
+}
+
+/// The AWS call counts of a parsed `/metrics` page.
+pub fn aws_calls_in(metrics: &runtime::Metrics) -> AwsCalls {
     let mut calls = AwsCalls::default();
     for sample in metrics.find("privateapi_aws_calls_total", &[]) {
         // Counters: whole numbers.

@@ -147,31 +147,43 @@ pub struct Metrics {
 impl Metrics {
     /// Parse the text format; panics on a line it cannot read (the test wants a valid page).
     pub fn parse(text: &str) -> Self {
+        Self::try_parse(text).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Parse the text format; `Err` says which line it cannot read. Never panics (it also runs in
+    /// `Drop`, where a second panic aborts the test binary).
+    pub fn try_parse(text: &str) -> Result<Self, String> {
         let mut metrics = Metrics::default();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let bad = |what: &str| format!("{what} in: {line}");
             if let Some(rest) = line.strip_prefix("# HELP ") {
-                let (name, help) = rest.split_once(' ').expect("HELP name text");
+                let (name, help) = rest.split_once(' ').ok_or_else(|| bad("HELP name text"))?;
                 metrics.help.insert(name.to_string(), help.to_string());
             } else if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let (name, kind) = rest.split_once(' ').expect("TYPE name type");
+                let (name, kind) = rest.split_once(' ').ok_or_else(|| bad("TYPE name type"))?;
                 metrics.types.insert(name.to_string(), kind.to_string());
+            } else if line.starts_with('#') {
+                return Err(bad("unexpected comment"));
             } else {
-                assert!(!line.starts_with('#'), "unexpected comment: {line}");
-                let (series, value) = line.rsplit_once(' ').expect("sample: series value");
-                let value: f64 = value
-                    .parse()
-                    .unwrap_or_else(|_| panic!("not a number in: {line}"));
+                let (series, value) = line
+                    .rsplit_once(' ')
+                    .ok_or_else(|| bad("sample: series value"))?;
+                let value: f64 = value.parse().map_err(|_| bad("not a number"))?;
                 let (name, labels) = match series.split_once('{') {
                     Some((name, labels)) => {
-                        let labels = labels.strip_suffix('}').expect("labels end with }");
+                        let labels = labels
+                            .strip_suffix('}')
+                            .ok_or_else(|| bad("labels end with }"))?;
                         let labels = labels
                             .split("\",")
                             .filter(|pair| !pair.is_empty())
                             .map(|pair| {
-                                let (key, value) = pair.split_once("=\"").expect("label=\"value\"");
-                                (key.to_string(), value.trim_end_matches('"').to_string())
+                                let (key, value) = pair
+                                    .split_once("=\"")
+                                    .ok_or_else(|| bad("label=\"value\""))?;
+                                Ok((key.to_string(), value.trim_end_matches('"').to_string()))
                             })
-                            .collect();
+                            .collect::<Result<BTreeMap<_, _>, String>>()?;
                         (name.to_string(), labels)
                     }
                     None => (series.to_string(), BTreeMap::new()),
@@ -183,7 +195,7 @@ impl Metrics {
                 });
             }
         }
-        metrics
+        Ok(metrics)
     }
 
     /// Samples of `name` whose labels include every pair of `labels`.
