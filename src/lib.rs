@@ -21,6 +21,7 @@ pub mod error;
 pub mod identity;
 pub mod leader;
 pub mod metrics;
+pub mod model;
 pub mod observed;
 pub mod pacer;
 pub mod parts;

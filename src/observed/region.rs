@@ -11,9 +11,7 @@ use super::by_id::{ById, id_filter, refresh};
 use super::single_flight::SingleFlight;
 use crate::aws::RegionClients;
 use crate::error::{AwsResultExt, Result};
-use crate::parts::api::LiveApi;
-use crate::parts::backend::LiveFunction;
-use crate::parts::routes::LiveResource;
+use crate::model::{LiveApi, LiveFunction, LiveResource};
 
 /// The last direct reads of what has a revision (functions, their policies) or no listing
 /// (routes), reused while nothing says they changed.
@@ -71,7 +69,7 @@ impl RegionObservations {
         let apis = self
             .rest_apis
             .get(window, || async {
-                Ok(crate::parts::api::list_rest_apis(aws)
+                Ok(crate::model::list_rest_apis(aws)
                     .await?
                     .into_iter()
                     .map(|api| (api.id.clone(), api))

@@ -9,6 +9,7 @@ use super::api::ApiInfo;
 use super::{Change, Outcome, PartContext};
 use crate::conditions::{PartState, reason};
 use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
+pub use crate::model::{LiveIntegration, LiveMethod, LiveResource};
 
 const SERVICE: &str = "APIGateway";
 pub const PROXY_PATH_PART: &str = "{proxy+}";
@@ -19,28 +20,6 @@ pub fn integration_uri(region: &str, function_arn: &str) -> String {
     format!(
         "arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
     )
-}
-
-/// A method's integration as AWS reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LiveIntegration {
-    pub type_: String,
-    pub http_method: String,
-    pub uri: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LiveMethod {
-    pub authorization_type: String,
-    /// None when the method has no integration.
-    pub integration: Option<LiveIntegration>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LiveResource {
-    pub id: String,
-    pub path: String,
-    pub methods: BTreeMap<String, LiveMethod>,
 }
 
 /// One step towards the desired routes.

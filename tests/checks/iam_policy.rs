@@ -409,7 +409,11 @@ fn operations_in_source() -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     // The parts, the account lookup and the periodic checks' shared listings.
     let mut files = vec![repo_path("src/aws.rs")];
-    let mut dirs = vec![repo_path("src/parts"), repo_path("src/observed")];
+    let mut dirs = vec![
+        repo_path("src/parts"),
+        repo_path("src/observed"),
+        repo_path("src/model"),
+    ];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).expect("a source directory") {
             let path = entry.expect("entry").path();

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use serde_json::Value;
 
-use super::live::LiveApi;
+use crate::model::LiveApi;
 use crate::parts::{PartContext, missing_tags};
 use crate::policy;
 

@@ -13,14 +13,14 @@ use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
 use crate::policy;
 
 mod desired;
-mod live;
 mod observe;
 #[cfg(test)]
 mod tests;
 
+pub use crate::model::LiveApi;
+pub use crate::model::list_rest_apis;
 pub use desired::{DesiredApi, diff, rest_api_arn, stale_endpoint_ids};
-pub use live::LiveApi;
-pub use observe::{find_owned, list_rest_apis, other_users_of_endpoint};
+pub use observe::{find_owned, other_users_of_endpoint};
 
 use desired::describe_op;
 use observe::{Observed, get_api, observe, owned_by};

@@ -2,9 +2,8 @@
 //! tags; duplicates found on the way are returned to be deleted.
 
 use super::SERVICE;
-use super::live::LiveApi;
-use crate::aws::RegionClients;
 use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
+use crate::model::LiveApi;
 use crate::parts::{FIELD_ADOPT_REST_API, PartContext};
 
 pub(super) async fn get_api(ctx: &PartContext<'_>, id: &str) -> Result<Option<LiveApi>> {
@@ -35,25 +34,7 @@ pub(super) async fn get_api(ctx: &PartContext<'_>, id: &str) -> Result<Option<Li
 
 /// Every REST API of the region (pages of 500).
 pub(super) async fn list_all(ctx: &PartContext<'_>) -> Result<Vec<LiveApi>> {
-    list_rest_apis(ctx.aws).await
-}
-
-/// Every REST API of the region of `aws` (pages of 500).
-pub async fn list_rest_apis(aws: &RegionClients) -> Result<Vec<LiveApi>> {
-    let items: std::result::Result<Vec<_>, _> = aws
-        .apigateway
-        .get_rest_apis()
-        .limit(500)
-        .into_paginator()
-        .items()
-        .send()
-        .collect()
-        .await;
-    Ok(items
-        .aws(SERVICE, "GetRestApis")?
-        .into_iter()
-        .filter_map(LiveApi::from_item)
-        .collect())
+    crate::model::list_rest_apis(ctx.aws).await
 }
 
 pub(super) fn owned_by(ctx: &PartContext<'_>, api: &LiveApi) -> bool {

@@ -10,7 +10,6 @@ use aws_sdk_lambda::types::{
 
 use super::desired::{DesiredCode, DesiredFunction};
 use super::diff::ConfigDiff;
-use super::live::LiveFunction;
 use super::{
     BackendInfo, FIELD_ARCHITECTURE, FIELD_BACKEND, FIELD_CODE, FIELD_ENVIRONMENT, FIELD_MEMORY,
     FIELD_ROLE, FIELD_TIMEOUT, get_function, invalid, outcome,
@@ -18,6 +17,7 @@ use super::{
 use crate::conditions::{PartState, reason};
 use crate::crd::BackendSpec;
 use crate::error::{AwsErrorKind, AwsResultExt, Error, Result};
+use crate::model::LiveFunction;
 use crate::parts::backend::SERVICE;
 use crate::parts::{Change, Outcome, PartContext};
 

@@ -6,6 +6,7 @@ use super::{FIELD_ARCHITECTURE, FIELD_BACKEND, FIELD_ROLE, invalid};
 use crate::crd::{Architecture, PrivateApiSpec};
 use crate::error::{Error, Result};
 use crate::identity::{Owner, short_hash};
+use crate::model::FunctionConfig;
 use crate::parts::{HandlerPackage, Settings};
 
 const BUILTIN_RUNTIME: &str = "provided.al2023";
@@ -15,18 +16,6 @@ const BUILTIN_MESSAGE_VAR: &str = "MESSAGE";
 const BUILTIN_DESCRIPTION: &str = "privateapi.io builtin handler (managed by privateapi-operator)";
 /// Lambda's limit on Description, in characters.
 pub(super) const DESCRIPTION_MAX_CHARS: usize = 256;
-
-/// The configuration fields the operator manages, as sent to and read from Lambda.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FunctionConfig {
-    pub role: String,
-    pub runtime: String,
-    pub handler: String,
-    pub memory_mib: i32,
-    pub timeout_seconds: i32,
-    pub environment: BTreeMap<String, String>,
-    pub description: String,
-}
 
 /// Where the code of an owned function comes from.
 #[derive(Debug, Clone)]

@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::desired::{DesiredCode, DesiredFunction, FunctionConfig};
-use super::live::LiveFunction;
+use super::desired::{DesiredCode, DesiredFunction};
+use crate::model::FunctionConfig;
+use crate::model::LiveFunction;
 
 /// The configuration fields that differ, with their desired values.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

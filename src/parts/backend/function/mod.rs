@@ -20,10 +20,8 @@
 mod apply;
 mod desired;
 mod diff;
-mod live;
 
-pub use desired::FunctionConfig;
-pub use live::LiveFunction;
+pub use crate::model::{FunctionConfig, LiveFunction};
 
 use self::apply::{
     Created, create_function, update_code, update_configuration, user_error, wait_update_finished,

@@ -1,8 +1,11 @@
-//! The REST API as API Gateway reports it.
+//! A REST API as API Gateway reports it.
 
 use std::collections::HashMap;
 
 use aws_sdk_apigateway::types::{EndpointConfiguration, RestApi};
+
+use crate::aws::RegionClients;
+use crate::error::{AwsResultExt, Result};
 
 /// The REST API as AWS reports it, from `GetRestApi` or an item of `GetRestApis`.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -18,7 +21,7 @@ pub struct LiveApi {
 }
 
 impl LiveApi {
-    pub(super) fn from_parts(
+    pub(crate) fn from_parts(
         id: Option<String>,
         description: Option<String>,
         created: Option<aws_smithy_types::DateTime>,
@@ -57,4 +60,22 @@ impl LiveApi {
             api.root_resource_id,
         )
     }
+}
+
+/// Every REST API of the region of `aws` (pages of 500).
+pub async fn list_rest_apis(aws: &RegionClients) -> Result<Vec<LiveApi>> {
+    let items: std::result::Result<Vec<_>, _> = aws
+        .apigateway
+        .get_rest_apis()
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .collect()
+        .await;
+    Ok(items
+        .aws("APIGateway", "GetRestApis")?
+        .into_iter()
+        .filter_map(LiveApi::from_item)
+        .collect())
 }

@@ -1,13 +1,25 @@
-//! The function as Lambda reports it, and what its state means for the part.
+//! A Lambda function as Lambda reports it (and the configuration fields the operator manages),
+//! and what its state means for the backend part.
 
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_lambda::types::FunctionConfiguration;
 
-use super::desired::FunctionConfig;
 use crate::conditions::{PartState, reason};
 use crate::crd::Architecture;
 use crate::identity::Owner;
+
+/// The configuration fields the operator manages, as sent to and read from Lambda.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FunctionConfig {
+    pub role: String,
+    pub runtime: String,
+    pub handler: String,
+    pub memory_mib: i32,
+    pub timeout_seconds: i32,
+    pub environment: BTreeMap<String, String>,
+    pub description: String,
+}
 
 /// A function as `GetFunction` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
