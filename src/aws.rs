@@ -256,11 +256,6 @@ impl RegionClients {
             attempted,
         }
     }
-
-    /// Whether these clients refuse writes ([`RegionClients::read_only`]).
-    pub fn refuses_writes(&self) -> bool {
-        self.recorder.refuse_writes.is_some()
-    }
 }
 
 /// The clients of a periodic check: every write is refused before it is sent.
