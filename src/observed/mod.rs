@@ -22,11 +22,14 @@
 //! anything (any write to AWS or to the status) is abandoned and the object is reconciled again
 //! with fresh reads (see the reconciler).
 //!
-//! Here: [`Observations`] (every account-region) and what the reconciler hands the parts; one
+//! Here: [`Observations`] (every account-region) and the [`Reader`] the reconciler hands the
+//! parts (`reader`, over the direct reads in `direct`); one
 //! account-region's listings and remembered reads in `region`, the shared listings in
 //! `single_flight`, the EC2 listings by ID in `by_id`.
 
 mod by_id;
+mod direct;
+mod reader;
 mod region;
 mod single_flight;
 
@@ -34,6 +37,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use reader::Reader;
 pub use region::RegionObservations;
 
 /// The observations of every account-region, shared by all reconciles.
@@ -141,18 +145,6 @@ impl LiveNames {
                 .iter()
                 .any(|arn| arn.rsplit(':').next() == Some(name_or_arn))
     }
-}
-
-/// How the parts read AWS in one reconcile.
-#[derive(Clone, Copy)]
-pub struct Reads<'a> {
-    pub region: &'a RegionObservations,
-    pub window: Duration,
-    /// Serve from the listings and the remembered reads (a periodic check); otherwise every
-    /// read goes to AWS, and what it finds is remembered.
-    pub shared: bool,
-    /// Read routes and policies directly even in a shared check.
-    pub deep: bool,
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::aws::RegionClients;
 use crate::conditions::PartState;
 use crate::crd::{AdoptedResource, Architecture, PrivateApiSpec, PrivateApiStatus};
 use crate::identity::Owner;
-use crate::observed::Reads;
+use crate::observed::Reader;
 
 /// The built-in handler package for one architecture (see `handler/`).
 #[derive(Debug, Clone)]
@@ -84,20 +84,15 @@ pub struct PartContext<'a> {
     /// Status as last written: the IDs found before.
     pub status: &'a PrivateApiStatus,
     pub settings: &'a Settings,
-    /// Where reads go: the shared listings in a periodic check, AWS otherwise (None: always
-    /// AWS, nothing remembered; tools and tests that use one part alone).
-    pub reads: Option<Reads<'a>>,
+    /// Every read of live state goes through it (from AWS, or from the shared listings in a
+    /// periodic check); `aws` is for the writes.
+    pub reader: Reader<'a>,
 }
 
 impl<'a> PartContext<'a> {
     /// Tags of every resource created for this object.
     pub fn tags(&self) -> BTreeMap<String, String> {
         self.owner.tags(&self.spec.tags)
-    }
-
-    /// The shared reads of a periodic check, if this is one.
-    pub fn shared_reads(&self) -> Option<Reads<'a>> {
-        self.reads.filter(|reads| reads.shared)
     }
 }
 

@@ -117,73 +117,6 @@ pub fn diff(live: &[LiveResource], uri: &str) -> Vec<RouteAction> {
     actions
 }
 
-async fn observe(ctx: &PartContext<'_>, rest_api_id: &str) -> Result<Vec<LiveResource>> {
-    // Routes have no listing and no revision: a periodic check reuses the last read, except at
-    // its deep turns (see crate::observed).
-    if let Some(reads) = ctx.shared_reads()
-        && !reads.deep
-        && let Some(remembered) = reads.region.remembered_routes(rest_api_id)
-    {
-        return Ok(remembered);
-    }
-    let items: std::result::Result<Vec<_>, _> = ctx
-        .aws
-        .apigateway
-        .get_resources()
-        .rest_api_id(rest_api_id)
-        .embed("methods")
-        .limit(500)
-        .into_paginator()
-        .items()
-        .send()
-        .collect()
-        .await;
-    let mut resources = Vec::new();
-    for item in items.aws(SERVICE, "GetResources")? {
-        let (Some(id), Some(path)) = (item.id, item.path) else {
-            continue;
-        };
-        let mut methods = BTreeMap::new();
-        for (name, method) in item.resource_methods.unwrap_or_default() {
-            let integration = match method.method_integration {
-                Some(integration) => Some(integration),
-                // Not embedded: ask for it.
-                None => ctx
-                    .aws
-                    .apigateway
-                    .get_integration()
-                    .rest_api_id(rest_api_id)
-                    .resource_id(&id)
-                    .http_method(&name)
-                    .send()
-                    .await
-                    .aws(SERVICE, "GetIntegration")
-                    .or_not_found()?
-                    .map(|o| {
-                        aws_sdk_apigateway::types::Integration::builder()
-                            .set_type(o.r#type)
-                            .set_http_method(o.http_method)
-                            .set_uri(o.uri)
-                            .build()
-                    }),
-            };
-            methods.insert(
-                name,
-                LiveMethod {
-                    authorization_type: method.authorization_type.unwrap_or_default(),
-                    integration: integration.map(|i| LiveIntegration {
-                        type_: i.r#type.map(|t| t.as_str().to_string()).unwrap_or_default(),
-                        http_method: i.http_method.unwrap_or_default(),
-                        uri: i.uri.unwrap_or_default(),
-                    }),
-                },
-            );
-        }
-        resources.push(LiveResource { id, path, methods });
-    }
-    Ok(resources)
-}
-
 pub async fn reconcile(
     ctx: &PartContext<'_>,
     api: &ApiInfo,
@@ -191,14 +124,11 @@ pub async fn reconcile(
 ) -> Result<Outcome<()>> {
     let rest_api_id = api.rest_api_id.as_str();
     let uri = integration_uri(&ctx.aws.region, function_arn);
-    let mut live = observe(ctx, rest_api_id).await?;
+    let mut live = ctx.reader.routes(rest_api_id).await?;
     let actions = diff(&live, &uri);
-    if let Some(reads) = ctx.reads
-        && actions.is_empty()
-    {
-        // Routes that needed nothing, as read now: what periodic checks compare against. After
-        // a change nothing is remembered, so the next check reads them again.
-        reads.region.remember_routes(rest_api_id, &live);
+    if actions.is_empty() {
+        // Routes that needed nothing, as read now: what periodic checks compare against.
+        ctx.reader.routes_are(rest_api_id, &live);
     }
     let mut changes = Vec::new();
     let client = &ctx.aws.apigateway;
@@ -310,13 +240,10 @@ pub async fn reconcile(
             }
         }
     }
-    if let Some(reads) = ctx.reads
-        && !changes.is_empty()
-    {
+    if !changes.is_empty() {
         // Every action succeeded: the routes are now the desired ones, on these resources.
-        reads
-            .region
-            .remember_routes(rest_api_id, &routes_after(&live, &uri));
+        ctx.reader
+            .routes_are(rest_api_id, &routes_after(&live, &uri));
     }
     Ok(Outcome {
         value: (),

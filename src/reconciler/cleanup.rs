@@ -15,6 +15,7 @@ use super::quota_reports::reporting_quota_waits;
 use crate::conditions::{self, PartState, reason};
 use crate::crd::{DeletionPolicy, PrivateApi};
 use crate::error::{Error, Result};
+use crate::observed::Reader;
 use crate::parts::{Change, PartContext, api, backend, endpoint};
 use crate::status;
 
@@ -54,7 +55,7 @@ async fn remove_all(object: Arc<PrivateApi>, ctx: &Context, key: String) -> Resu
         spec: &object.spec,
         status: &previous,
         settings: &ctx.settings,
-        reads: None,
+        reader: Reader::direct(&clients),
     };
     let mut changes = Vec::new();
     // The API first (its stages and deployments go with it), so nothing invokes the function or

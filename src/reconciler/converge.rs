@@ -17,7 +17,7 @@ use super::object_key;
 use crate::conditions;
 use crate::crd::{PrivateApi, PrivateApiStatus};
 use crate::error::Result;
-use crate::observed::Reads;
+use crate::observed::Reader;
 use crate::parts::api::DesiredApi;
 use crate::parts::{PartContext, api, backend, deployment, endpoint, routes};
 use crate::retiring::{self, Leftovers};
@@ -56,12 +56,12 @@ pub(super) async fn converge(
         spec: &object.spec,
         status: &previous,
         settings: &ctx.settings,
-        reads: Some(Reads {
-            region: &observed,
-            window: ctx.observations.window(),
-            shared: mode != Mode::Fresh,
-            deep: matches!(mode, Mode::Check { deep: true }),
-        }),
+        reader: match mode {
+            Mode::Fresh => Reader::remembering(clients, &observed),
+            Mode::Check { deep } => {
+                Reader::shared(clients, &observed, ctx.observations.window(), deep)
+            }
+        },
     };
     let mut gathered = Gathered::default();
     // The object's status on the API server as far as this reconcile knows (it writes the new

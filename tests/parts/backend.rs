@@ -149,7 +149,7 @@ impl Api {
             spec: &self.spec,
             status: &self.status,
             settings: &self.settings,
-            reads: None,
+            reader: privateapi_operator::observed::Reader::direct(&bed.aws),
         }
     }
 

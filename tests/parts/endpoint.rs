@@ -162,7 +162,7 @@ impl Object {
             spec: &self.spec,
             status: &self.status,
             settings: &self.settings,
-            reads: None,
+            reader: privateapi_operator::observed::Reader::direct(&self.bed.aws),
         }
     }
 

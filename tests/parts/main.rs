@@ -9,3 +9,4 @@ mod backend;
 mod endpoint;
 mod fault_proxy;
 mod moto_fidelity;
+mod reader;

@@ -1,40 +1,17 @@
 //! Finding the object's REST API: by the ID in status, the one `spec.adopt` names, or by ownership
 //! tags; duplicates found on the way are returned to be deleted.
 
-use super::SERVICE;
-use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
+use crate::error::{Error, Result};
 use crate::model::LiveApi;
 use crate::parts::{FIELD_ADOPT_REST_API, PartContext};
 
 pub(super) async fn get_api(ctx: &PartContext<'_>, id: &str) -> Result<Option<LiveApi>> {
-    if let Some(reads) = ctx.shared_reads() {
-        return reads.region.rest_api(ctx.aws, reads.window, id).await;
-    }
-    let out = ctx
-        .aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(id)
-        .send()
-        .await
-        .aws(SERVICE, "GetRestApi")
-        .or_not_found()?;
-    Ok(out.and_then(|o| {
-        LiveApi::from_parts(
-            o.id,
-            o.description,
-            o.created_date,
-            o.endpoint_configuration,
-            o.policy,
-            o.tags,
-            o.root_resource_id,
-        )
-    }))
+    ctx.reader.rest_api(id).await
 }
 
 /// Every REST API of the region (pages of 500).
 pub(super) async fn list_all(ctx: &PartContext<'_>) -> Result<Vec<LiveApi>> {
-    crate::model::list_rest_apis(ctx.aws).await
+    ctx.reader.rest_apis().await
 }
 
 pub(super) fn owned_by(ctx: &PartContext<'_>, api: &LiveApi) -> bool {

@@ -8,7 +8,7 @@ use super::sdk::{filter, ownership_filters};
 use super::security_group::{LiveGroup, observe_group};
 use super::validate::check_adoptable;
 use crate::crd::CreateEndpointSpec;
-use crate::error::{AwsErrorKind, AwsResultExt, Error, NotFoundExt, Result};
+use crate::error::{AwsErrorKind, AwsResultExt, Error, Result};
 use crate::parts::{FIELD_ADOPT_ENDPOINT, PartContext};
 
 /// What a reconcile of `endpoint.create` finds.
@@ -46,24 +46,8 @@ pub(super) async fn describe_endpoint(
     ctx: &PartContext<'_>,
     id: &str,
 ) -> Result<Option<LiveEndpoint>> {
-    if let Some(reads) = ctx.shared_reads() {
-        let found = reads.region.vpc_endpoint(ctx.aws, reads.window, id).await?;
-        return Ok(found.as_ref().and_then(LiveEndpoint::from_sdk));
-    }
-    if let Some(reads) = ctx.reads {
-        // The periodic checks list every object's endpoint together.
-        reads.region.want_endpoint(id).await;
-    }
-    let out = ctx
-        .aws
-        .ec2
-        .describe_vpc_endpoints()
-        .vpc_endpoint_ids(id)
-        .send()
-        .await
-        .aws(SERVICE, "DescribeVpcEndpoints")
-        .or_not_found()?;
-    Ok(out.and_then(|o| o.vpc_endpoints().iter().find_map(LiveEndpoint::from_sdk)))
+    let found = ctx.reader.vpc_endpoint(id).await?;
+    Ok(found.as_ref().and_then(LiveEndpoint::from_sdk))
 }
 
 /// The endpoint the spec names in `field`: a malformed ID is the spec's fault, a missing endpoint

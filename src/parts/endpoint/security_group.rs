@@ -318,18 +318,7 @@ pub(super) async fn observe_group(
     create: &CreateEndpointSpec,
 ) -> Result<Option<LiveGroup>> {
     if let Some(id) = ctx.status.security_group_id.as_deref() {
-        if let Some(reads) = ctx.reads {
-            reads.region.want_group(id).await;
-        }
-        let found = match ctx.shared_reads() {
-            Some(reads) => {
-                reads
-                    .region
-                    .security_group(ctx.aws, reads.window, id)
-                    .await?
-            }
-            None => describe_group(ctx, id).await?,
-        };
+        let found = ctx.reader.security_group(id).await?;
         if let Some(group) = found.as_ref().and_then(LiveGroup::from_sdk)
             && owns(ctx.owner, &group.tags)
             && group.vpc_id == create.vpc_id
@@ -338,20 +327,6 @@ pub(super) async fn observe_group(
         }
     }
     find_group_by_name(ctx, create).await
-}
-
-/// DescribeSecurityGroups of one group, straight from AWS; a group gone is `None`.
-async fn describe_group(ctx: &PartContext<'_>, id: &str) -> Result<Option<SecurityGroup>> {
-    Ok(ctx
-        .aws
-        .ec2
-        .describe_security_groups()
-        .group_ids(id)
-        .send()
-        .await
-        .aws(SERVICE, "DescribeSecurityGroups")
-        .or_not_found()?
-        .and_then(|o| o.security_groups().first().cloned()))
 }
 
 /// The IDs of every group this object owns, by ownership tags, plus the one in status if ours
@@ -374,7 +349,9 @@ pub(super) async fn find_owned_groups(ctx: &PartContext<'_>) -> Result<BTreeSet<
         .collect();
     if let Some(id) = ctx.status.security_group_id.as_deref()
         && !groups.contains(id)
-        && let Some(group) = describe_group(ctx, id)
+        && let Some(group) = ctx
+            .reader
+            .security_group(id)
             .await?
             .as_ref()
             .and_then(LiveGroup::from_sdk)

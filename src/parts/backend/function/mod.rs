@@ -32,7 +32,7 @@ use super::names::parse_function_arn;
 use super::{SERVICE, conflict_state};
 use crate::conditions::{PartState, reason};
 use crate::crd::BackendSpec;
-use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
+use crate::error::{AwsResultExt, Error, Result};
 use crate::identity::Owner;
 use crate::parts::missing_tags;
 use crate::parts::{AdoptedFrom, Change, FIELD_ADOPT_FUNCTION, Outcome, PartContext};
@@ -68,36 +68,7 @@ fn invalid(field: &str, message: impl Into<String>) -> Error {
 
 /// The function by name or ARN, None when it does not exist.
 pub(super) async fn get_function(ctx: &PartContext<'_>, id: &str) -> Result<Option<LiveFunction>> {
-    if let Some(reads) = ctx.shared_reads()
-        && !reads.deep
-        && let Some(unchanged) = reads
-            .region
-            .unchanged_function(ctx.aws, reads.window, id)
-            .await?
-    {
-        return Ok(Some(unchanged));
-    }
-    let Some(out) = ctx
-        .aws
-        .lambda
-        .get_function()
-        .function_name(id)
-        .send()
-        .await
-        .aws(SERVICE, "GetFunction")
-        .or_not_found()?
-    else {
-        return Ok(None);
-    };
-    let cfg = out.configuration().ok_or_else(|| Error::Unexpected {
-        operation: "GetFunction",
-        message: format!("no configuration for function {id}"),
-    })?;
-    let live = LiveFunction::from_configuration(cfg, out.tags());
-    if let Some(reads) = ctx.reads {
-        reads.region.remember_function(id, cfg.revision_id(), &live);
-    }
-    Ok(Some(live))
+    ctx.reader.function(id).await
 }
 
 fn info(live: &LiveFunction, owned: bool) -> BackendInfo {

@@ -134,34 +134,7 @@ fn statement_matches(statement: &Value, desired: &DesiredPermission) -> bool {
 
 /// The function's resource policy, None when it has none.
 async fn get_policy(ctx: &PartContext<'_>, function: &str) -> Result<Option<String>> {
-    if let Some(reads) = ctx.shared_reads()
-        && !reads.deep
-        && let Some(unchanged) = reads
-            .region
-            .unchanged_policy(ctx.aws, reads.window, function)
-            .await?
-    {
-        return Ok(unchanged);
-    }
-    // ResourceNotFoundException: no policy (or no function: the write that follows says which).
-    let out = ctx
-        .aws
-        .lambda
-        .get_policy()
-        .function_name(function)
-        .send()
-        .await
-        .aws(SERVICE, "GetPolicy")
-        .or_not_found()?;
-    let revision = out.as_ref().and_then(|out| out.revision_id.clone());
-    let policy = out.and_then(|out| out.policy).filter(|p| !p.is_empty());
-    if let Some(reads) = ctx.reads {
-        // No policy: no revision to check it against next time (read again).
-        reads
-            .region
-            .remember_policy(function, revision.as_deref(), policy.as_ref());
-    }
-    Ok(policy)
+    ctx.reader.function_policy(function).await
 }
 
 fn unexpected_policy(message: String) -> Error {
@@ -332,25 +305,8 @@ pub async fn reconcile_permission(
             ));
         }
     }
-    if let Some(reads) = ctx.reads
-        && !changes.is_empty()
-    {
-        // The permission change gave the function a new RevisionId: read the policy once more
-        // (it also confirms the change) so that the periodic checks know the function's current
-        // revision and need neither GetFunction nor GetPolicy.
-        // No policy before (a new function): the revision the function was read at.
-        let before = reads
-            .region
-            .policy_revision(function)
-            .or_else(|| reads.region.remembered_function_revision(function));
-        get_policy(ctx, function).await?;
-        if let (Some(before), Some(after)) = (before, reads.region.policy_revision(function)) {
-            // Only if the function was read at the revision the policy was read at, before the
-            // change (nothing else changed it in between).
-            reads
-                .region
-                .move_function_revision(function, &before, &after);
-        }
+    if !changes.is_empty() {
+        ctx.reader.function_policy_changed(function).await?;
     }
     Ok(Outcome {
         value: stale,
