@@ -67,7 +67,7 @@ fn route(state: &AdminState, path: &str) -> Response<Full<Bytes>> {
         ),
         "/metrics" => respond(
             StatusCode::OK,
-            "text/plain; version=0.0.4",
+            crate::metrics::CONTENT_TYPE,
             state.metrics.render(state.leader.load(Ordering::Relaxed)),
         ),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),

@@ -1,10 +1,19 @@
 //! In-process metrics: every AWS call (recorded by an SDK interceptor), reconcile results and
-//! durations, objects by readiness. Rendered in the Prometheus text format on `/metrics`.
+//! durations, objects by readiness. Exposed on `/metrics` in the OpenMetrics text format by the
+//! `prometheus-client` crate.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Whether an AWS operation changes anything. Every read operation the operator uses starts with one
 /// of these verbs; anything else counts as a write.
@@ -27,35 +36,163 @@ pub fn outcome_label(status: Option<u16>) -> &'static str {
 
 const DURATION_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-#[derive(Default)]
-struct Histogram {
-    buckets: [u64; DURATION_BUCKETS.len()],
-    count: u64,
-    sum: f64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AwsCallLabels {
+    service: String,
+    operation: String,
+    kind: &'static str,
+    outcome: &'static str,
 }
 
-#[derive(Default)]
-struct Inner {
-    aws_calls: BTreeMap<(String, String, &'static str), u64>,
-    reconciles: BTreeMap<&'static str, u64>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    service: String,
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabel {
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadyLabel {
+    ready: &'static str,
+}
+
+type SecondsCounter = Counter<f64, AtomicU64>;
+
+/// The exposed families (`/metrics`, OpenMetrics text by `prometheus-client`).
+struct Families {
+    registry: Registry,
+    aws_calls: Family<AwsCallLabels, Counter>,
+    reconciles: Family<ResultLabel, Counter>,
     reconcile_duration: Histogram,
-    ready_objects: BTreeMap<String, (bool, bool)>,
-    /// Seconds AWS calls waited for quota, and how many waited, by service and operation.
-    quota_waits: BTreeMap<(String, String), (f64, u64)>,
-    /// Background resyncs by how they ended (`in_sync` from the shared observation, `deep`,
-    /// `drift` when they fell back to a full reconcile).
-    resyncs: BTreeMap<&'static str, u64>,
-    /// Seconds reconciles waited for a slot, and how many were admitted, by class.
-    admissions: BTreeMap<&'static str, (f64, u64)>,
-    /// Reconciles holding a slot, and waiting for one, now.
-    reconciles_running: usize,
-    reconciles_waiting: usize,
+    quota_wait_seconds: Family<OperationLabels, SecondsCounter>,
+    quota_waits: Family<OperationLabels, Counter>,
+    resyncs: Family<OutcomeLabel, Counter>,
+    admission_wait_seconds: Family<ClassLabel, SecondsCounter>,
+    admissions: Family<ClassLabel, Counter>,
+    reconciles_in_flight: Family<StateLabel, Gauge>,
+    objects: Family<ReadyLabel, Gauge>,
+    leader: Gauge,
+}
+
+impl Default for Families {
+    fn default() -> Self {
+        // The metrics are handles on shared values: the registry gets clones of them.
+        let families = Self {
+            registry: Registry::default(),
+            aws_calls: Family::default(),
+            reconciles: Family::default(),
+            reconcile_duration: Histogram::new(DURATION_BUCKETS),
+            quota_wait_seconds: Family::default(),
+            quota_waits: Family::default(),
+            resyncs: Family::default(),
+            admission_wait_seconds: Family::default(),
+            admissions: Family::default(),
+            reconciles_in_flight: Family::default(),
+            objects: Family::default(),
+            leader: Gauge::default(),
+        };
+        let mut registry = Registry::default();
+        // Counters are registered without `_total`: the encoder appends it to the samples.
+        registry.register(
+            "privateapi_aws_calls",
+            "AWS API calls (HTTP attempts) by service, operation and outcome",
+            families.aws_calls.clone(),
+        );
+        registry.register(
+            "privateapi_reconciles",
+            "Reconciles by result",
+            families.reconciles.clone(),
+        );
+        registry.register(
+            "privateapi_reconcile_duration_seconds",
+            "Duration of one reconcile",
+            families.reconcile_duration.clone(),
+        );
+        registry.register(
+            "privateapi_aws_quota_wait_seconds",
+            "Time AWS calls waited for the pacer's quota tokens",
+            families.quota_wait_seconds.clone(),
+        );
+        registry.register(
+            "privateapi_aws_quota_waits",
+            "AWS calls that waited for a quota token",
+            families.quota_waits.clone(),
+        );
+        registry.register(
+            "privateapi_resyncs",
+            "Periodic checks of objects in sync, by outcome",
+            families.resyncs.clone(),
+        );
+        registry.register(
+            "privateapi_admission_wait_seconds",
+            "Time reconciles waited for a slot (--concurrency), by class",
+            families.admission_wait_seconds.clone(),
+        );
+        registry.register(
+            "privateapi_admissions",
+            "Reconciles admitted to a slot, by class",
+            families.admissions.clone(),
+        );
+        registry.register(
+            "privateapi_reconciles_in_flight",
+            "Reconciles holding a slot (running) or waiting for one",
+            families.reconciles_in_flight.clone(),
+        );
+        registry.register(
+            "privateapi_objects",
+            "PrivateApi objects by Ready status",
+            families.objects.clone(),
+        );
+        registry.register(
+            "privateapi_leader",
+            "Whether this process is the leader",
+            families.leader.clone(),
+        );
+        // Present from the start, at zero.
+        for state in ["running", "waiting"] {
+            families
+                .reconciles_in_flight
+                .get_or_create(&StateLabel { state })
+                .set(0);
+        }
+        for ready in ["true", "false"] {
+            families.objects.get_or_create(&ReadyLabel { ready }).set(0);
+        }
+        Self {
+            registry,
+            ..families
+        }
+    }
 }
 
 /// Shared by the AWS interceptor, the reconciler and the admin server.
 #[derive(Default)]
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    families: Families,
+    /// AWS calls by (service, operation, outcome): what [`Metrics::aws_call_counts`] answers
+    /// (the families can be encoded, not queried).
+    aws_calls: Mutex<BTreeMap<(String, String, &'static str), u64>>,
+    /// Objects known to this process: whether each is Ready.
+    ready_objects: Mutex<BTreeMap<String, bool>>,
 }
 
 /// AWS call counts by service and operation.
@@ -67,90 +204,120 @@ pub struct CallCounts {
     pub by_operation: BTreeMap<String, u64>,
 }
 
-impl Metrics {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves plain counters behind: still usable.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+/// A lock on plain maps: a panic while holding it leaves them usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
+impl Metrics {
     pub fn record_aws_call(&self, service: &str, operation: &str, status: Option<u16>) {
-        let key = (
-            service.to_string(),
-            operation.to_string(),
-            outcome_label(status),
-        );
-        *self.lock().aws_calls.entry(key).or_default() += 1;
+        let outcome = outcome_label(status);
+        let kind = if is_read_operation(operation) {
+            "read"
+        } else {
+            "write"
+        };
+        self.families
+            .aws_calls
+            .get_or_create(&AwsCallLabels {
+                service: service.to_string(),
+                operation: operation.to_string(),
+                kind,
+                outcome,
+            })
+            .inc();
+        *lock(&self.aws_calls)
+            .entry((service.to_string(), operation.to_string(), outcome))
+            .or_default() += 1;
     }
 
     pub fn record_quota_wait(&self, service: &str, operation: &str, waited: Duration) {
-        let mut inner = self.lock();
-        let entry = inner
-            .quota_waits
-            .entry((service.to_string(), operation.to_string()))
-            .or_default();
-        entry.0 += waited.as_secs_f64();
-        entry.1 += 1;
+        let labels = OperationLabels {
+            service: service.to_string(),
+            operation: operation.to_string(),
+        };
+        self.families
+            .quota_wait_seconds
+            .get_or_create(&labels)
+            .inc_by(waited.as_secs_f64());
+        self.families.quota_waits.get_or_create(&labels).inc();
     }
 
     /// A reconcile of class `class` got its slot after `waited`.
     pub fn record_admission(&self, class: &'static str, waited: Duration) {
-        let mut inner = self.lock();
-        let entry = inner.admissions.entry(class).or_default();
-        entry.0 += waited.as_secs_f64();
-        entry.1 += 1;
+        let labels = ClassLabel { class };
+        self.families
+            .admission_wait_seconds
+            .get_or_create(&labels)
+            .inc_by(waited.as_secs_f64());
+        self.families.admissions.get_or_create(&labels).inc();
     }
 
     pub fn set_reconciles_in_flight(&self, running: usize, waiting: usize) {
-        let mut inner = self.lock();
-        inner.reconciles_running = running;
-        inner.reconciles_waiting = waiting;
-    }
-
-    pub fn record_resync(&self, outcome: &'static str) {
-        *self.lock().resyncs.entry(outcome).or_default() += 1;
-    }
-
-    pub fn record_reconcile(&self, result: &'static str, duration: Duration) {
-        let mut inner = self.lock();
-        *inner.reconciles.entry(result).or_default() += 1;
-        let secs = duration.as_secs_f64();
-        let histogram = &mut inner.reconcile_duration;
-        histogram.count += 1;
-        histogram.sum += secs;
-        for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                histogram.buckets[i] += 1;
-            }
+        for (state, n) in [("running", running), ("waiting", waiting)] {
+            self.families
+                .reconciles_in_flight
+                .get_or_create(&StateLabel { state })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
-    /// Remember whether an object is Ready (`known` false: not reconciled yet / deleted).
+    pub fn record_resync(&self, outcome: &'static str) {
+        self.families
+            .resyncs
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    pub fn record_reconcile(&self, result: &'static str, duration: Duration) {
+        self.families
+            .reconciles
+            .get_or_create(&ResultLabel { result })
+            .inc();
+        self.families
+            .reconcile_duration
+            .observe(duration.as_secs_f64());
+    }
+
     /// Drop the readiness of objects for which `live` does not hold (deleted without a cleanup
     /// by this process).
     pub fn retain_ready(&self, live: impl Fn(&str) -> bool) {
-        self.lock().ready_objects.retain(|key, _| live(key));
+        let mut ready_objects = lock(&self.ready_objects);
+        ready_objects.retain(|key, _| live(key));
+        self.publish_ready(&ready_objects);
     }
 
+    /// Remember whether an object is Ready (None: not reconciled yet, or deleted).
     pub fn set_ready(&self, object: &str, ready: Option<bool>) {
-        let mut inner = self.lock();
+        let mut ready_objects = lock(&self.ready_objects);
         match ready {
             Some(ready) => {
-                inner
-                    .ready_objects
-                    .insert(object.to_string(), (true, ready));
+                ready_objects.insert(object.to_string(), ready);
             }
             None => {
-                inner.ready_objects.remove(object);
+                ready_objects.remove(object);
             }
+        }
+        self.publish_ready(&ready_objects);
+    }
+
+    fn publish_ready(&self, ready_objects: &BTreeMap<String, bool>) {
+        let ready = ready_objects.values().filter(|r| **r).count();
+        let not_ready = ready_objects.len() - ready;
+        for (label, n) in [("true", ready), ("false", not_ready)] {
+            self.families
+                .objects
+                .get_or_create(&ReadyLabel { ready: label })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
     pub fn aws_call_counts(&self) -> CallCounts {
-        let inner = self.lock();
+        let aws_calls = lock(&self.aws_calls);
         let mut counts = CallCounts::default();
-        for ((service, operation, outcome), n) in &inner.aws_calls {
+        for ((service, operation, outcome), n) in aws_calls.iter() {
             if is_read_operation(operation) {
                 counts.reads += n;
             } else {
@@ -167,156 +334,20 @@ impl Metrics {
         counts
     }
 
-    /// The Prometheus text exposition of everything.
+    /// The OpenMetrics text exposition of everything ([`CONTENT_TYPE`]).
     pub fn render(&self, leader: bool) -> String {
-        let inner = self.lock();
+        self.families.leader.set(i64::from(leader));
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP privateapi_aws_calls_total AWS API calls (HTTP attempts) by service, operation and outcome."
-        );
-        let _ = writeln!(out, "# TYPE privateapi_aws_calls_total counter");
-        for ((service, operation, outcome), n) in &inner.aws_calls {
-            let kind = if is_read_operation(operation) {
-                "read"
-            } else {
-                "write"
-            };
-            let _ = writeln!(
-                out,
-                "privateapi_aws_calls_total{{service=\"{service}\",operation=\"{operation}\",kind=\"{kind}\",outcome=\"{outcome}\"}} {n}"
-            );
+        if let Err(error) = encode(&mut out, &self.families.registry) {
+            // Writing to a String does not fail; if the encoder ever does, say so on the page.
+            tracing::error!(%error, "encoding the metrics failed");
         }
-        let _ = writeln!(
-            out,
-            "# HELP privateapi_reconciles_total Reconciles by result."
-        );
-        let _ = writeln!(out, "# TYPE privateapi_reconciles_total counter");
-        for (result, n) in &inner.reconciles {
-            let _ = writeln!(
-                out,
-                "privateapi_reconciles_total{{result=\"{result}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP privateapi_reconcile_duration_seconds Duration of one reconcile."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE privateapi_reconcile_duration_seconds histogram"
-        );
-        let histogram = &inner.reconcile_duration;
-        for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "privateapi_reconcile_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                histogram.buckets[i]
-            );
-        }
-        let _ = writeln!(
-            out,
-            "privateapi_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-            histogram.count
-        );
-        let _ = writeln!(
-            out,
-            "privateapi_reconcile_duration_seconds_sum {}",
-            histogram.sum
-        );
-        let _ = writeln!(
-            out,
-            "privateapi_reconcile_duration_seconds_count {}",
-            histogram.count
-        );
-        let _ = writeln!(
-            out,
-            "# HELP privateapi_aws_quota_wait_seconds_total Time AWS calls waited for the pacer's quota tokens."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE privateapi_aws_quota_wait_seconds_total counter"
-        );
-        for ((service, operation), (seconds, _)) in &inner.quota_waits {
-            let _ = writeln!(
-                out,
-                "privateapi_aws_quota_wait_seconds_total{{service=\"{service}\",operation=\"{operation}\"}} {seconds:.3}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP privateapi_aws_quota_waits_total AWS calls that waited for a quota token."
-        );
-        let _ = writeln!(out, "# TYPE privateapi_aws_quota_waits_total counter");
-        for ((service, operation), (_, n)) in &inner.quota_waits {
-            let _ = writeln!(
-                out,
-                "privateapi_aws_quota_waits_total{{service=\"{service}\",operation=\"{operation}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP privateapi_resyncs_total Periodic checks of objects in sync, by outcome."
-        );
-        let _ = writeln!(out, "# TYPE privateapi_resyncs_total counter");
-        for (outcome, n) in &inner.resyncs {
-            let _ = writeln!(out, "privateapi_resyncs_total{{outcome=\"{outcome}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP privateapi_admission_wait_seconds_total Time reconciles waited for a slot (--concurrency), by class."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE privateapi_admission_wait_seconds_total counter"
-        );
-        for (class, (seconds, _)) in &inner.admissions {
-            let _ = writeln!(
-                out,
-                "privateapi_admission_wait_seconds_total{{class=\"{class}\"}} {seconds:.3}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP privateapi_admissions_total Reconciles admitted to a slot, by class."
-        );
-        let _ = writeln!(out, "# TYPE privateapi_admissions_total counter");
-        for (class, (_, n)) in &inner.admissions {
-            let _ = writeln!(out, "privateapi_admissions_total{{class=\"{class}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP privateapi_reconciles_in_flight Reconciles holding a slot (running) or waiting for one."
-        );
-        let _ = writeln!(out, "# TYPE privateapi_reconciles_in_flight gauge");
-        let _ = writeln!(
-            out,
-            "privateapi_reconciles_in_flight{{state=\"running\"}} {}",
-            inner.reconciles_running
-        );
-        let _ = writeln!(
-            out,
-            "privateapi_reconciles_in_flight{{state=\"waiting\"}} {}",
-            inner.reconciles_waiting
-        );
-        let ready = inner.ready_objects.values().filter(|(_, r)| *r).count();
-        let not_ready = inner.ready_objects.len() - ready;
-        let _ = writeln!(
-            out,
-            "# HELP privateapi_objects PrivateApi objects by Ready status."
-        );
-        let _ = writeln!(out, "# TYPE privateapi_objects gauge");
-        let _ = writeln!(out, "privateapi_objects{{ready=\"true\"}} {ready}");
-        let _ = writeln!(out, "privateapi_objects{{ready=\"false\"}} {not_ready}");
-        let _ = writeln!(
-            out,
-            "# HELP privateapi_leader Whether this process is the leader."
-        );
-        let _ = writeln!(out, "# TYPE privateapi_leader gauge");
-        let _ = writeln!(out, "privateapi_leader {}", u8::from(leader));
         out
     }
 }
+
+/// The content type of [`Metrics::render`]'s page.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[cfg(test)]
 mod tests {
@@ -346,5 +377,45 @@ mod tests {
         assert!(text.contains("privateapi_reconcile_duration_seconds_bucket{le=\"0.05\"} 1"));
         assert!(text.contains("privateapi_reconcile_duration_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("privateapi_reconciles_total{result=\"error\"} 1"));
+    }
+
+    #[test]
+    fn the_page_is_openmetrics_with_every_family_declared() {
+        let metrics = Metrics::default();
+        // A labelled family appears with its first sample.
+        metrics.record_aws_call("EC2", "DescribeVpcEndpoints", Some(200));
+        metrics.record_reconcile("ok", Duration::from_millis(30));
+        metrics.record_resync("in_sync");
+        metrics.record_admission("new", Duration::from_millis(5));
+        metrics.record_quota_wait("EC2", "DescribeVpcEndpoints", Duration::from_millis(1500));
+        metrics.set_ready("default/a", Some(true));
+        metrics.set_ready("default/b", Some(false));
+        metrics.set_ready("default/b", None);
+        let text = metrics.render(false);
+        for (family, kind) in [
+            ("privateapi_aws_calls", "counter"),
+            ("privateapi_reconciles", "counter"),
+            ("privateapi_reconcile_duration_seconds", "histogram"),
+            ("privateapi_aws_quota_wait_seconds", "counter"),
+            ("privateapi_aws_quota_waits", "counter"),
+            ("privateapi_resyncs", "counter"),
+            ("privateapi_admission_wait_seconds", "counter"),
+            ("privateapi_admissions", "counter"),
+            ("privateapi_reconciles_in_flight", "gauge"),
+            ("privateapi_objects", "gauge"),
+            ("privateapi_leader", "gauge"),
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {family} {kind}\n")),
+                "{family}: {text}"
+            );
+        }
+        assert!(text.contains(
+            "privateapi_aws_quota_wait_seconds_total{service=\"EC2\",operation=\"DescribeVpcEndpoints\"} 1.5\n"
+        ));
+        assert!(text.contains("privateapi_objects{ready=\"true\"} 1\n"));
+        assert!(text.contains("privateapi_objects{ready=\"false\"} 0\n"));
+        assert!(text.contains("privateapi_reconciles_in_flight{state=\"waiting\"} 0\n"));
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

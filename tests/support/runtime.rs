@@ -128,7 +128,7 @@ impl Operator {
     }
 }
 
-/// One sample line of the Prometheus text format.
+/// One sample line of the Prometheus / OpenMetrics text format.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub name: String,
@@ -154,14 +154,22 @@ impl Metrics {
     /// `Drop`, where a second panic aborts the test binary).
     pub fn try_parse(text: &str) -> Result<Self, String> {
         let mut metrics = Metrics::default();
+        let mut ended = false;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let bad = |what: &str| format!("{what} in: {line}");
+            if ended {
+                return Err(bad("a line after # EOF"));
+            }
             if let Some(rest) = line.strip_prefix("# HELP ") {
                 let (name, help) = rest.split_once(' ').ok_or_else(|| bad("HELP name text"))?;
                 metrics.help.insert(name.to_string(), help.to_string());
             } else if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').ok_or_else(|| bad("TYPE name type"))?;
                 metrics.types.insert(name.to_string(), kind.to_string());
+            } else if line == "# EOF" {
+                ended = true;
+            } else if line.starts_with("# UNIT ") {
+                // OpenMetrics: a family's unit; the name says it already.
             } else if line.starts_with('#') {
                 return Err(bad("unexpected comment"));
             } else {
@@ -196,6 +204,26 @@ impl Metrics {
             }
         }
         Ok(metrics)
+    }
+
+    /// The declared family a sample belongs to: its own name, or the counter it is the `_total`
+    /// of, or the histogram it is a `_bucket`, `_sum` or `_count` of (OpenMetrics names).
+    pub fn family_of(&self, sample: &str) -> Option<&str> {
+        if let Some((name, _)) = self.types.get_key_value(sample) {
+            return Some(name);
+        }
+        [
+            ("_total", "counter"),
+            ("_bucket", "histogram"),
+            ("_sum", "histogram"),
+            ("_count", "histogram"),
+        ]
+        .iter()
+        .find_map(|(suffix, kind)| {
+            let base = sample.strip_suffix(suffix)?;
+            let (name, declared) = self.types.get_key_value(base)?;
+            (declared == kind).then_some(name.as_str())
+        })
     }
 
     /// Samples of `name` whose labels include every pair of `labels`.
