@@ -9,10 +9,6 @@ use crate::aws::RegionClients;
 use crate::error::{AwsResultExt, NotFoundExt, Result};
 use crate::model::{LiveApi, LiveFunction, LiveIntegration, LiveMethod, LiveResource};
 
-const APIGATEWAY: &str = "APIGateway";
-const LAMBDA: &str = "Lambda";
-const EC2: &str = "EC2";
-
 /// GetRestApi; None when it does not exist.
 pub(super) async fn rest_api(aws: &RegionClients, id: &str) -> Result<Option<LiveApi>> {
     let out = aws
@@ -21,7 +17,7 @@ pub(super) async fn rest_api(aws: &RegionClients, id: &str) -> Result<Option<Liv
         .rest_api_id(id)
         .send()
         .await
-        .aws(APIGATEWAY, "GetRestApi")
+        .aws("APIGateway", "GetRestApi")
         .or_not_found()?;
     Ok(out.and_then(|o| {
         LiveApi::from_parts(
@@ -50,7 +46,7 @@ pub(super) async fn function(aws: &RegionClients, id: &str) -> Result<Option<Fun
         .function_name(id)
         .send()
         .await
-        .aws(LAMBDA, "GetFunction")
+        .aws("Lambda", "GetFunction")
         .or_not_found()?
     else {
         return Ok(None);
@@ -83,7 +79,7 @@ pub(super) async fn function_policy(aws: &RegionClients, function: &str) -> Resu
         .function_name(function)
         .send()
         .await
-        .aws(LAMBDA, "GetPolicy")
+        .aws("Lambda", "GetPolicy")
         .or_not_found()?;
     let revision = out.as_ref().and_then(|out| out.revision_id.clone());
     let policy = out.and_then(|out| out.policy).filter(|p| !p.is_empty());
@@ -105,7 +101,7 @@ pub(super) async fn routes(aws: &RegionClients, rest_api_id: &str) -> Result<Vec
         .collect()
         .await;
     let mut resources = Vec::new();
-    for item in items.aws(APIGATEWAY, "GetResources")? {
+    for item in items.aws("APIGateway", "GetResources")? {
         let (Some(id), Some(path)) = (item.id, item.path) else {
             continue;
         };
@@ -122,7 +118,7 @@ pub(super) async fn routes(aws: &RegionClients, rest_api_id: &str) -> Result<Vec
                     .http_method(&name)
                     .send()
                     .await
-                    .aws(APIGATEWAY, "GetIntegration")
+                    .aws("APIGateway", "GetIntegration")
                     .or_not_found()?
                     .map(|o| {
                         aws_sdk_apigateway::types::Integration::builder()
@@ -157,7 +153,7 @@ pub(super) async fn vpc_endpoint(aws: &RegionClients, id: &str) -> Result<Option
         .vpc_endpoint_ids(id)
         .send()
         .await
-        .aws(EC2, "DescribeVpcEndpoints")
+        .aws("EC2", "DescribeVpcEndpoints")
         .or_not_found()?
         .and_then(|o| o.vpc_endpoints().first().cloned()))
 }
@@ -170,7 +166,7 @@ pub(super) async fn security_group(aws: &RegionClients, id: &str) -> Result<Opti
         .group_ids(id)
         .send()
         .await
-        .aws(EC2, "DescribeSecurityGroups")
+        .aws("EC2", "DescribeSecurityGroups")
         .or_not_found()?
         .and_then(|o| o.security_groups().first().cloned()))
 }

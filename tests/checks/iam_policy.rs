@@ -388,9 +388,6 @@ fn requests_of(operation: &str) -> Option<Vec<Request>> {
                 .adopting(),
         ],
         "Lambda:GetFunction" => lambda_requests("lambda:GetFunction", false),
-        "Lambda:GetFunctionConfiguration" => {
-            lambda_requests("lambda:GetFunctionConfiguration", false)
-        }
         "Lambda:GetPolicy" => lambda_requests("lambda:GetPolicy", false),
         // The periodic checks' listing of every function of the region (no resource-level
         // permission: Resource "*").

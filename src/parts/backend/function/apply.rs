@@ -1,7 +1,7 @@
 //! The writes to the function (`CreateFunction`, `UpdateFunctionCode`,
 //! `UpdateFunctionConfiguration`) and what Lambda's rejection of them says about the spec.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
@@ -25,7 +25,6 @@ use crate::parts::{Change, Outcome, PartContext};
 /// that goes with it (see the `function` module docs). Lambda usually finishes a zip update in
 /// seconds.
 const CODE_UPDATE_WAIT: Duration = Duration::from_secs(30);
-const CODE_UPDATE_POLL: Duration = Duration::from_millis(500);
 
 /// Which AWS field a Lambda rejection (`InvalidParameterValueException`) is about.
 pub fn field_of_rejection(message: &str) -> &'static str {
@@ -238,24 +237,28 @@ pub(super) async fn update_configuration(
     Ok(())
 }
 
-/// Wait (bounded) until the function's last update is no longer InProgress. False on timeout.
+/// Wait (bounded) until the function's last update is no longer InProgress (the SDK's
+/// `FunctionUpdatedV2` waiter). False on timeout. An update that failed is finished too: the
+/// next read reports why.
 pub(super) async fn wait_update_finished(ctx: &PartContext<'_>, name: &str) -> Result<bool> {
-    let deadline = Instant::now() + CODE_UPDATE_WAIT;
-    loop {
-        tokio::time::sleep(CODE_UPDATE_POLL).await;
-        let cfg = ctx
-            .aws
-            .lambda
-            .get_function_configuration()
-            .function_name(name)
-            .send()
-            .await
-            .aws(SERVICE, "GetFunctionConfiguration")?;
-        if cfg.last_update_status().map(|s| s.as_str()) != Some("InProgress") {
-            return Ok(true);
+    use aws_sdk_lambda::client::Waiters as _;
+    use aws_smithy_runtime_api::client::waiters::error::WaiterError;
+    match ctx
+        .aws
+        .lambda
+        .wait_until_function_updated_v2()
+        .function_name(name)
+        .wait(CODE_UPDATE_WAIT)
+        .await
+    {
+        Ok(_) | Err(WaiterError::FailureState(_)) => Ok(true),
+        Err(WaiterError::ExceededMaxWait(_)) => Ok(false),
+        Err(WaiterError::OperationFailed(failed)) => {
+            Err(failed.into_error()).aws(SERVICE, "GetFunction")
         }
-        if Instant::now() >= deadline {
-            return Ok(false);
-        }
+        Err(other) => Err(Error::Unexpected {
+            operation: "GetFunction",
+            message: format!("waiting for function {name} to be updated: {other}"),
+        }),
     }
 }
