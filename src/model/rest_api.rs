@@ -4,8 +4,6 @@ use std::collections::HashMap;
 
 use aws_sdk_apigateway::types::{EndpointConfiguration, RestApi};
 
-use crate::aws::RegionClients;
-use crate::error::{AwsResultExt, Result};
 
 /// The REST API as AWS reports it, from `GetRestApi` or an item of `GetRestApis`.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -60,22 +58,4 @@ impl LiveApi {
             api.root_resource_id,
         )
     }
-}
-
-/// Every REST API of the region of `aws` (pages of 500).
-pub async fn list_rest_apis(aws: &RegionClients) -> Result<Vec<LiveApi>> {
-    let items: std::result::Result<Vec<_>, _> = aws
-        .apigateway
-        .get_rest_apis()
-        .limit(500)
-        .into_paginator()
-        .items()
-        .send()
-        .collect()
-        .await;
-    Ok(items
-        .aws("APIGateway", "GetRestApis")?
-        .into_iter()
-        .filter_map(LiveApi::from_item)
-        .collect())
 }

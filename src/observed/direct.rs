@@ -32,6 +32,24 @@ pub(super) async fn rest_api(aws: &RegionClients, id: &str) -> Result<Option<Liv
     }))
 }
 
+/// Every REST API of the region (GetRestApis, pages of 500).
+pub(super) async fn rest_apis(aws: &RegionClients) -> Result<Vec<LiveApi>> {
+    let items: std::result::Result<Vec<_>, _> = aws
+        .apigateway
+        .get_rest_apis()
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .collect()
+        .await;
+    Ok(items
+        .aws("APIGateway", "GetRestApis")?
+        .into_iter()
+        .filter_map(LiveApi::from_item)
+        .collect())
+}
+
 /// A function read by GetFunction, with the RevisionId it was read at.
 pub(super) struct FunctionRead {
     pub(super) function: LiveFunction,

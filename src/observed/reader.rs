@@ -105,7 +105,7 @@ impl<'a> Reader<'a> {
     /// Every REST API of the region, always listed afresh: it is needed only to find what the
     /// ID in status no longer finds, and that is never decided on an old listing.
     pub async fn rest_apis(&self) -> Result<Vec<LiveApi>> {
-        crate::model::list_rest_apis(self.aws).await
+        direct::rest_apis(self.aws).await
     }
 
     /// The function by name or ARN (None: it does not exist). A shared check reuses the last

@@ -69,7 +69,7 @@ impl RegionObservations {
         let apis = self
             .rest_apis
             .get(window, || async {
-                Ok(crate::model::list_rest_apis(aws)
+                Ok(super::direct::rest_apis(aws)
                     .await?
                     .into_iter()
                     .map(|api| (api.id.clone(), api))

@@ -18,7 +18,6 @@ mod observe;
 mod tests;
 
 pub use crate::model::LiveApi;
-pub use crate::model::list_rest_apis;
 pub use desired::{DesiredApi, diff, rest_api_arn, stale_endpoint_ids};
 pub use observe::{find_owned, other_users_of_endpoint};
 
