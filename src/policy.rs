@@ -1,8 +1,9 @@
 //! Resource policies, read and compared in one place.
 //!
 //! - The REST API's: what it must be, how to compare the one AWS returns with it (semantically:
-//!   AWS returns it JSON-escaped, minified, with `execute-api:/*` expanded to the full ARN), and a
-//!   small evaluator with IAM's deny-overrides rule for tests.
+//!   AWS returns it JSON-escaped, minified, with `execute-api:/*` expanded to the full ARN). The
+//!   operator compares policies and never evaluates them; the tests' evaluator is in
+//!   `tests/support/iam.rs`.
 //! - A Lambda function's: whether one of its statements is exactly the service grant a part
 //!   needs ([`grants_service`], for the backend's invoke permission).
 
@@ -246,125 +247,6 @@ fn condition_triples(condition: Option<&Value>) -> Option<BTreeSet<(String, Stri
     Some(triples)
 }
 
-/// The outcome of evaluating a resource policy for one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Allow,
-    /// An explicit Deny statement matched.
-    ExplicitDeny,
-    /// No statement allowed it.
-    ImplicitDeny,
-}
-
-/// Evaluate `policy` for `action` on `resource` with the request's `aws:SourceVpce` (absent when
-/// the request does not come through an endpoint), with IAM's rule: an explicit Deny overrides any
-/// Allow; without an Allow the request is denied. Supports what resource policies of private APIs
-/// use: `*` wildcards in Action/Resource, `StringEquals`/`StringNotEquals` (and their `IfExists`
-/// forms) on `aws:SourceVpce`.
-///
-/// `execute-api:/…` in a statement stands for `api_arn_prefix…`, as API Gateway expands it.
-pub fn evaluate(
-    policy: &Value,
-    api_arn_prefix: &str,
-    action: &str,
-    resource: &str,
-    source_vpce: Option<&str>,
-) -> Decision {
-    let statements = statements(policy).unwrap_or_default();
-    let mut allowed = false;
-    for statement in &statements {
-        let matches_action = statement
-            .get("Action")
-            .map(|a| strings(a).iter().any(|p| wildcard_match(p, action)))
-            .unwrap_or(false);
-        let matches_resource = statement
-            .get("Resource")
-            .map(|r| {
-                strings(r).iter().any(|p| {
-                    let expanded = match p.strip_prefix("execute-api:/") {
-                        Some(rest) => format!("{api_arn_prefix}{rest}"),
-                        None => p.clone(),
-                    };
-                    wildcard_match(&expanded, resource)
-                })
-            })
-            .unwrap_or(false);
-        if !(matches_action && matches_resource && conditions_hold(statement, source_vpce)) {
-            continue;
-        }
-        match statement.get("Effect").and_then(Value::as_str) {
-            Some("Deny") => return Decision::ExplicitDeny,
-            Some("Allow") => allowed = true,
-            _ => {}
-        }
-    }
-    if allowed {
-        Decision::Allow
-    } else {
-        Decision::ImplicitDeny
-    }
-}
-
-fn conditions_hold(statement: &Value, source_vpce: Option<&str>) -> bool {
-    let Some(Value::Object(operators)) = statement.get("Condition") else {
-        return true;
-    };
-    operators.iter().all(|(operator, keys)| {
-        let Value::Object(keys) = keys else {
-            return false;
-        };
-        keys.iter().all(|(key, values)| {
-            let request_value = if key.eq_ignore_ascii_case("aws:SourceVpce") {
-                source_vpce
-            } else {
-                None
-            };
-            let values = strings(values);
-            let (base, if_exists) = match operator.strip_suffix("IfExists") {
-                Some(base) => (base, true),
-                None => (operator.as_str(), false),
-            };
-            match (base, request_value) {
-                (_, None) if if_exists => true,
-                // IAM: a negated operator on a key absent from the request matches.
-                ("StringNotEquals", None) => true,
-                ("StringEquals", None) => false,
-                ("StringEquals", Some(v)) => values.iter().any(|x| x == v),
-                ("StringNotEquals", Some(v)) => values.iter().all(|x| x != v),
-                _ => false,
-            }
-        })
-    })
-}
-
-/// `*` matches any run of characters, `?` one.
-pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,47 +304,6 @@ mod tests {
         assert!(!equivalent(Some(&other_api), &desired, PREFIX));
         assert!(!equivalent(None, &desired, PREFIX));
         assert!(!equivalent(Some("not json"), &desired, PREFIX));
-    }
-
-    #[test]
-    fn deny_overrides_allow() {
-        let policy = desired_policy(&["vpce-owned".into(), "vpce-extra".into()]);
-        let resource = format!("{PREFIX}prod/GET/");
-        let live = parse_policy(&as_aws_returns_it(&policy)).expect("parses");
-        for p in [&policy, &live] {
-            assert_eq!(
-                evaluate(p, PREFIX, INVOKE_ACTION, &resource, Some("vpce-owned")),
-                Decision::Allow
-            );
-            assert_eq!(
-                evaluate(p, PREFIX, INVOKE_ACTION, &resource, Some("vpce-extra")),
-                Decision::Allow
-            );
-            assert_eq!(
-                evaluate(p, PREFIX, INVOKE_ACTION, &resource, Some("vpce-other")),
-                Decision::ExplicitDeny
-            );
-            assert_eq!(
-                evaluate(p, PREFIX, INVOKE_ACTION, &resource, None),
-                Decision::ExplicitDeny
-            );
-        }
-        let allow_only =
-            json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
-        assert_eq!(
-            evaluate(&allow_only, PREFIX, INVOKE_ACTION, &resource, None),
-            Decision::Allow
-        );
-        assert_eq!(
-            evaluate(
-                &json!({"Statement": []}),
-                PREFIX,
-                INVOKE_ACTION,
-                &resource,
-                None
-            ),
-            Decision::ImplicitDeny
-        );
     }
 
     const SOURCE_ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abc123defg/*";
@@ -538,19 +379,5 @@ mod tests {
         assert_eq!(statements(&json!({"Version": "2012-10-17"})), Some(vec![]));
         assert_eq!(statements(&json!({"Statement": null})), Some(vec![]));
         assert_eq!(statements(&json!({"Statement": "Allow"})), None);
-    }
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard_match("execute-api:/*", "execute-api:/prod/GET/"));
-        assert!(wildcard_match(
-            "arn:aws:execute-api:*:*:abc/*",
-            "arn:aws:execute-api:us-east-1:1:abc/x"
-        ));
-        assert!(!wildcard_match(
-            "execute-api:Invoke",
-            "execute-api:ManageConnections"
-        ));
-        assert!(wildcard_match("execute-api:*", "execute-api:Invoke"));
     }
 }

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use aws_sdk_apigateway::types::{EndpointConfiguration, RestApi};
 
-
 /// The REST API as AWS reports it, from `GetRestApi` or an item of `GetRestApis`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LiveApi {

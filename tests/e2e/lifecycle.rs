@@ -9,11 +9,12 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::iam::{Decision, evaluate_resource_policy};
 use crate::support::*;
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, VpcEndpoint, VpcEndpointType};
 use privateapi_operator::aws::RegionClients;
-use privateapi_operator::policy::{self, Decision};
+use privateapi_operator::policy;
 use serde_json::{Value, json};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -305,7 +306,9 @@ async fn api_policy_decisions(
     let resource = format!("{prefix}prod/GET/");
     through
         .iter()
-        .map(|vpce| policy::evaluate(&live, &prefix, policy::INVOKE_ACTION, &resource, *vpce))
+        .map(|vpce| {
+            evaluate_resource_policy(&live, &prefix, policy::INVOKE_ACTION, &resource, *vpce)
+        })
         .collect()
 }
 
@@ -2327,7 +2330,7 @@ enum Served {
     Endpoints(Result<BTreeSet<String>, String>),
 }
 
-/// The `aws:SourceVpce` values a policy names, each admitted by `policy::evaluate` or not.
+/// The `aws:SourceVpce` values a policy names, each admitted by the resource policy or not.
 fn admitted_endpoints(live: &Value, prefix: &str) -> Result<BTreeSet<String>, String> {
     let mut named = BTreeSet::new();
     for statement in live["Statement"].as_array().into_iter().flatten() {
@@ -2345,7 +2348,8 @@ fn admitted_endpoints(live: &Value, prefix: &str) -> Result<BTreeSet<String>, St
     }
     let resource = format!("{prefix}prod/GET/");
     let allows = |vpce: Option<&str>| {
-        policy::evaluate(live, prefix, policy::INVOKE_ACTION, &resource, vpce) == Decision::Allow
+        evaluate_resource_policy(live, prefix, policy::INVOKE_ACTION, &resource, vpce)
+            == Decision::Allow
     };
     if allows(None) {
         return Err(format!(

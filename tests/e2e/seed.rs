@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::iam::{Decision, evaluate_resource_policy};
 use crate::support::*;
-use privateapi_operator::policy::{self, Decision};
+use privateapi_operator::policy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete() {
@@ -170,7 +171,7 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
     let prefix = policy::execute_api_arn_prefix("us-east-1", &aws.account_id, &rest_api_id);
     let resource = format!("{prefix}prod/GET/");
     assert_eq!(
-        policy::evaluate(
+        evaluate_resource_policy(
             &live_policy,
             &prefix,
             policy::INVOKE_ACTION,
@@ -180,7 +181,7 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
         Decision::Allow
     );
     assert_eq!(
-        policy::evaluate(
+        evaluate_resource_policy(
             &live_policy,
             &prefix,
             policy::INVOKE_ACTION,
@@ -190,7 +191,7 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
         Decision::ExplicitDeny
     );
     assert_eq!(
-        policy::evaluate(
+        evaluate_resource_policy(
             &live_policy,
             &prefix,
             policy::INVOKE_ACTION,

@@ -4,6 +4,7 @@
 
 pub mod aws_operations;
 pub mod deploy;
+pub mod iam;
 pub mod in_process;
 pub mod runtime;
 
