@@ -168,7 +168,7 @@ async fn end_to_end_as(installed: &Installed, workload: &str, second_octet: u8) 
         ],
     );
     let name = "orders";
-    apply(&seed_manifest(workload, name, &vpc, ""));
+    PrivateApiManifest::seed(workload, name, &vpc).apply();
     let started = Instant::now();
     let ready = wait_ready(workload, name, READY_TIMEOUT);
     eprintln!("Ready as {} in {:?}", installed.user, started.elapsed());
@@ -207,8 +207,7 @@ async fn end_to_end_as(installed: &Installed, workload: &str, second_octet: u8) 
         .count();
     assert!(ours > 0, "the operator published Events: {events}");
 
-    kubectl(&["delete", "privateapi", name, "-n", workload, "--wait=false"]);
-    wait_gone(workload, name, READY_TIMEOUT);
+    delete_and_wait_gone(workload, name, READY_TIMEOUT);
     let left = owned_resources(&aws, &cluster).await;
     assert!(left.is_empty(), "nothing left in AWS: {left:?}");
 

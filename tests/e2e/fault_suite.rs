@@ -16,17 +16,14 @@
 //! orphans, seconds to converge) and appends it to `$PAPI_FAULT_RESULTS` (default
 //! `$PAPI_TESTBED_DIR/fault-suite.jsonl`); tests/FAULTS.md holds the table of a real run.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::faults::FaultProxy;
 use crate::support::invariant::{self, Report, Scope};
 use crate::support::runtime::{LEASE, lease_holder, wait_leader, wait_standby};
 use crate::support::{
-    Operator, TestVpc, apply, create_namespace, get_object, install_crd, kubectl, make_vpc,
-    seed_manifest, unique, wait_for, wait_gone, wait_ready,
+    Operator, PrivateApiManifest, World, get_object, poll, wait_for, wait_gone, wait_ready,
 };
-use privateapi_operator::aws::RegionClients;
 use serde_json::{Value, json};
 
 /// Generous: the machine is shared and slow; never a speed assertion.
@@ -38,10 +35,7 @@ fn soak() -> bool {
 
 /// One scenario's world: a namespace, a VPC, a fault proxy and an operator behind it.
 struct Bed {
-    namespace: String,
-    cluster: String,
-    vpc: TestVpc,
-    aws: Arc<RegionClients>,
+    world: World,
     proxy: FaultProxy,
     operator: Operator,
     /// One VPC has room for one endpoint with private DNS for execute-api: beds with several
@@ -49,54 +43,42 @@ struct Bed {
     private_dns: bool,
 }
 
+/// The bed's namespace, cluster, AWS clients and VPC are its world's.
+impl std::ops::Deref for Bed {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
+    }
+}
+
 impl Bed {
     async fn new(tag: &str, seed: u64, vpc_octet: u8, extra: &[&str]) -> Self {
-        crate::support::require_testbed();
-        install_crd();
-        let namespace = unique(&format!("faults-{tag}"));
-        let cluster = unique(&format!("fc-{tag}"));
-        create_namespace(&namespace);
-        let aws = crate::support::aws().await;
-        let vpc = make_vpc(&aws.ec2, vpc_octet).await;
+        let world = World::new(&format!("faults-{tag}"))
+            .cluster_prefix(&format!("fc-{tag}"))
+            .vpc(vpc_octet)
+            .without_bed_hold()
+            .build()
+            .await;
         let proxy = FaultProxy::start(seed);
-        let operator = proxy.start_operator(&namespace, &cluster, extra);
+        let operator = proxy.start_operator(&world.namespace, &world.cluster, extra);
         Self {
-            namespace,
-            cluster,
-            vpc,
-            aws,
+            world,
             proxy,
             operator,
             private_dns: false,
         }
     }
 
-    fn manifest(&self, name: &str, extra_spec: &str) -> String {
-        let manifest = seed_manifest(&self.namespace, name, &self.vpc, extra_spec);
-        if self.private_dns {
-            manifest
-        } else {
-            manifest.replace("privateDns: true", "privateDns: false")
-        }
+    fn manifest(&self, name: &str) -> PrivateApiManifest {
+        self.seed(name).private_dns(self.private_dns)
     }
 
     fn create(&self, name: &str) {
-        apply(&self.manifest(name, ""));
+        self.manifest(name).apply();
     }
 
     fn scope(&self) -> Scope {
         Scope::new(&self.cluster, &[&self.namespace])
-    }
-
-    fn delete(&self, name: &str) {
-        kubectl(&[
-            "delete",
-            "privateapi",
-            name,
-            "-n",
-            &self.namespace,
-            "--wait=false",
-        ]);
     }
 
     /// The invariant, waited for (deletions finishing), asserted.
@@ -222,11 +204,10 @@ async fn scenario_1_a_fifth_of_all_calls_fail() {
         wait_all_ready(&bed, &names);
         // update: new tags everywhere and a new message for the function
         for name in &names {
-            let manifest = bed
-                .manifest(name, "")
-                .replace("team: test", "team: updated")
-                .replace("Private API executed!!", "updated under faults");
-            apply(&manifest);
+            bed.manifest(name)
+                .tag("team", "updated")
+                .builtin("updated under faults")
+                .apply();
         }
         wait_all_ready(&bed, &names);
         for name in names.iter().step_by(2) {
@@ -546,19 +527,21 @@ async fn scenario_6_owned_resources_deleted_behind_its_back() {
         let started = Instant::now();
         if field == "functionArn" {
             // The function's name, hence its ARN, is deterministic: it comes back under the same ARN.
-            let deadline = Instant::now() + CONVERGE;
-            while bed
-                .aws
-                .lambda
-                .get_function()
-                .function_name(&id)
-                .send()
-                .await
-                .is_err()
-            {
-                assert!(Instant::now() < deadline, "the function was not recreated");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+            poll::until_async(
+                "the function recreated",
+                CONVERGE,
+                Duration::from_secs(1),
+                async || {
+                    bed.aws
+                        .lambda
+                        .get_function()
+                        .function_name(&id)
+                        .send()
+                        .await
+                        .is_ok()
+                },
+            )
+            .await;
         } else {
             let field_name = field.to_string();
             let old = id.clone();

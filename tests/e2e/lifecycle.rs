@@ -9,10 +9,12 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::inspect::*;
 use crate::support::*;
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, VpcEndpoint, VpcEndpointType};
 use privateapi_operator::aws::RegionClients;
+use privateapi_operator::crd::{CodeBackend, DeletionPolicy, Runtime};
 use privateapi_operator::policy::{self, Decision};
 use serde_json::{Value, json};
 
@@ -25,73 +27,6 @@ const OTHER_VPCE: &str = "vpce-0000000000000000a";
 // ---------------------------------------------------------------------------------------------
 // Manifests and kubectl
 // ---------------------------------------------------------------------------------------------
-
-/// The reference stack's spec, with the operator creating the endpoint in `vpc`.
-fn owned_endpoint_spec(vpc: &TestVpc, private_dns: bool) -> Value {
-    json!({
-        "region": "us-east-1",
-        "endpoint": {"create": {
-            "vpcId": vpc.vpc_id,
-            "subnetIds": vpc.subnet_ids,
-            "privateDns": private_dns,
-            "allowedSecurityGroupIds": [vpc.client_sg_id],
-        }},
-        "backend": {
-            "builtin": {"message": "Private API executed!!"},
-            "architecture": "x86_64",
-            "memoryMiB": 256,
-        },
-        "stageName": "prod",
-        "tags": {"team": "test"},
-    })
-}
-
-/// A spec that uses an existing endpoint (`endpoint.id`).
-fn referenced_endpoint_spec(vpce: &str) -> Value {
-    json!({
-        "region": "us-east-1",
-        "endpoint": {"id": vpce},
-        "backend": {
-            "builtin": {"message": "Private API executed!!"},
-            "architecture": "x86_64",
-        },
-        "stageName": "prod",
-    })
-}
-
-fn apply_spec(namespace: &str, name: &str, spec: &Value) {
-    let manifest = json!({
-        "apiVersion": "privateapi.io/v1alpha1",
-        "kind": "PrivateApi",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    });
-    apply(&manifest.to_string());
-}
-
-fn delete_object(namespace: &str, name: &str) {
-    kubectl(&[
-        "delete",
-        "privateapi",
-        name,
-        "-n",
-        namespace,
-        "--wait=false",
-    ]);
-}
-
-fn list_objects(namespace: &str) -> Vec<Value> {
-    let out = kubectl(&["get", "privateapis", "-n", namespace, "-o", "json"]);
-    let list: Value = serde_json::from_str(&out).expect("kubectl JSON");
-    list["items"].as_array().cloned().unwrap_or_default()
-}
-
-fn status_str(object: &Value, field: &str) -> String {
-    object["status"][field]
-        .as_str()
-        .unwrap_or_else(|| panic!("status.{field} missing: {}", object["status"]))
-        .to_string()
-}
 
 fn has_any_id(object: &Value) -> bool {
     [
@@ -174,25 +109,8 @@ async fn assert_invariant(
 // AWS helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Poll `check` (Ok = done, Err = why not yet) until it holds; panic after `timeout`. Returns how
-/// long it took.
-async fn eventually<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl AsyncFnMut() -> Result<T, String>,
-) -> (T, Duration) {
-    let started = Instant::now();
-    loop {
-        match check().await {
-            Ok(value) => return (value, started.elapsed()),
-            Err(why) => assert!(
-                started.elapsed() < timeout,
-                "{what}: not so after {timeout:?}: {why}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
+/// How often the tests here look again at what they wait for.
+const POLL: Duration = Duration::from_millis(250);
 
 async fn create_endpoint(
     aws: &RegionClients,
@@ -228,26 +146,6 @@ async fn create_endpoint(
         .expect("endpoint id")
 }
 
-async fn describe_endpoint(aws: &RegionClients, id: &str) -> Option<VpcEndpoint> {
-    aws.ec2
-        .describe_vpc_endpoints()
-        .vpc_endpoint_ids(id)
-        .send()
-        .await
-        .ok()?
-        .vpc_endpoints
-        .unwrap_or_default()
-        .pop()
-}
-
-fn endpoint_state(endpoint: &VpcEndpoint) -> String {
-    endpoint
-        .state
-        .as_ref()
-        .map(|s| s.as_str().to_ascii_lowercase())
-        .unwrap_or_default()
-}
-
 /// What of an endpoint the operator must never change: tags, subnets, groups, private DNS, policy.
 fn endpoint_shape(endpoint: &VpcEndpoint) -> String {
     let mut tags: Vec<(String, String)> = endpoint
@@ -275,216 +173,12 @@ fn endpoint_shape(endpoint: &VpcEndpoint) -> String {
     )
 }
 
-async fn delete_endpoint(aws: &RegionClients, id: &str) {
-    aws.ec2
-        .delete_vpc_endpoints()
-        .vpc_endpoint_ids(id)
-        .send()
-        .await
-        .expect("DeleteVpcEndpoints");
-}
-
-async fn api_policy_decisions(
-    aws: &RegionClients,
-    rest_api_id: &str,
-    through: &[Option<&str>],
-) -> Vec<Decision> {
-    let api = aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(rest_api_id)
-        .send()
-        .await
-        .expect("GetRestApi");
-    let live = api
-        .policy
-        .as_deref()
-        .and_then(policy::parse_policy)
-        .unwrap_or(Value::Null);
-    let prefix = policy::execute_api_arn_prefix("us-east-1", &aws.account_id, rest_api_id);
-    let resource = format!("{prefix}prod/GET/");
-    through
-        .iter()
-        .map(|vpce| policy::evaluate(&live, &prefix, policy::INVOKE_ACTION, &resource, *vpce))
-        .collect()
-}
-
-async fn api_vpc_endpoint_ids(aws: &RegionClients, rest_api_id: &str) -> BTreeSet<String> {
-    aws.apigateway
-        .get_rest_api()
-        .rest_api_id(rest_api_id)
-        .send()
-        .await
-        .expect("GetRestApi")
-        .endpoint_configuration
-        .map(|c| c.vpc_endpoint_ids().iter().cloned().collect())
-        .unwrap_or_default()
-}
-
-async fn rest_api_exists(aws: &RegionClients, rest_api_id: &str) -> bool {
-    match aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(rest_api_id)
-        .send()
-        .await
-    {
-        Ok(_) => true,
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_not_found_exception()) =>
-        {
-            false
-        }
-        Err(err) => panic!("GetRestApi {rest_api_id}: {err:?}"),
-    }
-}
-
-async fn function_exists(aws: &RegionClients, arn: &str) -> bool {
-    match aws.lambda.get_function().function_name(arn).send().await {
-        Ok(_) => true,
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_resource_not_found_exception()) =>
-        {
-            false
-        }
-        Err(err) => panic!("GetFunction {arn}: {err:?}"),
-    }
-}
-
-/// (stage name → deployment id) of a REST API.
-async fn stages(aws: &RegionClients, rest_api_id: &str) -> Vec<(String, String)> {
-    let mut stages: Vec<(String, String)> = aws
-        .apigateway
-        .get_stages()
-        .rest_api_id(rest_api_id)
-        .send()
-        .await
-        .expect("GetStages")
-        .item
-        .unwrap_or_default()
-        .into_iter()
-        .map(|s| {
-            (
-                s.stage_name.unwrap_or_default(),
-                s.deployment_id.unwrap_or_default(),
-            )
-        })
-        .collect();
-    stages.sort();
-    stages
-}
-
-async fn function_configuration(
-    aws: &RegionClients,
-    arn: &str,
-) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
-    aws.lambda
-        .get_function_configuration()
-        .function_name(arn)
-        .send()
-        .await
-        .expect("GetFunctionConfiguration")
-}
-
-fn env_var(
-    config: &aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput,
-    key: &str,
-) -> Option<String> {
-    config
-        .environment
-        .as_ref()
-        .and_then(|e| e.variables.as_ref())
-        .and_then(|v| v.get(key).cloned())
-}
-
-/// The statements of a function's resource policy (empty when it has none).
-async fn lambda_statements(aws: &RegionClients, arn: &str) -> Vec<Value> {
-    match aws.lambda.get_policy().function_name(arn).send().await {
-        Ok(out) => {
-            let policy: Value =
-                serde_json::from_str(out.policy.as_deref().unwrap_or("{}")).expect("policy JSON");
-            policy["Statement"].as_array().cloned().unwrap_or_default()
-        }
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_resource_not_found_exception()) =>
-        {
-            Vec::new()
-        }
-        Err(err) => panic!("GetPolicy {arn}: {err:?}"),
-    }
-}
-
-/// Whether one statement lets API Gateway invoke the function from exactly this API.
-fn permits_api(statements: &[Value], aws: &RegionClients, rest_api_id: &str) -> bool {
-    let source = format!(
-        "{}*",
-        policy::execute_api_arn_prefix("us-east-1", &aws.account_id, rest_api_id)
-    );
-    statements
-        .iter()
-        .any(|s| s["Condition"]["ArnLike"]["AWS:SourceArn"] == source.as_str())
-}
-
-/// (protocol, from, to, sources) of each ingress permission of a group.
-async fn ingress_sources(
-    aws: &RegionClients,
-    group_id: &str,
-) -> Vec<(String, i32, i32, BTreeSet<String>)> {
-    let group = aws
-        .ec2
-        .describe_security_groups()
-        .group_ids(group_id)
-        .send()
-        .await
-        .expect("DescribeSecurityGroups")
-        .security_groups
-        .unwrap_or_default()
-        .pop()
-        .expect("the group exists");
-    group
-        .ip_permissions()
-        .iter()
-        .map(|p| {
-            let mut sources: BTreeSet<String> = p
-                .ip_ranges()
-                .iter()
-                .filter_map(|r| r.cidr_ip.clone())
-                .collect();
-            sources.extend(
-                p.user_id_group_pairs()
-                    .iter()
-                    .filter_map(|g| g.group_id.clone()),
-            );
-            (
-                p.ip_protocol().unwrap_or_default().to_string(),
-                p.from_port.unwrap_or(-1),
-                p.to_port.unwrap_or(-1),
-                sources,
-            )
-        })
-        .collect()
-}
-
-fn https_from(sources: &[&str]) -> Vec<(String, i32, i32, BTreeSet<String>)> {
-    vec![(
-        "tcp".to_string(),
-        443,
-        443,
-        sources.iter().map(|s| s.to_string()).collect(),
-    )]
-}
-
 /// Delete a security group, retrying while an endpoint that used it is still going away.
 async fn delete_group_when_free(aws: &RegionClients, group_id: &str) {
-    eventually(
+    poll::timed_async(
         &format!("security group {group_id} deleted"),
         Duration::from_secs(60),
+        POLL,
         async || match aws
             .ec2
             .delete_security_group()
@@ -512,11 +206,12 @@ async fn owned_endpoint_released(
     vpce: &str,
     group: &str,
 ) -> Duration {
-    let (_, took) = eventually(
+    let (_, took) = poll::timed_async(
         "the owned endpoint and security group deleted",
         Duration::from_secs(30),
+        POLL,
         async || {
-            let endpoint_state = describe_endpoint(aws, vpce)
+            let endpoint_state = inspect::endpoint(aws, vpce)
                 .await
                 .map(|e| endpoint_state(&e));
             let group_left = aws
@@ -569,29 +264,33 @@ fn deployments_created(calls: &AwsCalls) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("shared");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 21).await;
+    let mut world = World::new("shared").vpc(21).build().await;
     let vpce = create_endpoint(
-        &aws,
-        &vpc,
+        &world.aws,
+        world.vpc(),
         VpcEndpointType::Interface,
         EXECUTE_API,
         &[("owner", "platform-team")],
     )
     .await;
-    let shape_before = endpoint_shape(&describe_endpoint(&aws, &vpce).await.expect("endpoint"));
-    let operator = Operator::start(&namespace, &cluster);
+    let shape_before = endpoint_shape(
+        &inspect::endpoint(&world.aws, &vpce)
+            .await
+            .expect("endpoint"),
+    );
+    world.start_operator();
+    let (namespace, cluster, aws, operator) = (
+        &world.namespace,
+        &world.cluster,
+        &world.aws,
+        world.operator(),
+    );
 
     let started = Instant::now();
-    apply_spec(&namespace, "alpha", &referenced_endpoint_spec(&vpce));
-    apply_spec(&namespace, "beta", &referenced_endpoint_spec(&vpce));
-    let alpha = wait_ready(&namespace, "alpha", READY_TIMEOUT);
-    let beta = wait_ready(&namespace, "beta", READY_TIMEOUT);
+    PrivateApiManifest::referencing(namespace, "alpha", &vpce).apply();
+    PrivateApiManifest::referencing(namespace, "beta", &vpce).apply();
+    let alpha = wait_ready(namespace, "alpha", READY_TIMEOUT);
+    let beta = wait_ready(namespace, "beta", READY_TIMEOUT);
     let calls = operator.aws_calls();
     eprintln!(
         "shared endpoint: both Ready in {:?}; {} reads, {} writes: {:?}",
@@ -616,11 +315,11 @@ async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
             format!("https://{rest_api_id}-{vpce}.execute-api.us-east-1.amazonaws.com/prod/")
         );
         assert_eq!(
-            api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+            api_vpc_endpoint_ids(aws, &rest_api_id).await,
             BTreeSet::from([vpce.clone()])
         );
         assert_eq!(
-            api_policy_decisions(&aws, &rest_api_id, &[Some(&vpce), Some(OTHER_VPCE), None]).await,
+            api_policy_decisions(aws, &rest_api_id, &[Some(&vpce), Some(OTHER_VPCE), None]).await,
             vec![
                 Decision::Allow,
                 Decision::ExplicitDeny,
@@ -636,7 +335,7 @@ async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
     );
 
     // The endpoint is as it was, and the operator only ever described it.
-    let endpoint = describe_endpoint(&aws, &vpce).await.expect("endpoint");
+    let endpoint = inspect::endpoint(aws, &vpce).await.expect("endpoint");
     assert_eq!(endpoint_shape(&endpoint), shape_before);
     assert!(
         ec2_writes(&calls).is_empty(),
@@ -650,8 +349,7 @@ async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
         status_str(&beta, "deploymentId"),
     );
     let before_delete = operator.aws_calls();
-    delete_object(&namespace, "alpha");
-    wait_gone(&namespace, "alpha", GONE_TIMEOUT);
+    world.delete_and_wait("alpha", GONE_TIMEOUT);
     let delete_calls = before_delete.since(&operator.aws_calls());
     eprintln!(
         "shared endpoint: delete of alpha: {} reads, {} writes: {:?}",
@@ -663,50 +361,48 @@ async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
         delete_calls.by_operation
     );
     assert!(
-        !rest_api_exists(&aws, &api_ids[0]).await,
+        !rest_api_exists(aws, &api_ids[0]).await,
         "alpha's API deleted"
     );
     assert!(
-        !function_exists(&aws, &status_str(&alpha, "functionArn")).await,
+        !function_exists(aws, &status_str(&alpha, "functionArn")).await,
         "alpha's function deleted"
     );
-    let endpoint = describe_endpoint(&aws, &vpce)
+    let endpoint = inspect::endpoint(aws, &vpce)
         .await
         .expect("the endpoint still exists");
     assert_eq!(endpoint_state(&endpoint), "available");
     assert_eq!(endpoint_shape(&endpoint), shape_before);
 
-    assert!(rest_api_exists(&aws, &beta_api).await);
+    assert!(rest_api_exists(aws, &beta_api).await);
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &beta_api).await,
+        api_vpc_endpoint_ids(aws, &beta_api).await,
         BTreeSet::from([vpce.clone()])
     );
     assert_eq!(
-        stages(&aws, &beta_api).await,
+        stages(aws, &beta_api).await,
         vec![("prod".to_string(), beta_deployment.clone())]
     );
     let before_poke = operator.aws_calls();
-    poke_and_wait(&operator, &namespace, "beta");
+    poke_and_wait(operator, namespace, "beta");
     let steady = before_poke.since(&operator.aws_calls());
     assert_eq!(steady.writes, 0, "beta in sync: {:?}", steady.by_operation);
-    let beta = wait_ready(&namespace, "beta", Duration::from_secs(10));
+    let beta = wait_ready(namespace, "beta", Duration::from_secs(10));
     assert_eq!(status_str(&beta, "restApiId"), beta_api);
     assert_eq!(status_str(&beta, "deploymentId"), beta_deployment);
 
-    let owned = assert_invariant(&aws, &cluster, &namespace).await;
+    let owned = assert_invariant(aws, cluster, namespace).await;
     assert_eq!(owned.len(), 2, "beta's API and function: {owned:?}");
 
     // Clean up: beta, then the endpoint (ours, made through the SDK).
-    delete_object(&namespace, "beta");
-    wait_gone(&namespace, "beta", GONE_TIMEOUT);
+    world.delete_and_wait("beta", GONE_TIMEOUT);
     assert!(
-        describe_endpoint(&aws, &vpce)
+        inspect::endpoint(aws, &vpce)
             .await
             .is_some_and(|e| endpoint_state(&e) == "available")
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
-    delete_endpoint(&aws, &vpce).await;
-    drop(operator);
+    assert_invariant(aws, cluster, namespace).await;
+    delete_endpoint(aws, &vpce).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -739,17 +435,19 @@ fn change(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("change");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 22).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("change").vpc(22).operator().await;
+    let (namespace, cluster, aws, vpc, operator) = (
+        &world.namespace,
+        &world.cluster,
+        &world.aws,
+        world.vpc(),
+        world.operator(),
+    );
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, true));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    PrivateApiManifest::seed(namespace, name, vpc)
+        .private_dns(true)
+        .apply();
+    let object = wait_ready(namespace, name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let function_arn = status_str(&object, "functionArn");
     let vpce = status_str(&object, "vpcEndpointId");
@@ -758,34 +456,32 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Memory: the function is updated, no redeploy.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "memoryMiB 256→512",
         json!({"backend": {"memoryMiB": 512}}),
     );
     assert_eq!(
-        function_configuration(&aws, &function_arn)
-            .await
-            .memory_size,
+        function_configuration(aws, &function_arn).await.memory_size,
         Some(512)
     );
     assert_eq!(status_str(&object, "deploymentId"), first_deployment);
     assert_eq!(deployments_created(&calls), 0);
     assert_eq!(
-        stages(&aws, &rest_api_id).await,
+        stages(aws, &rest_api_id).await,
         vec![("prod".to_string(), first_deployment.clone())]
     );
 
     // The builtin message reaches the function's environment, no redeploy.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "builtin.message",
         json!({"backend": {"builtin": {"message": "Hello from the lifecycle test"}}}),
     );
-    let config = function_configuration(&aws, &function_arn).await;
+    let config = function_configuration(aws, &function_arn).await;
     assert_eq!(
         env_var(&config, "MESSAGE").as_deref(),
         Some("Hello from the lifecycle test")
@@ -795,13 +491,13 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Timeout and environment: the function converges, no redeploy.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "timeoutSeconds + environment",
         json!({"backend": {"timeoutSeconds": 20, "environment": {"LOG_LEVEL": "debug"}}}),
     );
-    let config = function_configuration(&aws, &function_arn).await;
+    let config = function_configuration(aws, &function_arn).await;
     assert_eq!(config.timeout, Some(20));
     assert_eq!(env_var(&config, "LOG_LEVEL").as_deref(), Some("debug"));
     assert_eq!(
@@ -813,21 +509,21 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Another endpoint may invoke the API: endpoint configuration and policy change, and a new
     // deployment makes the policy take effect.
-    let extra = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let extra = create_endpoint(aws, vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "additionalVpcEndpointIds",
         json!({"additionalVpcEndpointIds": [extra]}),
     );
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        api_vpc_endpoint_ids(aws, &rest_api_id).await,
         BTreeSet::from([vpce.clone(), extra.clone()])
     );
     assert_eq!(
         api_policy_decisions(
-            &aws,
+            aws,
             &rest_api_id,
             &[Some(&vpce), Some(&extra), Some(OTHER_VPCE), None]
         )
@@ -846,21 +542,21 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     );
     assert_eq!(deployments_created(&calls), 1);
     assert_eq!(
-        stages(&aws, &rest_api_id).await,
+        stages(aws, &rest_api_id).await,
         vec![("prod".to_string(), second_deployment.clone())]
     );
 
     // Stage rename: the new stage serves the API, the old one is gone.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "stageName prod→live",
         json!({"stageName": "live"}),
     );
     let third_deployment = status_str(&object, "deploymentId");
     assert_eq!(
-        stages(&aws, &rest_api_id).await,
+        stages(aws, &rest_api_id).await,
         vec![("live".to_string(), third_deployment.clone())]
     );
     assert_eq!(
@@ -875,8 +571,8 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Description: copied to the API, no redeploy.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "description",
         json!({"description": "orders API, second edition"}),
@@ -897,14 +593,14 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // allowedCidrs: an HTTPS rule from the CIDR on the managed group, no redeploy.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "allowedCidrs",
         json!({"endpoint": {"create": {"allowedCidrs": ["10.99.0.0/16"]}}}),
     );
     assert_eq!(
-        ingress_sources(&aws, &sg_id).await,
+        ingress_sources(aws, &sg_id).await,
         https_from(&["10.99.0.0/16", &vpc.client_sg_id])
     );
     assert_eq!(status_str(&object, "deploymentId"), third_deployment);
@@ -912,8 +608,8 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Tags: added to every resource, no redeploy.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "tags",
         json!({"tags": {"team": "test", "env": "dev"}}),
@@ -938,7 +634,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
         .tags
         .unwrap_or_default();
     assert_eq!(function_tags.get("env").map(String::as_str), Some("dev"));
-    let endpoint = describe_endpoint(&aws, &vpce).await.expect("endpoint");
+    let endpoint = inspect::endpoint(aws, &vpce).await.expect("endpoint");
     assert!(
         endpoint
             .tags()
@@ -982,13 +678,13 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
         .group_id
         .expect("group id");
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "securityGroupIds",
         json!({"endpoint": {"create": {"securityGroupIds": [user_sg]}}}),
     );
-    let endpoint = describe_endpoint(&aws, &vpce).await.expect("endpoint");
+    let endpoint = inspect::endpoint(aws, &vpce).await.expect("endpoint");
     let groups: BTreeSet<String> = endpoint
         .groups()
         .iter()
@@ -1001,13 +697,13 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     // One subnet fewer and private DNS off: the endpoint follows, the URL becomes the endpoint
     // alias, no redeploy.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "subnetIds + privateDns",
         json!({"endpoint": {"create": {"subnetIds": [vpc.subnet_ids[0]], "privateDns": false}}}),
     );
-    let endpoint = describe_endpoint(&aws, &vpce).await.expect("endpoint");
+    let endpoint = inspect::endpoint(aws, &vpce).await.expect("endpoint");
     assert_eq!(endpoint.subnet_ids(), [vpc.subnet_ids[0].clone()]);
     assert_eq!(endpoint.private_dns_enabled, Some(false));
     assert_eq!(
@@ -1019,25 +715,25 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // The additional endpoint removed: configuration and policy follow, and are deployed.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "additionalVpcEndpointIds removed",
         json!({"additionalVpcEndpointIds": null}),
     );
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        api_vpc_endpoint_ids(aws, &rest_api_id).await,
         BTreeSet::from([vpce.clone()])
     );
     assert_eq!(
-        api_policy_decisions(&aws, &rest_api_id, &[Some(&vpce), Some(&extra)]).await,
+        api_policy_decisions(aws, &rest_api_id, &[Some(&vpce), Some(&extra)]).await,
         vec![Decision::Allow, Decision::ExplicitDeny]
     );
     let last_deployment = status_str(&object, "deploymentId");
     assert_ne!(last_deployment, third_deployment);
     assert_eq!(deployments_created(&calls), 1);
     assert_eq!(
-        stages(&aws, &rest_api_id).await,
+        stages(aws, &rest_api_id).await,
         vec![("live".to_string(), last_deployment)]
     );
 
@@ -1046,19 +742,17 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     assert_eq!(status_str(&object, "functionArn"), function_arn);
     assert_eq!(status_str(&object, "vpcEndpointId"), vpce);
     assert_eq!(status_str(&object, "securityGroupId"), sg_id);
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(aws, cluster, namespace).await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
-    delete_endpoint(&aws, &extra).await;
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    assert_invariant(aws, cluster, namespace).await;
+    delete_endpoint(aws, &extra).await;
     aws.ec2
         .delete_security_group()
         .group_id(&user_sg)
         .send()
         .await
         .expect("DeleteSecurityGroup of the user's group");
-    drop(operator);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1069,17 +763,22 @@ const DRIFT_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_made_in_aws_is_reverted_within_one_resync() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("drift");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 23).await;
-    let operator = Operator::start_with(&namespace, &cluster, &["--resync-seconds", "5"]);
+    let world = World::new("drift")
+        .vpc(23)
+        .operator_with(&["--resync-seconds", "5"])
+        .await;
+    let (namespace, cluster, aws, vpc, operator) = (
+        &world.namespace,
+        &world.cluster,
+        &world.aws,
+        world.vpc(),
+        world.operator(),
+    );
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, true));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    PrivateApiManifest::seed(namespace, name, vpc)
+        .private_dns(true)
+        .apply();
+    let object = wait_ready(namespace, name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let function_arn = status_str(&object, "functionArn");
     let vpce = status_str(&object, "vpcEndpointId");
@@ -1104,13 +803,13 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .await
         .expect("UpdateRestApi");
     assert_eq!(
-        api_policy_decisions(&aws, &rest_api_id, &[Some(OTHER_VPCE)]).await,
+        api_policy_decisions(aws, &rest_api_id, &[Some(OTHER_VPCE)]).await,
         vec![Decision::Allow],
         "the drift took"
     );
-    let (_, took) = eventually("API policy restored", DRIFT_TIMEOUT, async || {
+    let (_, took) = poll::timed_async("API policy restored", DRIFT_TIMEOUT, POLL, async || {
         let decisions =
-            api_policy_decisions(&aws, &rest_api_id, &[Some(&vpce), Some(OTHER_VPCE), None]).await;
+            api_policy_decisions(aws, &rest_api_id, &[Some(&vpce), Some(OTHER_VPCE), None]).await;
         if decisions
             == [
                 Decision::Allow,
@@ -1125,11 +824,11 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
     })
     .await;
     times.push(("policy", took));
-    wait_ready(&namespace, name, READY_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
+    wait_ready(namespace, name, READY_TIMEOUT);
+    assert_invariant(aws, cluster, namespace).await;
 
     // The invoke permission removed.
-    for statement in lambda_statements(&aws, &function_arn).await {
+    for statement in lambda_statements(aws, &function_arn).await {
         let sid = statement["Sid"].as_str().expect("Sid");
         aws.lambda
             .remove_permission()
@@ -1139,19 +838,24 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
             .await
             .expect("RemovePermission");
     }
-    assert!(lambda_statements(&aws, &function_arn).await.is_empty());
-    let (_, took) = eventually("invoke permission restored", DRIFT_TIMEOUT, async || {
-        let statements = lambda_statements(&aws, &function_arn).await;
-        if statements.len() == 1 && permits_api(&statements, &aws, &rest_api_id) {
-            Ok(())
-        } else {
-            Err(format!("{statements:?}"))
-        }
-    })
+    assert!(lambda_statements(aws, &function_arn).await.is_empty());
+    let (_, took) = poll::timed_async(
+        "invoke permission restored",
+        DRIFT_TIMEOUT,
+        POLL,
+        async || {
+            let statements = lambda_statements(aws, &function_arn).await;
+            if statements.len() == 1 && permits_api(&statements, aws, &rest_api_id) {
+                Ok(())
+            } else {
+                Err(format!("{statements:?}"))
+            }
+        },
+    )
     .await;
     times.push(("permission", took));
-    wait_ready(&namespace, name, READY_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
+    wait_ready(namespace, name, READY_TIMEOUT);
+    assert_invariant(aws, cluster, namespace).await;
 
     // Memory changed.
     aws.lambda
@@ -1161,22 +865,16 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .send()
         .await
         .expect("UpdateFunctionConfiguration");
-    let (_, took) =
-        eventually(
-            "memory restored",
-            DRIFT_TIMEOUT,
-            async || match function_configuration(&aws, &function_arn)
-                .await
-                .memory_size
-            {
-                Some(256) => Ok(()),
-                other => Err(format!("{other:?}")),
-            },
-        )
-        .await;
+    let (_, took) = poll::timed_async("memory restored", DRIFT_TIMEOUT, POLL, async || {
+        match function_configuration(aws, &function_arn).await.memory_size {
+            Some(256) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     times.push(("memory", took));
-    wait_ready(&namespace, name, READY_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
+    wait_ready(namespace, name, READY_TIMEOUT);
+    assert_invariant(aws, cluster, namespace).await;
 
     // The stage deleted.
     aws.apigateway
@@ -1186,8 +884,8 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .send()
         .await
         .expect("DeleteStage");
-    let (_, took) = eventually("stage restored", DRIFT_TIMEOUT, async || {
-        let stages = stages(&aws, &rest_api_id).await;
+    let (_, took) = poll::timed_async("stage restored", DRIFT_TIMEOUT, POLL, async || {
+        let stages = stages(aws, &rest_api_id).await;
         match stages.as_slice() {
             [(name, deployment)] if name == "prod" && !deployment.is_empty() => Ok(()),
             _ => Err(format!("{stages:?}")),
@@ -1197,12 +895,13 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
     times.push(("stage", took));
     // The status names the restored stage's deployment once the reconcile that restored it has
     // written it (a moment after the stage is back).
-    eventually(
+    poll::timed_async(
         "status names the deployment the stage serves",
         READY_TIMEOUT,
+        POLL,
         async || {
-            let object = wait_ready(&namespace, name, READY_TIMEOUT);
-            let stages = stages(&aws, &rest_api_id).await;
+            let object = wait_ready(namespace, name, READY_TIMEOUT);
+            let stages = stages(aws, &rest_api_id).await;
             let deployment = status_str(&object, "deploymentId");
             if stages == vec![("prod".to_string(), deployment.clone())] {
                 Ok(())
@@ -1212,7 +911,7 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         },
     )
     .await;
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(aws, cluster, namespace).await;
 
     // The security group's ingress rules revoked, exactly as EC2 reports them (with the
     // operator's rule descriptions).
@@ -1237,11 +936,11 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .await
         .expect("RevokeSecurityGroupIngress");
     assert!(
-        ingress_sources(&aws, &sg_id).await.is_empty(),
+        ingress_sources(aws, &sg_id).await.is_empty(),
         "the drift took"
     );
-    let (_, took) = eventually("ingress rule restored", DRIFT_TIMEOUT, async || {
-        let rules = ingress_sources(&aws, &sg_id).await;
+    let (_, took) = poll::timed_async("ingress rule restored", DRIFT_TIMEOUT, POLL, async || {
+        let rules = ingress_sources(aws, &sg_id).await;
         if rules == https_from(&[&vpc.client_sg_id]) {
             Ok(())
         } else {
@@ -1250,8 +949,8 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
     })
     .await;
     times.push(("ingress rule", took));
-    wait_ready(&namespace, name, READY_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
+    wait_ready(namespace, name, READY_TIMEOUT);
+    assert_invariant(aws, cluster, namespace).await;
 
     // The function deleted: recreated (same name, so same ARN), with its permission.
     aws.lambda
@@ -1260,15 +959,16 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .send()
         .await
         .expect("DeleteFunction");
-    let (_, took) = eventually(
+    let (_, took) = poll::timed_async(
         "function recreated with its permission",
         DRIFT_TIMEOUT,
+        POLL,
         async || {
-            if !function_exists(&aws, &function_arn).await {
+            if !function_exists(aws, &function_arn).await {
                 return Err("no function".into());
             }
-            let statements = lambda_statements(&aws, &function_arn).await;
-            if statements.len() == 1 && permits_api(&statements, &aws, &rest_api_id) {
+            let statements = lambda_statements(aws, &function_arn).await;
+            if statements.len() == 1 && permits_api(&statements, aws, &rest_api_id) {
                 Ok(())
             } else {
                 Err(format!("permission: {statements:?}"))
@@ -1277,15 +977,15 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
     )
     .await;
     times.push(("function", took));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let object = wait_ready(namespace, name, READY_TIMEOUT);
     assert_eq!(status_str(&object, "functionArn"), function_arn);
-    let config = function_configuration(&aws, &function_arn).await;
+    let config = function_configuration(aws, &function_arn).await;
     assert_eq!(config.memory_size, Some(256));
     assert_eq!(
         env_var(&config, "MESSAGE").as_deref(),
         Some("Private API executed!!")
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(aws, cluster, namespace).await;
 
     // The REST API deleted: recreated with a new ID, which status names.
     aws.apigateway
@@ -1294,36 +994,39 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .send()
         .await
         .expect("DeleteRestApi");
-    let (new_api_id, took) = eventually("REST API recreated", DRIFT_TIMEOUT, async || {
-        let object = get_object(&namespace, name).ok_or("object gone")?;
-        match object["status"]["restApiId"].as_str() {
-            Some(id) if id != rest_api_id && rest_api_exists(&aws, id).await => Ok(id.to_string()),
-            other => Err(format!("status.restApiId {other:?}")),
-        }
-    })
-    .await;
+    let (new_api_id, took) =
+        poll::timed_async("REST API recreated", DRIFT_TIMEOUT, POLL, async || {
+            let object = get_object(namespace, name).ok_or("object gone")?;
+            match object["status"]["restApiId"].as_str() {
+                Some(id) if id != rest_api_id && rest_api_exists(aws, id).await => {
+                    Ok(id.to_string())
+                }
+                other => Err(format!("status.restApiId {other:?}")),
+            }
+        })
+        .await;
     times.push(("REST API", took));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let object = wait_ready(namespace, name, READY_TIMEOUT);
     assert_eq!(status_str(&object, "restApiId"), new_api_id);
-    assert!(!rest_api_exists(&aws, &rest_api_id).await);
+    assert!(!rest_api_exists(aws, &rest_api_id).await);
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &new_api_id).await,
+        api_vpc_endpoint_ids(aws, &new_api_id).await,
         BTreeSet::from([vpce.clone()])
     );
     assert_eq!(
-        api_policy_decisions(&aws, &new_api_id, &[Some(&vpce), Some(OTHER_VPCE)]).await,
+        api_policy_decisions(aws, &new_api_id, &[Some(&vpce), Some(OTHER_VPCE)]).await,
         vec![Decision::Allow, Decision::ExplicitDeny]
     );
     assert_eq!(
-        stages(&aws, &new_api_id).await,
+        stages(aws, &new_api_id).await,
         vec![("prod".to_string(), status_str(&object, "deploymentId"))]
     );
-    let statements = lambda_statements(&aws, &function_arn).await;
+    let statements = lambda_statements(aws, &function_arn).await;
     assert!(
-        statements.len() == 1 && permits_api(&statements, &aws, &new_api_id),
+        statements.len() == 1 && permits_api(&statements, aws, &new_api_id),
         "the permission follows the new API: {statements:?}"
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(aws, cluster, namespace).await;
 
     eprintln!("drift reverted after (resync 5 s): {times:?}");
     let calls = operator.aws_calls();
@@ -1332,10 +1035,8 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         calls.reads, calls.writes, calls.by_operation
     );
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
-    drop(operator);
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    assert_invariant(aws, cluster, namespace).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1348,21 +1049,23 @@ fn has_tag_pair(tags: &[(String, String)], key: &str, value: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_with_retain_leaves_every_resource_with_its_tags() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("retain");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 24).await;
-    let operator = Operator::start(&namespace, &cluster);
-    let mut kept_spec = owned_endpoint_spec(&vpc, true);
-    kept_spec["deletionPolicy"] = json!("Retain");
-    apply_spec(&namespace, "kept", &kept_spec);
+    let world = World::new("retain").vpc(24).operator().await;
+    let (namespace, cluster, aws, vpc, operator) = (
+        &world.namespace,
+        &world.cluster,
+        &world.aws,
+        world.vpc(),
+        world.operator(),
+    );
+    PrivateApiManifest::seed(namespace, "kept", vpc)
+        .deletion_policy(DeletionPolicy::Retain)
+        .apply();
     // Another object beside it (private DNS off: one private-DNS endpoint per VPC).
-    apply_spec(&namespace, "other", &owned_endpoint_spec(&vpc, false));
-    let kept = wait_ready(&namespace, "kept", READY_TIMEOUT);
-    let other = wait_ready(&namespace, "other", READY_TIMEOUT);
+    PrivateApiManifest::seed(namespace, "other", vpc)
+        .private_dns(false)
+        .apply();
+    let kept = wait_ready(namespace, "kept", READY_TIMEOUT);
+    let other = wait_ready(namespace, "other", READY_TIMEOUT);
     let owner = format!("{namespace}/kept");
     let (vpce, sg_id, rest_api_id, function_arn) = (
         status_str(&kept, "vpcEndpointId"),
@@ -1372,8 +1075,7 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
     );
 
     let before = operator.aws_calls();
-    delete_object(&namespace, "kept");
-    wait_gone(&namespace, "kept", GONE_TIMEOUT);
+    world.delete_and_wait("kept", GONE_TIMEOUT);
     let delete_calls = before.since(&operator.aws_calls());
     eprintln!(
         "retain: delete made {} reads, {} writes: {:?}",
@@ -1386,7 +1088,7 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
     );
 
     // Everything is still there, with its tags.
-    let endpoint = describe_endpoint(&aws, &vpce)
+    let endpoint = inspect::endpoint(aws, &vpce)
         .await
         .expect("endpoint retained");
     assert_eq!(endpoint_state(&endpoint), "available");
@@ -1407,7 +1109,7 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
     assert!(has_tag_pair(
         &endpoint_tags,
         "privateapi.io/cluster",
-        &cluster
+        cluster
     ));
     assert!(has_tag_pair(&endpoint_tags, "team", "test"));
     let group = aws
@@ -1446,7 +1148,7 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
     assert_eq!(api_tags.get("privateapi.io/owner"), Some(&owner));
     assert_eq!(api_tags.get("team").map(String::as_str), Some("test"));
     assert_eq!(
-        stages(&aws, &rest_api_id).await.len(),
+        stages(aws, &rest_api_id).await.len(),
         1,
         "the stage is retained"
     );
@@ -1460,13 +1162,13 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
     let function_tags = function.tags.unwrap_or_default();
     assert_eq!(function_tags.get("privateapi.io/owner"), Some(&owner));
     assert!(permits_api(
-        &lambda_statements(&aws, &function_arn).await,
-        &aws,
+        &lambda_statements(aws, &function_arn).await,
+        aws,
         &rest_api_id
     ));
 
     // The other object is untouched.
-    let other_now = wait_ready(&namespace, "other", Duration::from_secs(10));
+    let other_now = wait_ready(namespace, "other", Duration::from_secs(10));
     for field in [
         "restApiId",
         "functionArn",
@@ -1493,19 +1195,17 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
         .send()
         .await
         .expect("DeleteFunction");
-    delete_endpoint(&aws, &vpce).await;
-    delete_group_when_free(&aws, &sg_id).await;
-    let owned = assert_invariant(&aws, &cluster, &namespace).await;
+    delete_endpoint(aws, &vpce).await;
+    delete_group_when_free(aws, &sg_id).await;
+    let owned = assert_invariant(aws, cluster, namespace).await;
     assert_eq!(
         owned.len(),
         4,
         "the other object's four resources: {owned:?}"
     );
 
-    delete_object(&namespace, "other");
-    wait_gone(&namespace, "other", GONE_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
-    drop(operator);
+    world.delete_and_wait("other", GONE_TIMEOUT);
+    assert_invariant(aws, cluster, namespace).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1514,31 +1214,31 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_before_ready_leaves_nothing() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("early");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 25).await;
-    let operator = Operator::start(&namespace, &cluster);
-    let spec = owned_endpoint_spec(&vpc, false);
+    let world = World::new("early").vpc(25).operator().await;
+    let (namespace, cluster, aws, vpc, operator) = (
+        &world.namespace,
+        &world.cluster,
+        &world.aws,
+        world.vpc(),
+        world.operator(),
+    );
+    let manifest = |name: &str| PrivateApiManifest::seed(namespace, name, vpc).private_dns(false);
 
     // Deleted right after apply.
     let started = Instant::now();
-    apply_spec(&namespace, "immediate", &spec);
-    delete_object(&namespace, "immediate");
+    manifest("immediate").apply();
+    world.delete("immediate");
 
     // Deleted as soon as status names anything.
-    apply_spec(&namespace, "first-id", &spec);
+    manifest("first-id").apply();
     let object = wait_for(
-        &namespace,
+        namespace,
         "first-id",
         READY_TIMEOUT,
         "any ID in status",
         has_any_id,
     );
-    delete_object(&namespace, "first-id");
+    world.delete("first-id");
     eprintln!(
         "delete before Ready: first-id deleted with status {}",
         serde_json::to_string(&object["status"]).unwrap_or_default()
@@ -1549,15 +1249,15 @@ async fn delete_before_ready_leaves_nothing() {
     );
 
     // Deleted once the REST API exists, while the endpoint may still be pending.
-    apply_spec(&namespace, "api-made", &spec);
+    manifest("api-made").apply();
     let object = wait_for(
-        &namespace,
+        namespace,
         "api-made",
         READY_TIMEOUT,
         "restApiId in status",
         |o| o["status"]["restApiId"].is_string(),
     );
-    delete_object(&namespace, "api-made");
+    world.delete("api-made");
     let was_ready = condition(&object, "Ready").is_some_and(|c| c["status"] == "True");
     eprintln!(
         "delete before Ready: api-made deleted (Ready then: {was_ready}) with status {}",
@@ -1565,7 +1265,7 @@ async fn delete_before_ready_leaves_nothing() {
     );
 
     for name in ["immediate", "first-id", "api-made"] {
-        wait_gone(&namespace, name, GONE_TIMEOUT);
+        wait_gone(namespace, name, GONE_TIMEOUT);
     }
     eprintln!(
         "delete before Ready: all three gone {:?} after the first apply",
@@ -1576,9 +1276,8 @@ async fn delete_before_ready_leaves_nothing() {
         "delete before Ready: {} reads, {} writes: {:?}",
         calls.reads, calls.writes, calls.by_operation
     );
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    let left = assert_invariant(aws, cluster, namespace).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    drop(operator);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1626,21 +1325,20 @@ fn assert_quiet(operator: &Operator, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_specs_are_reported_not_retried_and_fixable() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("invalid");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 26).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("invalid").vpc(26).operator().await;
+    let (namespace, cluster, aws, vpc, operator) = (
+        &world.namespace,
+        &world.cluster,
+        &world.aws,
+        world.vpc(),
+        world.operator(),
+    );
 
     // A subnet that does not exist (yet): retried, nothing made meanwhile.
-    let mut spec = owned_endpoint_spec(&vpc, true);
-    spec["endpoint"]["create"]["subnetIds"] =
-        json!([vpc.subnet_ids[0], "subnet-0123456789abcdef0"]);
-    apply_spec(&namespace, "subnet", &spec);
-    let object = wait_refused(&namespace, "subnet", "ReferenceNotFound", "subnetIds");
+    PrivateApiManifest::seed(namespace, "subnet", vpc)
+        .subnets([vpc.subnet_ids[0].as_str(), "subnet-0123456789abcdef0"])
+        .apply();
+    let object = wait_refused(namespace, "subnet", "ReferenceNotFound", "subnetIds");
     let endpoint_ready = condition(&object, "EndpointReady").expect("EndpointReady");
     assert_eq!(
         endpoint_ready["reason"], "ReferenceNotFound",
@@ -1650,31 +1348,31 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         object["status"]["vpcEndpointId"].is_null(),
         "no endpoint was made"
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(aws, cluster, namespace).await;
 
     // Fixed: Ready.
     let started = Instant::now();
     patch_spec(
-        &namespace,
+        namespace,
         "subnet",
         json!({"endpoint": {"create": {"subnetIds": vpc.subnet_ids}}}),
     );
-    wait_ready(&namespace, "subnet", READY_TIMEOUT);
+    wait_ready(namespace, "subnet", READY_TIMEOUT);
     eprintln!("unknown subnet fixed: Ready in {:?}", started.elapsed());
 
     // An endpoint that is not an execute-api interface endpoint.
     let gateway = create_endpoint(
-        &aws,
-        &vpc,
+        aws,
+        vpc,
         VpcEndpointType::Gateway,
         "com.amazonaws.us-east-1.s3",
         &[],
     )
     .await;
-    apply_spec(&namespace, "gateway", &referenced_endpoint_spec(&gateway));
-    wait_invalid(&namespace, "gateway", "spec.endpoint.id");
+    PrivateApiManifest::referencing(namespace, "gateway", &gateway).apply();
+    wait_invalid(namespace, "gateway", "spec.endpoint.id");
 
-    assert_quiet(&operator, "not an execute-api endpoint");
+    assert_quiet(operator, "not an execute-api endpoint");
 
     // A function that does not exist yet, as when a GitOps sync applies the PrivateApi before
     // the object that makes the function: ReferenceNotFound naming the field, retried with
@@ -1685,12 +1383,13 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         "arn:aws:lambda:us-east-1:{}:function:{late_name}",
         aws.account_id
     );
-    let mut spec = owned_endpoint_spec(&vpc, false);
-    spec["backend"] = json!({"functionArn": late_arn});
-    apply_spec(&namespace, "nofunction", &spec);
-    wait_refused(&namespace, "nofunction", "ReferenceNotFound", "functionArn");
+    PrivateApiManifest::seed(namespace, "nofunction", vpc)
+        .private_dns(false)
+        .function_arn(&late_arn)
+        .apply();
+    wait_refused(namespace, "nofunction", "ReferenceNotFound", "functionArn");
     wait_condition(
-        &namespace,
+        namespace,
         "nofunction",
         "EndpointReady",
         "True",
@@ -1698,11 +1397,11 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         Duration::from_secs(60),
     );
     let generation =
-        get_object(&namespace, "nofunction").expect("object")["metadata"]["generation"].clone();
+        get_object(namespace, "nofunction").expect("object")["metadata"]["generation"].clone();
     std::thread::sleep(Duration::from_secs(5));
     let created = Instant::now();
-    assert_eq!(create_function_named(&aws, &late_name).await, late_arn);
-    let object = wait_ready(&namespace, "nofunction", READY_TIMEOUT);
+    assert_eq!(create_function_named(aws, &late_name).await, late_arn);
+    let object = wait_ready(namespace, "nofunction", READY_TIMEOUT);
     assert_eq!(
         object["metadata"]["generation"], generation,
         "no spec change"
@@ -1712,24 +1411,24 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         Duration::from_secs(5),
         created.elapsed()
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(aws, cluster, namespace).await;
 
     // Deleting refused objects leaves nothing of theirs behind.
-    delete_object(&namespace, "gateway");
-    delete_object(&namespace, "nofunction");
-    wait_gone(&namespace, "gateway", GONE_TIMEOUT);
-    wait_gone(&namespace, "nofunction", GONE_TIMEOUT);
-    let owned = assert_invariant(&aws, &cluster, &namespace).await;
+    world.delete("gateway");
+    world.delete("nofunction");
+    wait_gone(namespace, "gateway", GONE_TIMEOUT);
+    wait_gone(namespace, "nofunction", GONE_TIMEOUT);
+    let owned = assert_invariant(aws, cluster, namespace).await;
     assert_eq!(
         owned.len(),
         4,
         "only the fixed object's resources: {owned:?}"
     );
     assert!(
-        function_exists(&aws, &late_arn).await,
+        function_exists(aws, &late_arn).await,
         "a referenced function stays"
     );
-    assert!(lambda_statements(&aws, &late_arn).await.is_empty());
+    assert!(lambda_statements(aws, &late_arn).await.is_empty());
     aws.lambda
         .delete_function()
         .function_name(&late_arn)
@@ -1737,11 +1436,9 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         .await
         .expect("DeleteFunction");
 
-    delete_object(&namespace, "subnet");
-    wait_gone(&namespace, "subnet", GONE_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
-    delete_endpoint(&aws, &gateway).await;
-    drop(operator);
+    world.delete_and_wait("subnet", GONE_TIMEOUT);
+    assert_invariant(aws, cluster, namespace).await;
+    delete_endpoint(aws, &gateway).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1750,20 +1447,22 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_killed_mid_create_recovers_without_duplicates() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("crash");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let mut operator = Operator::start(&namespace, &cluster);
+    let mut world = World::new("crash").operator().await;
+    let (namespace, cluster, aws) = (
+        world.namespace.clone(),
+        world.cluster.clone(),
+        world.aws.clone(),
+    );
+    let operator = world.operator_mut();
     let mut names = Vec::new();
     for (i, k) in [1u64, 2, 3, 4, 6, 8, 10, 12].into_iter().enumerate() {
         let vpc = make_vpc(&aws.ec2, 70 + i as u8).await;
         let name = format!("crash-after-{k}");
         let baseline = operator.aws_calls().writes;
         let started = Instant::now();
-        apply_spec(&namespace, &name, &owned_endpoint_spec(&vpc, true));
+        PrivateApiManifest::seed(&namespace, &name, &vpc)
+            .private_dns(true)
+            .apply();
         let deadline = Instant::now() + Duration::from_secs(60);
         let at_kill = loop {
             let calls = operator.aws_calls();
@@ -1808,14 +1507,13 @@ async fn operator_killed_mid_create_recovers_without_duplicates() {
     }
 
     for name in &names {
-        delete_object(&namespace, name);
+        world.delete(name);
     }
     for name in &names {
         wait_gone(&namespace, name, GONE_TIMEOUT);
     }
     let left = assert_invariant(&aws, &cluster, &namespace).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    drop(operator);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1851,51 +1549,21 @@ async fn create_function_named(aws: &RegionClients, name: &str) -> String {
         .expect("function ARN")
 }
 
-async fn integration_uris(aws: &RegionClients, rest_api_id: &str) -> BTreeSet<String> {
-    let resources = aws
-        .apigateway
-        .get_resources()
-        .rest_api_id(rest_api_id)
-        .send()
-        .await
-        .expect("GetResources")
-        .items
-        .unwrap_or_default();
-    let mut uris = BTreeSet::new();
-    for resource in resources {
-        let integration = aws
-            .apigateway
-            .get_integration()
-            .rest_api_id(rest_api_id)
-            .resource_id(resource.id.unwrap_or_default())
-            .http_method("ANY")
-            .send()
-            .await
-            .expect("GetIntegration");
-        uris.insert(integration.uri.unwrap_or_default());
-    }
-    uris
-}
-
-fn invocation_uri(function_arn: &str) -> String {
-    format!(
-        "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{function_arn}/invocations"
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_orphan() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("switch");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 28).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("switch").vpc(28).operator().await;
+    let (namespace, cluster, aws, vpc, operator) = (
+        &world.namespace,
+        &world.cluster,
+        &world.aws,
+        world.vpc(),
+        world.operator(),
+    );
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, true));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    PrivateApiManifest::seed(namespace, name, vpc)
+        .private_dns(true)
+        .apply();
+    let object = wait_ready(namespace, name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let owned_function = status_str(&object, "functionArn");
     let owned_vpce = status_str(&object, "vpcEndpointId");
@@ -1903,30 +1571,30 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
     let first_deployment = status_str(&object, "deploymentId");
 
     // builtin → functionArn: the owned function goes, the referenced one is wired and not changed.
-    let existing = create_existing_function(&aws).await;
+    let existing = create_existing_function(aws).await;
     let (object, _) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "backend builtin→functionArn",
         json!({"backend": {"builtin": null, "architecture": null, "functionArn": existing}}),
     );
     assert_eq!(status_str(&object, "functionArn"), existing);
     assert!(
-        !function_exists(&aws, &owned_function).await,
+        !function_exists(aws, &owned_function).await,
         "the owned function is deleted"
     );
     assert_eq!(
-        function_configuration(&aws, &existing).await.memory_size,
+        function_configuration(aws, &existing).await.memory_size,
         Some(128)
     );
-    let statements = lambda_statements(&aws, &existing).await;
+    let statements = lambda_statements(aws, &existing).await;
     assert!(
-        statements.len() == 1 && permits_api(&statements, &aws, &rest_api_id),
+        statements.len() == 1 && permits_api(&statements, aws, &rest_api_id),
         "{statements:?}"
     );
     assert_eq!(
-        integration_uris(&aws, &rest_api_id).await,
+        integration_uris(aws, &rest_api_id).await,
         BTreeSet::from([invocation_uri(&existing)])
     );
     let second_deployment = status_str(&object, "deploymentId");
@@ -1934,25 +1602,25 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
         second_deployment, first_deployment,
         "the integration change was deployed"
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(aws, cluster, namespace).await;
 
     // endpoint.create → endpoint.id: the API moves to the referenced endpoint, the owned endpoint
     // and its security group go.
-    let shared = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let shared = create_endpoint(aws, vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
     let (object, _) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "endpoint create→id",
         json!({"endpoint": {"create": null, "id": shared}}),
     );
     assert_eq!(status_str(&object, "vpcEndpointId"), shared);
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        api_vpc_endpoint_ids(aws, &rest_api_id).await,
         BTreeSet::from([shared.clone()])
     );
     assert_eq!(
-        api_policy_decisions(&aws, &rest_api_id, &[Some(&shared), Some(&owned_vpce)]).await,
+        api_policy_decisions(aws, &rest_api_id, &[Some(&shared), Some(&owned_vpce)]).await,
         vec![Decision::Allow, Decision::ExplicitDeny]
     );
     assert_ne!(
@@ -1960,24 +1628,24 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
         second_deployment,
         "the policy change was deployed"
     );
-    let took = owned_endpoint_released(&aws, &namespace, name, &owned_vpce, &owned_sg).await;
+    let took = owned_endpoint_released(aws, namespace, name, &owned_vpce, &owned_sg).await;
     eprintln!(
         "endpoint create→id: owned endpoint and group gone {took:?} after the change settled"
     );
     assert_eq!(
         endpoint_state(
-            &describe_endpoint(&aws, &shared)
+            &inspect::endpoint(aws, &shared)
                 .await
                 .expect("shared endpoint")
         ),
         "available"
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(aws, cluster, namespace).await;
 
     // functionArn → builtin: a new owned function; the referenced one loses our statement only.
     let (object, _) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "backend functionArn→builtin",
         json!({"backend": {"functionArn": null, "builtin": {"message": "back again"}, "architecture": "x86_64"}}),
@@ -1985,48 +1653,42 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
     let new_function = status_str(&object, "functionArn");
     assert_ne!(new_function, existing);
     assert_eq!(
-        env_var(
-            &function_configuration(&aws, &new_function).await,
-            "MESSAGE"
-        )
-        .as_deref(),
+        env_var(&function_configuration(aws, &new_function).await, "MESSAGE").as_deref(),
         Some("back again")
     );
     assert!(
-        function_exists(&aws, &existing).await,
+        function_exists(aws, &existing).await,
         "the referenced function is never deleted"
     );
     assert!(
-        lambda_statements(&aws, &existing).await.is_empty(),
+        lambda_statements(aws, &existing).await.is_empty(),
         "our statement is removed"
     );
     assert_eq!(
-        integration_uris(&aws, &rest_api_id).await,
+        integration_uris(aws, &rest_api_id).await,
         BTreeSet::from([invocation_uri(&new_function)])
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(aws, cluster, namespace).await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    assert!(function_exists(&aws, &existing).await);
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    assert!(function_exists(aws, &existing).await);
     assert_eq!(
         endpoint_state(
-            &describe_endpoint(&aws, &shared)
+            &inspect::endpoint(aws, &shared)
                 .await
                 .expect("shared endpoint")
         ),
         "available"
     );
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    let left = assert_invariant(aws, cluster, namespace).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    delete_endpoint(&aws, &shared).await;
+    delete_endpoint(aws, &shared).await;
     aws.lambda
         .delete_function()
         .function_name(&existing)
         .send()
         .await
         .expect("DeleteFunction");
-    drop(operator);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2035,17 +1697,22 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("vpce-drift");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 29).await;
-    let operator = Operator::start_with(&namespace, &cluster, &["--resync-seconds", "5"]);
+    let world = World::new("vpce-drift")
+        .vpc(29)
+        .operator_with(&["--resync-seconds", "5"])
+        .await;
+    let (namespace, cluster, aws, vpc, operator) = (
+        &world.namespace,
+        &world.cluster,
+        &world.aws,
+        world.vpc(),
+        world.operator(),
+    );
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, true));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    PrivateApiManifest::seed(namespace, name, vpc)
+        .private_dns(true)
+        .apply();
+    let object = wait_ready(namespace, name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let old_vpce = status_str(&object, "vpcEndpointId");
     let sg_id = status_str(&object, "securityGroupId");
@@ -2053,21 +1720,22 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
 
     // Deleted, and a reconcile comes while it is still `deleting` (its private DNS domain still
     // taken), as any edit of the object would make.
-    delete_endpoint(&aws, &old_vpce).await;
+    delete_endpoint(aws, &old_vpce).await;
     let before = operator.aws_calls();
     kubectl(&[
         "annotate",
         "privateapi",
         name,
         "-n",
-        &namespace,
+        namespace,
         "papi-test/poke=after-endpoint-delete",
     ]);
-    let (new_vpce, took) = eventually(
+    let (new_vpce, took) = poll::timed_async(
         "a new endpoint in status, available, used by the API",
         Duration::from_secs(30),
+        POLL,
         async || {
-            let object = get_object(&namespace, name).ok_or("object gone")?;
+            let object = get_object(namespace, name).ok_or("object gone")?;
             let id = object["status"]["vpcEndpointId"]
                 .as_str()
                 .unwrap_or_default()
@@ -2075,10 +1743,10 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
             if id.is_empty() || id == old_vpce {
                 return Err(format!("status: {}", object["status"]));
             }
-            let state = describe_endpoint(&aws, &id)
+            let state = inspect::endpoint(aws, &id)
                 .await
                 .map(|e| endpoint_state(&e));
-            let api_ids = api_vpc_endpoint_ids(&aws, &rest_api_id).await;
+            let api_ids = api_vpc_endpoint_ids(aws, &rest_api_id).await;
             if state.as_deref() == Some("available") && api_ids == BTreeSet::from([id.clone()]) {
                 Ok(id)
             } else {
@@ -2090,13 +1758,13 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
         },
     )
     .await;
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let object = wait_ready(namespace, name, READY_TIMEOUT);
     let calls = before.since(&operator.aws_calls());
     eprintln!(
         "endpoint deleted: recreated as {new_vpce} in {took:?}; {} reads, {} writes: {:?}",
         calls.reads, calls.writes, calls.by_operation
     );
-    let endpoint = describe_endpoint(&aws, &new_vpce)
+    let endpoint = inspect::endpoint(aws, &new_vpce)
         .await
         .expect("new endpoint");
     assert_eq!(endpoint.private_dns_enabled, Some(true));
@@ -2108,7 +1776,7 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
     assert_eq!(groups, vec![sg_id.clone()], "the managed group is reused");
     assert_eq!(status_str(&object, "securityGroupId"), sg_id);
     assert_eq!(
-        api_policy_decisions(&aws, &rest_api_id, &[Some(&new_vpce), Some(&old_vpce)]).await,
+        api_policy_decisions(aws, &rest_api_id, &[Some(&new_vpce), Some(&old_vpce)]).await,
         vec![Decision::Allow, Decision::ExplicitDeny]
     );
     assert_ne!(
@@ -2116,12 +1784,10 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
         old_deployment,
         "the policy change was deployed"
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(aws, cluster, namespace).await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
-    drop(operator);
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    assert_invariant(aws, cluster, namespace).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2130,28 +1796,25 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_an_object_whose_endpoint_others_use_waits_for_them() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("inuse");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 29).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("inuse").vpc(29).operator().await;
+    let (namespace, cluster, aws, vpc) =
+        (&world.namespace, &world.cluster, &world.aws, world.vpc());
 
-    apply_spec(&namespace, "owner", &owned_endpoint_spec(&vpc, true));
-    let owner = wait_ready(&namespace, "owner", READY_TIMEOUT);
+    PrivateApiManifest::seed(namespace, "owner", vpc)
+        .private_dns(true)
+        .apply();
+    let owner = wait_ready(namespace, "owner", READY_TIMEOUT);
     let vpce = status_str(&owner, "vpcEndpointId");
     let owner_api = status_str(&owner, "restApiId");
-    apply_spec(&namespace, "user", &referenced_endpoint_spec(&vpce));
-    let user = wait_ready(&namespace, "user", READY_TIMEOUT);
+    PrivateApiManifest::referencing(namespace, "user", &vpce).apply();
+    let user = wait_ready(namespace, "user", READY_TIMEOUT);
     let user_api = status_str(&user, "restApiId");
 
     // Deleting the owner removes its API and function, but not the endpoint "user" goes
     // through: the object waits, and says why.
-    delete_object(&namespace, "owner");
+    world.delete("owner");
     let blocked = wait_for(
-        &namespace,
+        namespace,
         "owner",
         Duration::from_secs(60),
         "Ready=False reason Deleting naming the API that uses the endpoint",
@@ -2171,65 +1834,60 @@ async fn deleting_an_object_whose_endpoint_others_use_waits_for_them() {
             .map(|c| c["message"].to_string())
             .unwrap_or_default()
     );
-    let endpoint = describe_endpoint(&aws, &vpce)
+    let endpoint = inspect::endpoint(aws, &vpce)
         .await
         .expect("the endpoint is still there");
     assert_eq!(endpoint_state(&endpoint), "available");
     assert!(
-        !rest_api_exists(&aws, &owner_api).await,
+        !rest_api_exists(aws, &owner_api).await,
         "the owner's own API is deleted meanwhile"
     );
-    let user = get_object(&namespace, "user").expect("user");
+    let user = get_object(namespace, "user").expect("user");
     assert!(
         condition(&user, "Ready").is_some_and(|c| c["status"] == "True"),
         "the user of the endpoint stays Ready"
     );
 
     // Once nobody uses it, the endpoint and its security group go, and the owner with them.
-    delete_object(&namespace, "user");
-    wait_gone(&namespace, "user", GONE_TIMEOUT);
-    wait_gone(&namespace, "owner", GONE_TIMEOUT);
-    let left = owned_resources(&aws, &cluster).await;
+    world.delete_and_wait("user", GONE_TIMEOUT);
+    wait_gone(namespace, "owner", GONE_TIMEOUT);
+    let left = owned_resources(aws, cluster).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    drop(operator);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_to_another_endpoint_keeps_the_old_one_while_others_use_it() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("switchuse");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 31).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("switchuse").vpc(31).operator().await;
+    let (namespace, cluster, aws, vpc) =
+        (&world.namespace, &world.cluster, &world.aws, world.vpc());
 
-    apply_spec(&namespace, "owner", &owned_endpoint_spec(&vpc, true));
-    let owner = wait_ready(&namespace, "owner", READY_TIMEOUT);
+    PrivateApiManifest::seed(namespace, "owner", vpc)
+        .private_dns(true)
+        .apply();
+    let owner = wait_ready(namespace, "owner", READY_TIMEOUT);
     let old_vpce = status_str(&owner, "vpcEndpointId");
-    apply_spec(&namespace, "user", &referenced_endpoint_spec(&old_vpce));
-    wait_ready(&namespace, "user", READY_TIMEOUT);
+    PrivateApiManifest::referencing(namespace, "user", &old_vpce).apply();
+    wait_ready(namespace, "user", READY_TIMEOUT);
 
     // The owner moves to an endpoint made elsewhere; "user" still goes through the old one.
     let other_vpce = create_endpoint(
-        &aws,
-        &vpc,
+        aws,
+        vpc,
         VpcEndpointType::Interface,
         "com.amazonaws.us-east-1.execute-api",
         &[],
     )
     .await;
     patch_spec(
-        &namespace,
+        namespace,
         "owner",
         json!({"endpoint": {"create": null, "id": other_vpce}}),
     );
-    let owner = wait_ready(&namespace, "owner", READY_TIMEOUT);
+    let owner = wait_ready(namespace, "owner", READY_TIMEOUT);
     assert_eq!(status_str(&owner, "vpcEndpointId"), other_vpce);
     // Give the cleanup of the old endpoint a few tries: it must keep waiting.
     std::thread::sleep(Duration::from_secs(12));
-    let still = describe_endpoint(&aws, &old_vpce)
+    let still = inspect::endpoint(aws, &old_vpce)
         .await
         .expect("the old endpoint is still there");
     assert_eq!(
@@ -2237,15 +1895,14 @@ async fn switching_to_another_endpoint_keeps_the_old_one_while_others_use_it() {
         "available",
         "the endpoint \"user\" goes through is not deleted"
     );
-    let user = get_object(&namespace, "user").expect("user");
+    let user = get_object(namespace, "user").expect("user");
     assert!(condition(&user, "Ready").is_some_and(|c| c["status"] == "True"));
 
     // Once "user" is gone, the owner removes its old endpoint and security group.
-    delete_object(&namespace, "user");
-    wait_gone(&namespace, "user", GONE_TIMEOUT);
+    world.delete_and_wait("user", GONE_TIMEOUT);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let owned = owned_resources(&aws, &cluster).await;
+        let owned = owned_resources(aws, cluster).await;
         let kinds: Vec<&str> = owned.iter().map(|(kind, _)| kind.as_str()).collect();
         if !kinds.contains(&"vpc-endpoint") && !kinds.contains(&"security-group") {
             break;
@@ -2256,11 +1913,9 @@ async fn switching_to_another_endpoint_keeps_the_old_one_while_others_use_it() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    delete_object(&namespace, "owner");
-    wait_gone(&namespace, "owner", GONE_TIMEOUT);
-    let left = owned_resources(&aws, &cluster).await;
+    world.delete_and_wait("owner", GONE_TIMEOUT);
+    let left = owned_resources(aws, cluster).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    drop(operator);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2410,7 +2065,7 @@ async fn still_there(
             }
             let attached = api_vpc_endpoint_ids(aws, rest_api_id).await;
             for id in admitted {
-                let state = describe_endpoint(aws, id).await.map(|e| endpoint_state(&e));
+                let state = inspect::endpoint(aws, id).await.map(|e| endpoint_state(&e));
                 if state.as_deref() != Some("available") {
                     return Err(format!("its policy admits {id}, which is {state:?}"));
                 }
@@ -2514,20 +2169,22 @@ impl StageSampler {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_function() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("mbb");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 33).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("mbb").vpc(33).operator().await;
+    let (namespace, cluster, aws, vpc, operator) = (
+        &world.namespace,
+        &world.cluster,
+        &world.aws,
+        world.vpc(),
+        world.operator(),
+    );
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, false));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    PrivateApiManifest::seed(namespace, name, vpc)
+        .private_dns(false)
+        .apply();
+    let object = wait_ready(namespace, name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let owned_function = status_str(&object, "functionArn");
-    let existing = create_existing_function(&aws).await;
+    let existing = create_existing_function(aws).await;
 
     let sampler = StageSampler::start(
         aws.clone(),
@@ -2543,33 +2200,33 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
     let deployment = status_str(&object, "deploymentId");
     let typo = format!("{existing}-typo");
     patch_spec(
-        &namespace,
+        namespace,
         name,
         json!({"backend": {"builtin": null, "architecture": null, "functionArn": typo}}),
     );
-    let object = wait_refused(&namespace, name, "ReferenceNotFound", "functionArn");
+    let object = wait_refused(namespace, name, "ReferenceNotFound", "functionArn");
     std::thread::sleep(Duration::from_secs(3));
     assert!(
-        function_exists(&aws, &owned_function).await,
+        function_exists(aws, &owned_function).await,
         "the working function stays"
     );
     assert!(permits_api(
-        &lambda_statements(&aws, &owned_function).await,
-        &aws,
+        &lambda_statements(aws, &owned_function).await,
+        aws,
         &rest_api_id
     ));
     assert_eq!(status_str(&object, "functionArn"), owned_function);
     assert_eq!(status_str(&object, "deploymentId"), deployment);
     assert_eq!(
-        integration_uris(&aws, &rest_api_id).await,
+        integration_uris(aws, &rest_api_id).await,
         BTreeSet::from([invocation_uri(&owned_function)])
     );
 
     // 2. Fixed: builtin → functionArn. The owned function goes only after the stage serves the
     //    deployment that calls the referenced one.
     let (object, _) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "backend builtin→functionArn (make-before-break)",
         json!({"backend": {"functionArn": existing}}),
@@ -2580,27 +2237,26 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
         "nothing left to release: {}",
         object["status"]
     );
-    assert!(!function_exists(&aws, &owned_function).await);
+    assert!(!function_exists(aws, &owned_function).await);
 
     // 3. functionArn → builtin: our statement stays on the referenced function until the stage
     //    calls the new one.
     let (object, _) = change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "backend functionArn→builtin (make-before-break)",
         json!({"backend": {"functionArn": null, "builtin": {"message": "back"}, "architecture": "x86_64"}}),
     );
     let new_function = status_str(&object, "functionArn");
     assert_ne!(new_function, existing);
-    assert!(lambda_statements(&aws, &existing).await.is_empty());
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert!(lambda_statements(aws, &existing).await.is_empty());
+    assert_invariant(aws, cluster, namespace).await;
 
     sampler.finish("backend switches").await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    let left = assert_invariant(aws, cluster, namespace).await;
     assert!(left.is_empty(), "left behind: {left:?}");
     aws.lambda
         .delete_function()
@@ -2608,15 +2264,15 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
         .send()
         .await
         .expect("DeleteFunction");
-    drop(operator);
 }
 
 /// Wait until an endpoint made by the test is available, as a user would before naming it.
 async fn wait_available(aws: &RegionClients, id: &str) {
-    eventually(
+    poll::timed_async(
         &format!("endpoint {id} available"),
         Duration::from_secs(60),
-        async || match describe_endpoint(aws, id).await.map(|e| endpoint_state(&e)) {
+        POLL,
+        async || match inspect::endpoint(aws, id).await.map(|e| endpoint_state(&e)) {
             Some(state) if state == "available" => Ok(()),
             other => Err(format!("{other:?}")),
         },
@@ -2646,9 +2302,10 @@ async fn wait_switched(
     name: &str,
     rest_api_id: &str,
 ) -> Value {
-    let (object, took) = eventually(
+    let (object, took) = poll::timed_async(
         "the switch settled (Ready, status.retiring empty, only the spec's endpoints attached)",
         Duration::from_secs(60),
+        POLL,
         async || {
             let object = get_object(namespace, name).ok_or("object gone")?;
             let mut named: BTreeSet<String> = object["spec"]["additionalVpcEndpointIds"]
@@ -2676,22 +2333,22 @@ async fn wait_switched(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_switches_never_leave_the_stage_admitting_a_missing_or_detached_endpoint() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("mbb-vpce");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 34).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("mbb-vpce").vpc(34).operator().await;
+    let (namespace, cluster, aws, vpc, operator) = (
+        &world.namespace,
+        &world.cluster,
+        &world.aws,
+        world.vpc(),
+        world.operator(),
+    );
     let name = "orders";
-    let spec = owned_endpoint_spec(&vpc, false);
-    apply_spec(&namespace, name, &spec);
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let manifest = PrivateApiManifest::seed(namespace, name, vpc).private_dns(false);
+    manifest.apply();
+    let object = wait_ready(namespace, name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let first_owned = status_str(&object, "vpcEndpointId");
     let first_group = status_str(&object, "securityGroupId");
-    let shared = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let shared = create_endpoint(aws, vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
 
     let sampler = StageSampler::start(
         aws.clone(),
@@ -2704,26 +2361,26 @@ async fn endpoint_switches_never_leave_the_stage_admitting_a_missing_or_detached
     // endpoint.create → endpoint.id: the owned endpoint goes only after the stage serves a
     // policy that admits the referenced one alone (the sampler's check).
     change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "endpoint create→id (make-before-break)",
         json!({"endpoint": {"create": null, "id": shared}}),
     );
-    let object = wait_switched(&aws, &namespace, name, &rest_api_id).await;
+    let object = wait_switched(aws, namespace, name, &rest_api_id).await;
     assert_eq!(status_str(&object, "vpcEndpointId"), shared);
-    owned_endpoint_released(&aws, &namespace, name, &first_owned, &first_group).await;
+    owned_endpoint_released(aws, namespace, name, &first_owned, &first_group).await;
 
     // endpoint.id → endpoint.create: a new owned endpoint; the referenced one is detached once
     // the stage no longer admits it, and never deleted.
     change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "endpoint id→create (make-before-break)",
-        json!({"endpoint": {"id": null, "create": spec["endpoint"]["create"]}}),
+        json!({"endpoint": {"id": null, "create": manifest.spec_json()["endpoint"]["create"]}}),
     );
-    let object = wait_switched(&aws, &namespace, name, &rest_api_id).await;
+    let object = wait_switched(aws, namespace, name, &rest_api_id).await;
     sampler.finish("endpoint create→id→create").await;
 
     let second_owned = status_str(&object, "vpcEndpointId");
@@ -2732,43 +2389,43 @@ async fn endpoint_switches_never_leave_the_stage_admitting_a_missing_or_detached
         "a new endpoint: {second_owned}"
     );
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        api_vpc_endpoint_ids(aws, &rest_api_id).await,
         BTreeSet::from([second_owned.clone()])
     );
     assert_eq!(
-        endpoint_state(&describe_endpoint(&aws, &shared).await.expect("shared")),
+        endpoint_state(&inspect::endpoint(aws, &shared).await.expect("shared")),
         "available",
         "the referenced endpoint is never deleted"
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(aws, cluster, namespace).await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    let left = assert_invariant(aws, cluster, namespace).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    delete_endpoint(&aws, &shared).await;
-    drop(operator);
+    delete_endpoint(aws, &shared).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_additional_endpoint_stays_attached_until_the_stage_no_longer_admits_it() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("mbb-extra");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 35).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("mbb-extra").vpc(35).operator().await;
+    let (namespace, cluster, aws, vpc, operator) = (
+        &world.namespace,
+        &world.cluster,
+        &world.aws,
+        world.vpc(),
+        world.operator(),
+    );
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, false));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    PrivateApiManifest::seed(namespace, name, vpc)
+        .private_dns(false)
+        .apply();
+    let object = wait_ready(namespace, name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let owned = status_str(&object, "vpcEndpointId");
-    let extra = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let extra = create_endpoint(aws, vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
     // The operator does not wait for an additional endpoint to be available (the spec's main
     // endpoint still serves meanwhile); a user names one that is.
-    wait_available(&aws, &extra).await;
+    wait_available(aws, &extra).await;
 
     let sampler = StageSampler::start(
         aws.clone(),
@@ -2780,66 +2437,62 @@ async fn a_removed_additional_endpoint_stays_attached_until_the_stage_no_longer_
     );
     // Added: attached before a deployment admits it.
     change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "additionalVpcEndpointIds added",
         json!({"additionalVpcEndpointIds": [extra]}),
     );
-    wait_switched(&aws, &namespace, name, &rest_api_id).await;
+    wait_switched(aws, namespace, name, &rest_api_id).await;
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        api_vpc_endpoint_ids(aws, &rest_api_id).await,
         BTreeSet::from([owned.clone(), extra.clone()])
     );
     // Removed: detached only after a deployment that no longer admits it serves.
     change(
-        &operator,
-        &namespace,
+        operator,
+        namespace,
         name,
         "additionalVpcEndpointIds removed (make-before-break)",
         json!({"additionalVpcEndpointIds": null}),
     );
-    wait_switched(&aws, &namespace, name, &rest_api_id).await;
+    wait_switched(aws, namespace, name, &rest_api_id).await;
     sampler
         .finish("additionalVpcEndpointIds added and removed")
         .await;
 
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        api_vpc_endpoint_ids(aws, &rest_api_id).await,
         BTreeSet::from([owned.clone()])
     );
     assert_eq!(
-        api_policy_decisions(&aws, &rest_api_id, &[Some(&owned), Some(&extra)]).await,
+        api_policy_decisions(aws, &rest_api_id, &[Some(&owned), Some(&extra)]).await,
         vec![Decision::Allow, Decision::ExplicitDeny]
     );
     assert_eq!(
-        endpoint_state(&describe_endpoint(&aws, &extra).await.expect("extra")),
+        endpoint_state(&inspect::endpoint(aws, &extra).await.expect("extra")),
         "available",
         "an additional endpoint is not owned: never deleted"
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(aws, cluster, namespace).await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    let left = assert_invariant(aws, cluster, namespace).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    delete_endpoint(&aws, &extra).await;
-    drop(operator);
+    delete_endpoint(aws, &extra).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stage_renames_never_leave_the_status_url_without_a_stage() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("mbb-stage");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 36).await;
-    let (_proxy, operator) = operator_at_aws_latency(&namespace, &cluster);
+    let world = World::new("mbb-stage").vpc(36).build().await;
+    let (namespace, cluster, aws, vpc) =
+        (&world.namespace, &world.cluster, &world.aws, world.vpc());
+    let (_proxy, operator) = operator_at_aws_latency(namespace, cluster);
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, false));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    PrivateApiManifest::seed(namespace, name, vpc)
+        .private_dns(false)
+        .apply();
+    let object = wait_ready(namespace, name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
 
     let sampler = StageSampler::start(
@@ -2853,7 +2506,7 @@ async fn stage_renames_never_leave_the_status_url_without_a_stage() {
     for stage in ["live", "v2", "prod"] {
         let (object, _) = change(
             &operator,
-            &namespace,
+            namespace,
             name,
             &format!("stageName → {stage} (make-before-break)"),
             json!({"stageName": stage}),
@@ -2864,12 +2517,13 @@ async fn stage_renames_never_leave_the_status_url_without_a_stage() {
             object["status"]
         );
         // The old stage goes: the stage named in the spec is the API's only one.
-        let (_, took) = eventually(
+        let (_, took) = poll::timed_async(
             "only the new stage left",
             Duration::from_secs(30),
+            POLL,
             async || {
-                let object = get_object(&namespace, name).ok_or("object gone")?;
-                let now = stages(&aws, &rest_api_id).await;
+                let object = get_object(namespace, name).ok_or("object gone")?;
+                let now = stages(aws, &rest_api_id).await;
                 let deployment = object["status"]["deploymentId"]
                     .as_str()
                     .unwrap_or_default();
@@ -2884,13 +2538,11 @@ async fn stage_renames_never_leave_the_status_url_without_a_stage() {
         eprintln!("stage renamed to {stage}: the old stage gone {took:?} after Ready");
     }
     sampler.finish("stage renames prod→live→v2→prod").await;
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(aws, cluster, namespace).await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    let left = assert_invariant(aws, cluster, namespace).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    drop(operator);
 }
 
 /// A private REST API made outside the operator (e.g. by CDK, not deployed yet), reachable
@@ -2915,17 +2567,15 @@ async fn create_private_api(aws: &RegionClients, vpce: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_does() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("mbb-adopt");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 37).await;
-    let (_proxy, operator) = operator_at_aws_latency(&namespace, &cluster);
+    let world = World::new("mbb-adopt").vpc(37).build().await;
+    let (namespace, cluster, aws, vpc) =
+        (&world.namespace, &world.cluster, &world.aws, world.vpc());
+    let (_proxy, operator) = operator_at_aws_latency(namespace, cluster);
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, false));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    PrivateApiManifest::seed(namespace, name, vpc)
+        .private_dns(false)
+        .apply();
+    let object = wait_ready(namespace, name, READY_TIMEOUT);
     let mut previous_api = status_str(&object, "restApiId");
     let vpce = status_str(&object, "vpcEndpointId");
     let function = status_str(&object, "functionArn");
@@ -2942,20 +2592,21 @@ async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_
     // at any time: no CEL rule makes it immutable). Each time the API status.url named before
     // goes only after the adopted one serves.
     for step in ["own API → adopted", "adopted → another adopted"] {
-        let adopted = create_private_api(&aws, &vpce).await;
+        let adopted = create_private_api(aws, &vpce).await;
         change(
             &operator,
-            &namespace,
+            namespace,
             name,
             &format!("spec.adopt.restApiId: {step} (make-before-break)"),
             json!({"adopt": {"restApiId": adopted}}),
         );
-        let (object, took) = eventually(
+        let (object, took) = poll::timed_async(
             "the adopted API in status, the previous one released",
             Duration::from_secs(60),
+            POLL,
             async || {
-                let object = get_object(&namespace, name).ok_or("object gone")?;
-                let released = !rest_api_exists(&aws, &previous_api).await;
+                let object = get_object(namespace, name).ok_or("object gone")?;
+                let released = !rest_api_exists(aws, &previous_api).await;
                 if object["status"]["restApiId"] == adopted.as_str()
                     && object["status"]["retiring"].is_null()
                     && released
@@ -2976,12 +2627,12 @@ async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_
             Some((adopted.clone(), "prod".to_string()))
         );
         assert_eq!(
-            integration_uris(&aws, &adopted).await,
+            integration_uris(aws, &adopted).await,
             BTreeSet::from([invocation_uri(&function)])
         );
-        let statements = lambda_statements(&aws, &function).await;
+        let statements = lambda_statements(aws, &function).await;
         assert!(
-            statements.len() == 1 && permits_api(&statements, &aws, &adopted),
+            statements.len() == 1 && permits_api(&statements, aws, &adopted),
             "only the adopted API may invoke the function: {statements:?}"
         );
         assert!(
@@ -2993,22 +2644,20 @@ async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_
             "{}",
             object["status"]
         );
-        assert_invariant(&aws, &cluster, &namespace).await;
+        assert_invariant(aws, cluster, namespace).await;
         previous_api = adopted;
     }
     sampler
         .finish("spec.adopt taking over a REST API, twice")
         .await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
+    world.delete_and_wait(name, GONE_TIMEOUT);
     assert!(
-        !rest_api_exists(&aws, &previous_api).await,
+        !rest_api_exists(aws, &previous_api).await,
         "deletionPolicy Delete applies to the adopted API"
     );
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    let left = assert_invariant(aws, cluster, namespace).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    drop(operator);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3039,13 +2688,16 @@ fn boto3(script: &str) {
 /// `make`, and wait for Ready with no spec change; print how long after the reference appeared
 /// it became Ready. Returns the object.
 fn ready_once_the_reference_appears(
-    namespace: &str,
-    name: &str,
-    spec: &Value,
+    manifest: &PrivateApiManifest,
     field: &str,
     make: impl FnOnce(),
 ) -> Value {
-    apply_spec(namespace, name, spec);
+    let json = manifest.json();
+    let (namespace, name) = (
+        json["metadata"]["namespace"].as_str().expect("namespace"),
+        json["metadata"]["name"].as_str().expect("name"),
+    );
+    manifest.apply();
     let refused = wait_refused(namespace, name, "ReferenceNotFound", field);
     assert!(
         refused["status"]["functionArn"].is_null(),
@@ -3067,29 +2719,28 @@ fn ready_once_the_reference_appears(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn references_that_appear_late_become_ready_on_their_own() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("late");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 38).await;
-    let vpce = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let mut world = World::new("late").vpc(38).build().await;
+    let vpce = create_endpoint(
+        &world.aws,
+        world.vpc(),
+        VpcEndpointType::Interface,
+        EXECUTE_API,
+        &[],
+    )
+    .await;
     // Available first: its own transition would be one more status change, and each one a
     // reconcile that fails again and lengthens the backoff being measured.
-    wait_available(&aws, &vpce).await;
-    let operator = Operator::start(&namespace, &cluster);
+    wait_available(&world.aws, &vpce).await;
+    world.start_operator();
+    let (namespace, cluster, aws) = (&world.namespace, &world.cluster, &world.aws);
 
     // An execution role the same sync makes (IAM is eventually consistent as well): Lambda
     // answers that it cannot be assumed until it exists.
     let role_name = unique("papi-late-role");
     let role_arn = format!("arn:aws:iam::{}:role/{role_name}", aws.account_id);
-    let mut spec = referenced_endpoint_spec(&vpce);
-    spec["backend"]["executionRoleArn"] = json!(role_arn);
     let object = ready_once_the_reference_appears(
-        &namespace,
-        "late-role",
-        &spec,
+        &PrivateApiManifest::referencing(namespace, "late-role", &vpce)
+            .execution_role_arn(&role_arn),
         "spec.backend.executionRoleArn",
         || {
             boto3(&format!(
@@ -3099,22 +2750,21 @@ async fn references_that_appear_late_become_ready_on_their_own() {
             ))
         },
     );
-    let config = function_configuration(&aws, &status_str(&object, "functionArn")).await;
+    let config = function_configuration(aws, &status_str(&object, "functionArn")).await;
     assert_eq!(config.role.as_deref(), Some(role_arn.as_str()));
 
     // A deployment package not uploaded yet.
     let bucket = std::env::var("PAPI_TEST_CODE_BUCKET").expect("PAPI_TEST_CODE_BUCKET (moto.env)");
     let seeded = std::env::var("PAPI_TEST_CODE_KEY").expect("PAPI_TEST_CODE_KEY (moto.env)");
     let key = format!("late/{}.zip", unique("code"));
-    let mut spec = referenced_endpoint_spec(&vpce);
-    spec["backend"] = json!({
-        "code": {"s3Bucket": bucket, "s3Key": key, "runtime": "provided.al2023", "handler": "bootstrap"},
-        "architecture": "x86_64",
-    });
     let object = ready_once_the_reference_appears(
-        &namespace,
-        "late-code",
-        &spec,
+        &PrivateApiManifest::referencing(namespace, "late-code", &vpce).code(CodeBackend {
+            s3_bucket: bucket.clone(),
+            s3_key: key.clone(),
+            s3_object_version: None,
+            runtime: Runtime::ProvidedAl2023,
+            handler: "bootstrap".into(),
+        }),
         "spec.backend.code",
         || {
             boto3(&format!(
@@ -3123,7 +2773,7 @@ async fn references_that_appear_late_become_ready_on_their_own() {
             ))
         },
     );
-    let config = function_configuration(&aws, &status_str(&object, "functionArn")).await;
+    let config = function_configuration(aws, &status_str(&object, "functionArn")).await;
     assert!(
         config
             .description
@@ -3132,14 +2782,12 @@ async fn references_that_appear_late_become_ready_on_their_own() {
         "{:?}",
         config.description
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(aws, cluster, namespace).await;
 
     for name in ["late-role", "late-code"] {
-        delete_object(&namespace, name);
-        wait_gone(&namespace, name, GONE_TIMEOUT);
+        world.delete_and_wait(name, GONE_TIMEOUT);
     }
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    let left = assert_invariant(aws, cluster, namespace).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    delete_endpoint(&aws, &vpce).await;
-    drop(operator);
+    delete_endpoint(aws, &vpce).await;
 }

@@ -5,7 +5,16 @@
 pub mod aws_operations;
 pub mod deploy;
 pub mod in_process;
+pub mod inspect;
+pub mod manifest;
+pub mod poll;
 pub mod runtime;
+pub mod world;
+
+#[allow(unused_imports)]
+pub use manifest::PrivateApiManifest;
+#[allow(unused_imports)]
+pub use world::World;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -13,7 +22,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use privateapi_operator::aws::{AwsClients, RegionClients};
 use privateapi_operator::metrics::Metrics;
@@ -206,17 +215,16 @@ pub fn install_crd() {
         "crd/privateapis.privateapi.io",
         "--timeout=60s",
     ]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !kubectl_raw(&["get", "privateapis", "-A"], None)
-        .status
-        .success()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the API server never served privateapis"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    poll::until(
+        "the API server to serve privateapis",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || {
+            kubectl_raw(&["get", "privateapis", "-A"], None)
+                .status
+                .success()
+        },
+    );
 }
 
 pub fn create_namespace(name: &str) {
@@ -242,7 +250,7 @@ pub fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == type_)
 }
 
-/// Wait until `check(object)` holds, polling; panic after `timeout` with the last object.
+/// Wait until `check(object)` holds, polling; panic after `timeout` with the last object's status.
 pub fn wait_for(
     namespace: &str,
     name: &str,
@@ -250,23 +258,26 @@ pub fn wait_for(
     what: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + timeout;
-    let mut last = None;
-    loop {
-        if let Some(object) = get_object(namespace, name) {
-            if check(&object) {
-                return object;
+    poll::until(
+        &format!("{namespace}/{name}: {what}"),
+        timeout,
+        Duration::from_millis(300),
+        || match get_object(namespace, name) {
+            Some(object) if check(&object) => Ok(object),
+            Some(object) => {
+                Err(serde_json::to_string_pretty(&object["status"]).unwrap_or_default())
             }
-            last = Some(object);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {namespace}/{name}: {what}; last: {}",
-            last.map(|o| serde_json::to_string_pretty(&o["status"]).unwrap_or_default())
-                .unwrap_or_else(|| "not found".into())
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+            None => Err("not found".to_string()),
+        },
+    )
+}
+
+/// `status.<field>` of an object, which must be a string.
+pub fn status_str(object: &Value, field: &str) -> String {
+    object["status"][field]
+        .as_str()
+        .unwrap_or_else(|| panic!("status.{field} missing: {}", object["status"]))
+        .to_string()
 }
 
 /// Ready=True for the current generation.
@@ -290,14 +301,37 @@ pub fn is_ready(o: &Value) -> bool {
 }
 
 pub fn wait_gone(namespace: &str, name: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while get_object(namespace, name).is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "{namespace}/{name} still exists after {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    poll::until(
+        &format!("{namespace}/{name} to be gone"),
+        timeout,
+        Duration::from_millis(300),
+        || get_object(namespace, name).is_none(),
+    );
+}
+
+/// `kubectl delete` a PrivateApi without waiting for it to go.
+pub fn delete_object(namespace: &str, name: &str) {
+    kubectl(&[
+        "delete",
+        "privateapi",
+        name,
+        "-n",
+        namespace,
+        "--wait=false",
+    ]);
+}
+
+/// Delete a PrivateApi and wait until it is gone.
+pub fn delete_and_wait_gone(namespace: &str, name: &str, timeout: Duration) {
+    delete_object(namespace, name);
+    wait_gone(namespace, name, timeout);
+}
+
+/// The PrivateApis of a namespace, as JSON.
+pub fn list_objects(namespace: &str) -> Vec<Value> {
+    let out = kubectl(&["get", "privateapis", "-n", namespace, "-o", "json"]);
+    let list: Value = serde_json::from_str(&out).expect("kubectl JSON");
+    list["items"].as_array().cloned().unwrap_or_default()
 }
 
 /// The operator, running as a separate process with the test bed's kubeconfig.
@@ -412,26 +446,23 @@ impl Operator {
         command.args(&self.extra);
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.child = Some(command.spawn().expect("the operator starts"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(addr) = std::fs::read_to_string(&addr_file)
-                && !addr.is_empty()
-            {
-                self.admin_addr = addr;
-                break;
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("the operator exited with {status}: {}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the operator did not start: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let log = || std::fs::read_to_string(self.dir.join("operator.log")).unwrap_or_default();
+        self.admin_addr = poll::until(
+            "the operator to start",
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || {
+                if let Some(child) = self.child.as_mut()
+                    && let Ok(Some(status)) = child.try_wait()
+                {
+                    panic!("the operator exited with {status}: {}", log());
+                }
+                std::fs::read_to_string(&addr_file)
+                    .ok()
+                    .filter(|addr| !addr.is_empty())
+                    .ok_or_else(log)
+            },
+        );
     }
 
     pub fn log(&self) -> String {
@@ -579,11 +610,12 @@ pub fn poke_and_wait(operator: &Operator, namespace: &str, name: &str) {
         &value,
         "--overwrite",
     ]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while operator.reconciles() <= before {
-        assert!(Instant::now() < deadline, "no reconcile after the poke");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    poll::until(
+        "a reconcile after the poke",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || operator.reconciles() > before,
+    );
     // Let any reconcile the first one queued (e.g. its own status write) finish too.
     std::thread::sleep(Duration::from_millis(1500));
 }
@@ -781,36 +813,4 @@ pub async fn owned_resources(aws: &RegionClients, cluster: &str) -> Vec<(String,
     }
     found.sort();
     found
-}
-
-/// A PrivateApi manifest with the reference stack's shape.
-pub fn seed_manifest(namespace: &str, name: &str, vpc: &TestVpc, extra_spec: &str) -> String {
-    format!(
-        r#"apiVersion: privateapi.io/v1alpha1
-kind: PrivateApi
-metadata:
-  name: {name}
-  namespace: {namespace}
-spec:
-  region: us-east-1
-  endpoint:
-    create:
-      vpcId: {vpc}
-      subnetIds: [{s0}, {s1}]
-      privateDns: true
-      allowedSecurityGroupIds: [{sg}]
-  backend:
-    builtin:
-      message: "Private API executed!!"
-    architecture: x86_64
-    memoryMiB: 256
-  stageName: prod
-  tags:
-    team: test
-{extra_spec}"#,
-        vpc = vpc.vpc_id,
-        s0 = vpc.subnet_ids[0],
-        s1 = vpc.subnet_ids[1],
-        sg = vpc.client_sg_id,
-    )
 }
