@@ -616,46 +616,6 @@ fn every_operation_in_the_source_is_allowed_and_every_allowed_action_is_needed()
 // The operations the operator really performed.
 // ---------------------------------------------------------------------------------------------
 
-/// An endpoint made by someone else, for `endpoint.id`.
-async fn users_endpoint(aws: &privateapi_operator::aws::RegionClients, vpc: &TestVpc) -> String {
-    aws.ec2
-        .create_vpc_endpoint()
-        .vpc_id(&vpc.vpc_id)
-        .vpc_endpoint_type(aws_sdk_ec2::types::VpcEndpointType::Interface)
-        .service_name("com.amazonaws.us-east-1.execute-api")
-        .set_subnet_ids(Some(vpc.subnet_ids.clone()))
-        // The operator's own endpoint in this VPC has private DNS; only one may.
-        .private_dns_enabled(false)
-        .send()
-        .await
-        .expect("CreateVpcEndpoint")
-        .vpc_endpoint
-        .and_then(|e| e.vpc_endpoint_id)
-        .expect("endpoint id")
-}
-
-/// A function made by someone else, for `backend.functionArn`.
-async fn users_function(aws: &privateapi_operator::aws::RegionClients) -> String {
-    let zip =
-        std::fs::read(std::env::var("PAPI_HANDLER_ZIP_X86_64").expect("handler zip")).expect("zip");
-    aws.lambda
-        .create_function()
-        .function_name(unique("users-fn"))
-        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
-        .handler("bootstrap")
-        .role(std::env::var("PAPI_LAMBDA_ROLE_ARN").expect("role"))
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateFunction")
-        .function_arn
-        .expect("function ARN")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_the_operator_performed_is_allowed() {
     let mut world = World::new("iam")
@@ -684,8 +644,9 @@ async fn every_operation_the_operator_performed_is_allowed() {
     wait_ready(namespace, "owned", timeout);
 
     // The user's endpoint and function.
-    let endpoint = users_endpoint(aws, vpc).await;
-    let function = users_function(aws).await;
+    // (The operator's own endpoint in this VPC has private DNS; only one may: this one has none.)
+    let endpoint = make::execute_api_endpoint(aws, vpc).await;
+    let function = make::handler_function(aws, &unique("users-fn")).await;
     PrivateApiManifest::new(namespace, "referenced")
         .region(REGION)
         .endpoint_id(&endpoint)

@@ -17,7 +17,6 @@ use privateapi_operator::policy;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const GONE_TIMEOUT: Duration = Duration::from_secs(120);
-const EXECUTE_API: &str = "com.amazonaws.us-east-1.execute-api";
 
 /// The IDs of a stack built outside the operator.
 struct ExistingStack {
@@ -31,23 +30,19 @@ struct ExistingStack {
 /// What CDK's `InterfaceVpcEndpoint` + `Function` + `LambdaRestApi` (PRIVATE, resource policy,
 /// stage `prod`) make, through the SDK, with no privateapi.io tag anywhere.
 async fn build_stack(aws: &RegionClients, vpc: &TestVpc, prefix: &str) -> ExistingStack {
-    let endpoint_sg = aws
-        .ec2
-        .create_security_group()
-        .group_name(unique(&format!("{prefix}-endpoint")))
-        .description("endpoint security group (CDK)")
-        .vpc_id(&vpc.vpc_id)
-        .send()
-        .await
-        .expect("CreateSecurityGroup")
-        .group_id
-        .expect("group id");
+    let endpoint_sg = make::security_group(
+        &aws.ec2,
+        &vpc.vpc_id,
+        &unique(&format!("{prefix}-endpoint")),
+        "endpoint security group (CDK)",
+    )
+    .await;
     let vpce = aws
         .ec2
         .create_vpc_endpoint()
         .vpc_id(&vpc.vpc_id)
         .vpc_endpoint_type(VpcEndpointType::Interface)
-        .service_name(EXECUTE_API)
+        .service_name(make::EXECUTE_API)
         .set_subnet_ids(Some(vpc.subnet_ids.clone()))
         .security_group_ids(&endpoint_sg)
         .private_dns_enabled(true)

@@ -265,15 +265,19 @@ async fn namespace_scoped_rbac_is_enough_and_no_more() {
         &[],
         &[("KUBECONFIG", kubeconfig)],
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !outsider.log().contains("forbidden") {
-        assert!(
-            Instant::now() < deadline,
-            "the operator outside its Role was not refused:\n{}",
-            outsider.log()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    poll::until(
+        "the operator outside its Role to be refused",
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+        || {
+            let log = outsider.log();
+            if log.contains("forbidden") {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        },
+    );
     assert!(
         outsider
             .admin_get("/readyz")

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::support::inspect::*;
 use crate::support::*;
 use aws_sdk_apigateway::types::{Op, PatchOperation};
-use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, VpcEndpoint, VpcEndpointType};
+use aws_sdk_ec2::types::{VpcEndpoint, VpcEndpointType};
 use privateapi_operator::aws::RegionClients;
 use privateapi_operator::crd::{CodeBackend, DeletionPolicy, Runtime};
 use privateapi_operator::policy::{self, Decision};
@@ -20,7 +20,6 @@ use serde_json::{Value, json};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const GONE_TIMEOUT: Duration = Duration::from_secs(120);
-const EXECUTE_API: &str = "com.amazonaws.us-east-1.execute-api";
 /// An endpoint ID that is well-formed but is none of ours.
 const OTHER_VPCE: &str = "vpce-0000000000000000a";
 
@@ -41,7 +40,7 @@ fn has_any_id(object: &Value) -> bool {
 
 /// Wait until condition `type_` has `status` and `reason` for the current generation.
 fn wait_condition(
-    namespace: &str,
+    world: &World,
     name: &str,
     type_: &str,
     status: &str,
@@ -49,7 +48,7 @@ fn wait_condition(
     timeout: Duration,
 ) -> Value {
     let what = format!("{type_}={status} reason {reason} for the current generation");
-    wait_for(namespace, name, timeout, &what, |o| {
+    world.wait_for(name, timeout, &what, |o| {
         let generation = o["metadata"]["generation"].as_i64();
         condition(o, type_).is_some_and(|c| {
             c["status"] == status
@@ -88,14 +87,10 @@ fn expected_owned(objects: &[Value]) -> Vec<(String, String)> {
 }
 
 /// `owned_resources(cluster)` equals exactly what the namespace's live objects' status IDs name.
-async fn assert_invariant(
-    aws: &RegionClients,
-    cluster: &str,
-    namespace: &str,
-) -> Vec<(String, String)> {
-    let objects = list_objects(namespace);
+async fn assert_invariant(world: &World) -> Vec<(String, String)> {
+    let objects = world.list();
     let expected = expected_owned(&objects);
-    let found = owned_resources(aws, cluster).await;
+    let found = world.owned_resources().await;
     assert_eq!(
         found,
         expected,
@@ -112,61 +107,12 @@ async fn assert_invariant(
 /// How often the tests here look again at what they wait for.
 const POLL: Duration = Duration::from_millis(250);
 
-async fn create_endpoint(
-    aws: &RegionClients,
-    vpc: &TestVpc,
-    type_: VpcEndpointType,
-    service: &str,
-    tags: &[(&str, &str)],
-) -> String {
-    let mut request = aws
-        .ec2
-        .create_vpc_endpoint()
-        .vpc_endpoint_type(type_.clone())
-        .vpc_id(&vpc.vpc_id)
-        .service_name(service);
-    if type_ == VpcEndpointType::Interface {
-        request = request
-            .set_subnet_ids(Some(vpc.subnet_ids.clone()))
-            .private_dns_enabled(false);
-    }
-    if !tags.is_empty() {
-        let mut spec = TagSpecification::builder().resource_type(ResourceType::VpcEndpoint);
-        for (k, v) in tags {
-            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-        }
-        request = request.tag_specifications(spec.build());
-    }
-    request
-        .send()
-        .await
-        .expect("CreateVpcEndpoint")
-        .vpc_endpoint
-        .and_then(|e| e.vpc_endpoint_id)
-        .expect("endpoint id")
-}
-
 /// What of an endpoint the operator must never change: tags, subnets, groups, private DNS, policy.
 fn endpoint_shape(endpoint: &VpcEndpoint) -> String {
-    let mut tags: Vec<(String, String)> = endpoint
-        .tags()
-        .iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().into(),
-                t.value().unwrap_or_default().into(),
-            )
-        })
-        .collect();
-    tags.sort();
+    let tags = ec2_tags(endpoint.tags());
     let mut subnets = endpoint.subnet_ids().to_vec();
     subnets.sort();
-    let mut groups: Vec<String> = endpoint
-        .groups()
-        .iter()
-        .filter_map(|g| g.group_id.clone())
-        .collect();
-    groups.sort();
+    let groups = endpoint_group_ids(endpoint);
     format!(
         "tags={tags:?} subnets={subnets:?} groups={groups:?} privateDns={:?} policy={:?}",
         endpoint.private_dns_enabled, endpoint.policy_document
@@ -199,13 +145,8 @@ async fn delete_group_when_free(aws: &RegionClients, group_id: &str) {
 /// After a move from `endpoint.create` to `endpoint.id`: wait until the endpoint and security
 /// group the operator owned are gone and status no longer names the group. Returns how long it
 /// took.
-async fn owned_endpoint_released(
-    aws: &RegionClients,
-    namespace: &str,
-    name: &str,
-    vpce: &str,
-    group: &str,
-) -> Duration {
+async fn owned_endpoint_released(world: &World, name: &str, vpce: &str, group: &str) -> Duration {
+    let aws = &world.aws;
     let (_, took) = poll::timed_async(
         "the owned endpoint and security group deleted",
         Duration::from_secs(30),
@@ -222,7 +163,7 @@ async fn owned_endpoint_released(
                 .await
                 .map(|o| !o.security_groups().is_empty())
                 .unwrap_or(false);
-            let object = get_object(namespace, name).ok_or("object gone")?;
+            let object = world.get(name).ok_or("object gone")?;
             match (
                 endpoint_state.as_deref(),
                 group_left,
@@ -265,11 +206,11 @@ fn deployments_created(calls: &AwsCalls) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
     let mut world = World::new("shared").vpc(21).build().await;
-    let vpce = create_endpoint(
+    let vpce = make::endpoint(
         &world.aws,
         world.vpc(),
         VpcEndpointType::Interface,
-        EXECUTE_API,
+        make::EXECUTE_API,
         &[("owner", "platform-team")],
     )
     .await;
@@ -279,18 +220,13 @@ async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
             .expect("endpoint"),
     );
     world.start_operator();
-    let (namespace, cluster, aws, operator) = (
-        &world.namespace,
-        &world.cluster,
-        &world.aws,
-        world.operator(),
-    );
+    let (aws, operator) = (&world.aws, world.operator());
 
     let started = Instant::now();
-    PrivateApiManifest::referencing(namespace, "alpha", &vpce).apply();
-    PrivateApiManifest::referencing(namespace, "beta", &vpce).apply();
-    let alpha = wait_ready(namespace, "alpha", READY_TIMEOUT);
-    let beta = wait_ready(namespace, "beta", READY_TIMEOUT);
+    world.referencing("alpha", &vpce).apply();
+    world.referencing("beta", &vpce).apply();
+    let alpha = world.wait_ready("alpha", READY_TIMEOUT);
+    let beta = world.wait_ready("beta", READY_TIMEOUT);
     let calls = operator.aws_calls();
     eprintln!(
         "shared endpoint: both Ready in {:?}; {} reads, {} writes: {:?}",
@@ -384,14 +320,14 @@ async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
         vec![("prod".to_string(), beta_deployment.clone())]
     );
     let before_poke = operator.aws_calls();
-    poke_and_wait(operator, namespace, "beta");
+    world.poke("beta");
     let steady = before_poke.since(&operator.aws_calls());
     assert_eq!(steady.writes, 0, "beta in sync: {:?}", steady.by_operation);
-    let beta = wait_ready(namespace, "beta", Duration::from_secs(10));
+    let beta = world.wait_ready("beta", Duration::from_secs(10));
     assert_eq!(status_str(&beta, "restApiId"), beta_api);
     assert_eq!(status_str(&beta, "deploymentId"), beta_deployment);
 
-    let owned = assert_invariant(aws, cluster, namespace).await;
+    let owned = assert_invariant(&world).await;
     assert_eq!(owned.len(), 2, "beta's API and function: {owned:?}");
 
     // Clean up: beta, then the endpoint (ours, made through the SDK).
@@ -401,7 +337,7 @@ async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
             .await
             .is_some_and(|e| endpoint_state(&e) == "available")
     );
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
     delete_endpoint(aws, &vpce).await;
 }
 
@@ -411,17 +347,12 @@ async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
 
 /// Patch the spec, wait for Ready of the new generation, return the object, the AWS calls the
 /// change cost and the time it took.
-fn change(
-    operator: &Operator,
-    namespace: &str,
-    name: &str,
-    what: &str,
-    patch: Value,
-) -> (Value, AwsCalls) {
+fn change(world: &World, name: &str, what: &str, patch: Value) -> (Value, AwsCalls) {
+    let operator = world.operator();
     let before = operator.aws_calls();
     let started = Instant::now();
-    patch_spec(namespace, name, patch);
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    world.patch(name, patch);
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let elapsed = started.elapsed();
     // Let the reconcile the status write queues finish, so its calls are counted too.
     std::thread::sleep(Duration::from_millis(1500));
@@ -436,18 +367,10 @@ fn change(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed() {
     let world = World::new("change").vpc(22).operator().await;
-    let (namespace, cluster, aws, vpc, operator) = (
-        &world.namespace,
-        &world.cluster,
-        &world.aws,
-        world.vpc(),
-        world.operator(),
-    );
+    let (aws, vpc) = (&world.aws, world.vpc());
     let name = "orders";
-    PrivateApiManifest::seed(namespace, name, vpc)
-        .private_dns(true)
-        .apply();
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    world.seed(name).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let function_arn = status_str(&object, "functionArn");
     let vpce = status_str(&object, "vpcEndpointId");
@@ -456,8 +379,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Memory: the function is updated, no redeploy.
     let (object, calls) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "memoryMiB 256→512",
         json!({"backend": {"memoryMiB": 512}}),
@@ -475,8 +397,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // The builtin message reaches the function's environment, no redeploy.
     let (object, calls) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "builtin.message",
         json!({"backend": {"builtin": {"message": "Hello from the lifecycle test"}}}),
@@ -491,8 +412,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Timeout and environment: the function converges, no redeploy.
     let (object, calls) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "timeoutSeconds + environment",
         json!({"backend": {"timeoutSeconds": 20, "environment": {"LOG_LEVEL": "debug"}}}),
@@ -509,10 +429,9 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Another endpoint may invoke the API: endpoint configuration and policy change, and a new
     // deployment makes the policy take effect.
-    let extra = create_endpoint(aws, vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let extra = make::execute_api_endpoint(aws, vpc).await;
     let (object, calls) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "additionalVpcEndpointIds",
         json!({"additionalVpcEndpointIds": [extra]}),
@@ -548,8 +467,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Stage rename: the new stage serves the API, the old one is gone.
     let (object, calls) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "stageName prod→live",
         json!({"stageName": "live"}),
@@ -571,19 +489,12 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Description: copied to the API, no redeploy.
     let (object, calls) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "description",
         json!({"description": "orders API, second edition"}),
     );
-    let api = aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(&rest_api_id)
-        .send()
-        .await
-        .expect("GetRestApi");
+    let api = rest_api(aws, &rest_api_id).await;
     assert_eq!(
         api.description.as_deref(),
         Some("orders API, second edition")
@@ -593,8 +504,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // allowedCidrs: an HTTPS rule from the CIDR on the managed group, no redeploy.
     let (object, calls) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "allowedCidrs",
         json!({"endpoint": {"create": {"allowedCidrs": ["10.99.0.0/16"]}}}),
@@ -608,21 +518,12 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Tags: added to every resource, no redeploy.
     let (object, calls) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "tags",
         json!({"tags": {"team": "test", "env": "dev"}}),
     );
-    let api_tags = aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(&rest_api_id)
-        .send()
-        .await
-        .expect("GetRestApi")
-        .tags
-        .unwrap_or_default();
+    let api_tags = rest_api(aws, &rest_api_id).await.tags.unwrap_or_default();
     assert_eq!(api_tags.get("env").map(String::as_str), Some("dev"));
     let function_tags = aws
         .lambda
@@ -635,51 +536,26 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
         .unwrap_or_default();
     assert_eq!(function_tags.get("env").map(String::as_str), Some("dev"));
     let endpoint = inspect::endpoint(aws, &vpce).await.expect("endpoint");
-    assert!(
-        endpoint
-            .tags()
-            .iter()
-            .any(|t| t.key() == Some("env") && t.value() == Some("dev")),
-        "{:?}",
-        endpoint.tags()
+    let endpoint_tags = ec2_tags(endpoint.tags());
+    assert_eq!(
+        endpoint_tags.get("env").map(String::as_str),
+        Some("dev"),
+        "{endpoint_tags:?}"
     );
-    let group = aws
-        .ec2
-        .describe_security_groups()
-        .group_ids(&sg_id)
-        .send()
-        .await
-        .expect("DescribeSecurityGroups")
-        .security_groups
-        .unwrap_or_default()
-        .pop()
-        .expect("group");
-    assert!(
-        group
-            .tags()
-            .iter()
-            .any(|t| t.key() == Some("env") && t.value() == Some("dev")),
-        "{:?}",
-        group.tags()
+    let group_tags = ec2_tags(security_group(aws, &sg_id).await.tags());
+    assert_eq!(
+        group_tags.get("env").map(String::as_str),
+        Some("dev"),
+        "{group_tags:?}"
     );
     assert_eq!(status_str(&object, "deploymentId"), third_deployment);
     assert_eq!(deployments_created(&calls), 0);
 
     // A user-managed group attached to the endpoint beside the managed one, no redeploy.
-    let user_sg = aws
-        .ec2
-        .create_security_group()
-        .group_name(unique("user"))
-        .description("user-managed")
-        .vpc_id(&vpc.vpc_id)
-        .send()
-        .await
-        .expect("CreateSecurityGroup")
-        .group_id
-        .expect("group id");
+    let user_sg =
+        make::security_group(&aws.ec2, &vpc.vpc_id, &unique("user"), "user-managed").await;
     let (object, calls) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "securityGroupIds",
         json!({"endpoint": {"create": {"securityGroupIds": [user_sg]}}}),
@@ -697,8 +573,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     // One subnet fewer and private DNS off: the endpoint follows, the URL becomes the endpoint
     // alias, no redeploy.
     let (object, calls) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "subnetIds + privateDns",
         json!({"endpoint": {"create": {"subnetIds": [vpc.subnet_ids[0]], "privateDns": false}}}),
@@ -715,8 +590,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // The additional endpoint removed: configuration and policy follow, and are deployed.
     let (object, calls) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "additionalVpcEndpointIds removed",
         json!({"additionalVpcEndpointIds": null}),
@@ -742,10 +616,10 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     assert_eq!(status_str(&object, "functionArn"), function_arn);
     assert_eq!(status_str(&object, "vpcEndpointId"), vpce);
     assert_eq!(status_str(&object, "securityGroupId"), sg_id);
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     world.delete_and_wait(name, GONE_TIMEOUT);
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
     delete_endpoint(aws, &extra).await;
     aws.ec2
         .delete_security_group()
@@ -767,18 +641,10 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .vpc(23)
         .operator_with(&["--resync-seconds", "5"])
         .await;
-    let (namespace, cluster, aws, vpc, operator) = (
-        &world.namespace,
-        &world.cluster,
-        &world.aws,
-        world.vpc(),
-        world.operator(),
-    );
+    let (aws, vpc, operator) = (&world.aws, world.vpc(), world.operator());
     let name = "orders";
-    PrivateApiManifest::seed(namespace, name, vpc)
-        .private_dns(true)
-        .apply();
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    world.seed(name).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let function_arn = status_str(&object, "functionArn");
     let vpce = status_str(&object, "vpcEndpointId");
@@ -824,8 +690,8 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
     })
     .await;
     times.push(("policy", took));
-    wait_ready(namespace, name, READY_TIMEOUT);
-    assert_invariant(aws, cluster, namespace).await;
+    world.wait_ready(name, READY_TIMEOUT);
+    assert_invariant(&world).await;
 
     // The invoke permission removed.
     for statement in lambda_statements(aws, &function_arn).await {
@@ -854,8 +720,8 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
     )
     .await;
     times.push(("permission", took));
-    wait_ready(namespace, name, READY_TIMEOUT);
-    assert_invariant(aws, cluster, namespace).await;
+    world.wait_ready(name, READY_TIMEOUT);
+    assert_invariant(&world).await;
 
     // Memory changed.
     aws.lambda
@@ -873,8 +739,8 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
     })
     .await;
     times.push(("memory", took));
-    wait_ready(namespace, name, READY_TIMEOUT);
-    assert_invariant(aws, cluster, namespace).await;
+    world.wait_ready(name, READY_TIMEOUT);
+    assert_invariant(&world).await;
 
     // The stage deleted.
     aws.apigateway
@@ -900,7 +766,7 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         READY_TIMEOUT,
         POLL,
         async || {
-            let object = wait_ready(namespace, name, READY_TIMEOUT);
+            let object = world.wait_ready(name, READY_TIMEOUT);
             let stages = stages(aws, &rest_api_id).await;
             let deployment = status_str(&object, "deploymentId");
             if stages == vec![("prod".to_string(), deployment.clone())] {
@@ -911,21 +777,13 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         },
     )
     .await;
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     // The security group's ingress rules revoked, exactly as EC2 reports them (with the
     // operator's rule descriptions).
-    let live_rules = aws
-        .ec2
-        .describe_security_groups()
-        .group_ids(&sg_id)
-        .send()
+    let live_rules = security_group(aws, &sg_id)
         .await
-        .expect("DescribeSecurityGroups")
-        .security_groups
-        .unwrap_or_default()
-        .pop()
-        .and_then(|g| g.ip_permissions)
+        .ip_permissions
         .unwrap_or_default();
     assert_eq!(live_rules.len(), 1, "{live_rules:?}");
     aws.ec2
@@ -949,8 +807,8 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
     })
     .await;
     times.push(("ingress rule", took));
-    wait_ready(namespace, name, READY_TIMEOUT);
-    assert_invariant(aws, cluster, namespace).await;
+    world.wait_ready(name, READY_TIMEOUT);
+    assert_invariant(&world).await;
 
     // The function deleted: recreated (same name, so same ARN), with its permission.
     aws.lambda
@@ -977,7 +835,7 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
     )
     .await;
     times.push(("function", took));
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    let object = world.wait_ready(name, READY_TIMEOUT);
     assert_eq!(status_str(&object, "functionArn"), function_arn);
     let config = function_configuration(aws, &function_arn).await;
     assert_eq!(config.memory_size, Some(256));
@@ -985,7 +843,7 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         env_var(&config, "MESSAGE").as_deref(),
         Some("Private API executed!!")
     );
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     // The REST API deleted: recreated with a new ID, which status names.
     aws.apigateway
@@ -996,7 +854,7 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .expect("DeleteRestApi");
     let (new_api_id, took) =
         poll::timed_async("REST API recreated", DRIFT_TIMEOUT, POLL, async || {
-            let object = get_object(namespace, name).ok_or("object gone")?;
+            let object = world.get(name).ok_or("object gone")?;
             match object["status"]["restApiId"].as_str() {
                 Some(id) if id != rest_api_id && rest_api_exists(aws, id).await => {
                     Ok(id.to_string())
@@ -1006,7 +864,7 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         })
         .await;
     times.push(("REST API", took));
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    let object = world.wait_ready(name, READY_TIMEOUT);
     assert_eq!(status_str(&object, "restApiId"), new_api_id);
     assert!(!rest_api_exists(aws, &rest_api_id).await);
     assert_eq!(
@@ -1026,7 +884,7 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         statements.len() == 1 && permits_api(&statements, aws, &new_api_id),
         "the permission follows the new API: {statements:?}"
     );
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     eprintln!("drift reverted after (resync 5 s): {times:?}");
     let calls = operator.aws_calls();
@@ -1036,37 +894,26 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
     );
 
     world.delete_and_wait(name, GONE_TIMEOUT);
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 }
 
 // ---------------------------------------------------------------------------------------------
 // 4. Retain
 // ---------------------------------------------------------------------------------------------
 
-fn has_tag_pair(tags: &[(String, String)], key: &str, value: &str) -> bool {
-    tags.iter().any(|(k, v)| k == key && v == value)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_with_retain_leaves_every_resource_with_its_tags() {
     let world = World::new("retain").vpc(24).operator().await;
-    let (namespace, cluster, aws, vpc, operator) = (
-        &world.namespace,
-        &world.cluster,
-        &world.aws,
-        world.vpc(),
-        world.operator(),
-    );
-    PrivateApiManifest::seed(namespace, "kept", vpc)
+    let (aws, operator) = (&world.aws, world.operator());
+    world
+        .seed("kept")
         .deletion_policy(DeletionPolicy::Retain)
         .apply();
     // Another object beside it (private DNS off: one private-DNS endpoint per VPC).
-    PrivateApiManifest::seed(namespace, "other", vpc)
-        .private_dns(false)
-        .apply();
-    let kept = wait_ready(namespace, "kept", READY_TIMEOUT);
-    let other = wait_ready(namespace, "other", READY_TIMEOUT);
-    let owner = format!("{namespace}/kept");
+    world.seed("other").private_dns(false).apply();
+    let kept = world.wait_ready("kept", READY_TIMEOUT);
+    let other = world.wait_ready("other", READY_TIMEOUT);
+    let owner = format!("{}/kept", world.namespace);
     let (vpce, sg_id, rest_api_id, function_arn) = (
         status_str(&kept, "vpcEndpointId"),
         status_str(&kept, "securityGroupId"),
@@ -1092,59 +939,24 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
         .await
         .expect("endpoint retained");
     assert_eq!(endpoint_state(&endpoint), "available");
-    let endpoint_tags: Vec<(String, String)> = endpoint
-        .tags()
-        .iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().into(),
-                t.value().unwrap_or_default().into(),
-            )
-        })
-        .collect();
-    assert!(
-        has_tag_pair(&endpoint_tags, "privateapi.io/owner", &owner),
+    let endpoint_tags = ec2_tags(endpoint.tags());
+    assert_eq!(
+        endpoint_tags.get("privateapi.io/owner"),
+        Some(&owner),
         "{endpoint_tags:?}"
     );
-    assert!(has_tag_pair(
-        &endpoint_tags,
-        "privateapi.io/cluster",
-        cluster
-    ));
-    assert!(has_tag_pair(&endpoint_tags, "team", "test"));
-    let group = aws
-        .ec2
-        .describe_security_groups()
-        .group_ids(&sg_id)
-        .send()
-        .await
-        .expect("DescribeSecurityGroups")
-        .security_groups
-        .unwrap_or_default()
-        .pop()
-        .expect("group retained");
-    let group_tags: Vec<(String, String)> = group
-        .tags()
-        .iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().into(),
-                t.value().unwrap_or_default().into(),
-            )
-        })
-        .collect();
-    assert!(
-        has_tag_pair(&group_tags, "privateapi.io/owner", &owner),
+    assert_eq!(
+        endpoint_tags.get("privateapi.io/cluster"),
+        Some(&world.cluster)
+    );
+    assert_eq!(endpoint_tags.get("team").map(String::as_str), Some("test"));
+    let group_tags = ec2_tags(security_group(aws, &sg_id).await.tags());
+    assert_eq!(
+        group_tags.get("privateapi.io/owner"),
+        Some(&owner),
         "{group_tags:?}"
     );
-    let api = aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(&rest_api_id)
-        .send()
-        .await
-        .expect("API retained");
-    let api_tags = api.tags.unwrap_or_default();
+    let api_tags = rest_api(aws, &rest_api_id).await.tags.unwrap_or_default();
     assert_eq!(api_tags.get("privateapi.io/owner"), Some(&owner));
     assert_eq!(api_tags.get("team").map(String::as_str), Some("test"));
     assert_eq!(
@@ -1168,7 +980,7 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
     ));
 
     // The other object is untouched.
-    let other_now = wait_ready(namespace, "other", Duration::from_secs(10));
+    let other_now = world.wait_ready("other", Duration::from_secs(10));
     for field in [
         "restApiId",
         "functionArn",
@@ -1197,7 +1009,7 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
         .expect("DeleteFunction");
     delete_endpoint(aws, &vpce).await;
     delete_group_when_free(aws, &sg_id).await;
-    let owned = assert_invariant(aws, cluster, namespace).await;
+    let owned = assert_invariant(&world).await;
     assert_eq!(
         owned.len(),
         4,
@@ -1205,7 +1017,7 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
     );
 
     world.delete_and_wait("other", GONE_TIMEOUT);
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1215,14 +1027,8 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_before_ready_leaves_nothing() {
     let world = World::new("early").vpc(25).operator().await;
-    let (namespace, cluster, aws, vpc, operator) = (
-        &world.namespace,
-        &world.cluster,
-        &world.aws,
-        world.vpc(),
-        world.operator(),
-    );
-    let manifest = |name: &str| PrivateApiManifest::seed(namespace, name, vpc).private_dns(false);
+    let operator = world.operator();
+    let manifest = |name: &str| world.seed(name).private_dns(false);
 
     // Deleted right after apply.
     let started = Instant::now();
@@ -1231,13 +1037,7 @@ async fn delete_before_ready_leaves_nothing() {
 
     // Deleted as soon as status names anything.
     manifest("first-id").apply();
-    let object = wait_for(
-        namespace,
-        "first-id",
-        READY_TIMEOUT,
-        "any ID in status",
-        has_any_id,
-    );
+    let object = world.wait_for("first-id", READY_TIMEOUT, "any ID in status", has_any_id);
     world.delete("first-id");
     eprintln!(
         "delete before Ready: first-id deleted with status {}",
@@ -1250,13 +1050,9 @@ async fn delete_before_ready_leaves_nothing() {
 
     // Deleted once the REST API exists, while the endpoint may still be pending.
     manifest("api-made").apply();
-    let object = wait_for(
-        namespace,
-        "api-made",
-        READY_TIMEOUT,
-        "restApiId in status",
-        |o| o["status"]["restApiId"].is_string(),
-    );
+    let object = world.wait_for("api-made", READY_TIMEOUT, "restApiId in status", |o| {
+        o["status"]["restApiId"].is_string()
+    });
     world.delete("api-made");
     let was_ready = condition(&object, "Ready").is_some_and(|c| c["status"] == "True");
     eprintln!(
@@ -1265,7 +1061,7 @@ async fn delete_before_ready_leaves_nothing() {
     );
 
     for name in ["immediate", "first-id", "api-made"] {
-        wait_gone(namespace, name, GONE_TIMEOUT);
+        world.wait_gone(name, GONE_TIMEOUT);
     }
     eprintln!(
         "delete before Ready: all three gone {:?} after the first apply",
@@ -1276,7 +1072,7 @@ async fn delete_before_ready_leaves_nothing() {
         "delete before Ready: {} reads, {} writes: {:?}",
         calls.reads, calls.writes, calls.by_operation
     );
-    let left = assert_invariant(aws, cluster, namespace).await;
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
@@ -1285,13 +1081,13 @@ async fn delete_before_ready_leaves_nothing() {
 // ---------------------------------------------------------------------------------------------
 
 /// Wait for InvalidSpec naming `field` in Ready's message; return the object.
-fn wait_invalid(namespace: &str, name: &str, field: &str) -> Value {
-    wait_refused(namespace, name, "InvalidSpec", field)
+fn wait_invalid(world: &World, name: &str, field: &str) -> Value {
+    wait_refused(world, name, "InvalidSpec", field)
 }
 
 /// Wait for Ready=False with `reason` naming `field`; return the object.
-fn wait_refused(namespace: &str, name: &str, reason: &str, field: &str) -> Value {
-    let object = wait_condition(namespace, name, "Ready", "False", reason, READY_TIMEOUT);
+fn wait_refused(world: &World, name: &str, reason: &str, field: &str) -> Value {
+    let object = wait_condition(world, name, "Ready", "False", reason, READY_TIMEOUT);
     let message = condition(&object, "Ready")
         .and_then(|c| c["message"].as_str())
         .unwrap_or_default();
@@ -1299,7 +1095,7 @@ fn wait_refused(namespace: &str, name: &str, reason: &str, field: &str) -> Value
         message.contains(field),
         "Ready's message names {field}: {message}"
     );
-    eprintln!("{reason} {namespace}/{name}: {message}");
+    eprintln!("{reason} {}/{name}: {message}", world.namespace);
     object
 }
 
@@ -1326,19 +1122,14 @@ fn assert_quiet(operator: &Operator, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_specs_are_reported_not_retried_and_fixable() {
     let world = World::new("invalid").vpc(26).operator().await;
-    let (namespace, cluster, aws, vpc, operator) = (
-        &world.namespace,
-        &world.cluster,
-        &world.aws,
-        world.vpc(),
-        world.operator(),
-    );
+    let (aws, vpc, operator) = (&world.aws, world.vpc(), world.operator());
 
     // A subnet that does not exist (yet): retried, nothing made meanwhile.
-    PrivateApiManifest::seed(namespace, "subnet", vpc)
+    world
+        .seed("subnet")
         .subnets([vpc.subnet_ids[0].as_str(), "subnet-0123456789abcdef0"])
         .apply();
-    let object = wait_refused(namespace, "subnet", "ReferenceNotFound", "subnetIds");
+    let object = wait_refused(&world, "subnet", "ReferenceNotFound", "subnetIds");
     let endpoint_ready = condition(&object, "EndpointReady").expect("EndpointReady");
     assert_eq!(
         endpoint_ready["reason"], "ReferenceNotFound",
@@ -1348,20 +1139,19 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         object["status"]["vpcEndpointId"].is_null(),
         "no endpoint was made"
     );
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     // Fixed: Ready.
     let started = Instant::now();
-    patch_spec(
-        namespace,
+    world.patch(
         "subnet",
         json!({"endpoint": {"create": {"subnetIds": vpc.subnet_ids}}}),
     );
-    wait_ready(namespace, "subnet", READY_TIMEOUT);
+    world.wait_ready("subnet", READY_TIMEOUT);
     eprintln!("unknown subnet fixed: Ready in {:?}", started.elapsed());
 
     // An endpoint that is not an execute-api interface endpoint.
-    let gateway = create_endpoint(
+    let gateway = make::endpoint(
         aws,
         vpc,
         VpcEndpointType::Gateway,
@@ -1369,8 +1159,8 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         &[],
     )
     .await;
-    PrivateApiManifest::referencing(namespace, "gateway", &gateway).apply();
-    wait_invalid(namespace, "gateway", "spec.endpoint.id");
+    world.referencing("gateway", &gateway).apply();
+    wait_invalid(&world, "gateway", "spec.endpoint.id");
 
     assert_quiet(operator, "not an execute-api endpoint");
 
@@ -1383,25 +1173,25 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         "arn:aws:lambda:us-east-1:{}:function:{late_name}",
         aws.account_id
     );
-    PrivateApiManifest::seed(namespace, "nofunction", vpc)
+    world
+        .seed("nofunction")
         .private_dns(false)
         .function_arn(&late_arn)
         .apply();
-    wait_refused(namespace, "nofunction", "ReferenceNotFound", "functionArn");
+    wait_refused(&world, "nofunction", "ReferenceNotFound", "functionArn");
     wait_condition(
-        namespace,
+        &world,
         "nofunction",
         "EndpointReady",
         "True",
         "Available",
         Duration::from_secs(60),
     );
-    let generation =
-        get_object(namespace, "nofunction").expect("object")["metadata"]["generation"].clone();
+    let generation = world.get("nofunction").expect("object")["metadata"]["generation"].clone();
     std::thread::sleep(Duration::from_secs(5));
     let created = Instant::now();
-    assert_eq!(create_function_named(aws, &late_name).await, late_arn);
-    let object = wait_ready(namespace, "nofunction", READY_TIMEOUT);
+    assert_eq!(make::handler_function(aws, &late_name).await, late_arn);
+    let object = world.wait_ready("nofunction", READY_TIMEOUT);
     assert_eq!(
         object["metadata"]["generation"], generation,
         "no spec change"
@@ -1411,14 +1201,14 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         Duration::from_secs(5),
         created.elapsed()
     );
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     // Deleting refused objects leaves nothing of theirs behind.
     world.delete("gateway");
     world.delete("nofunction");
-    wait_gone(namespace, "gateway", GONE_TIMEOUT);
-    wait_gone(namespace, "nofunction", GONE_TIMEOUT);
-    let owned = assert_invariant(aws, cluster, namespace).await;
+    world.wait_gone("gateway", GONE_TIMEOUT);
+    world.wait_gone("nofunction", GONE_TIMEOUT);
+    let owned = assert_invariant(&world).await;
     assert_eq!(
         owned.len(),
         4,
@@ -1437,7 +1227,7 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         .expect("DeleteFunction");
 
     world.delete_and_wait("subnet", GONE_TIMEOUT);
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
     delete_endpoint(aws, &gateway).await;
 }
 
@@ -1448,49 +1238,42 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_killed_mid_create_recovers_without_duplicates() {
     let mut world = World::new("crash").operator().await;
-    let (namespace, cluster, aws) = (
-        world.namespace.clone(),
-        world.cluster.clone(),
-        world.aws.clone(),
-    );
-    let operator = world.operator_mut();
     let mut names = Vec::new();
     for (i, k) in [1u64, 2, 3, 4, 6, 8, 10, 12].into_iter().enumerate() {
-        let vpc = make_vpc(&aws.ec2, 70 + i as u8).await;
+        let vpc = world.make_vpc(70 + i as u8).await;
         let name = format!("crash-after-{k}");
-        let baseline = operator.aws_calls().writes;
+        let baseline = world.operator().aws_calls().writes;
         let started = Instant::now();
-        PrivateApiManifest::seed(&namespace, &name, &vpc)
-            .private_dns(true)
-            .apply();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let at_kill = loop {
-            let calls = operator.aws_calls();
-            if calls.writes - baseline >= k {
-                break calls;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name}: fewer than {k} writes: {calls:?}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        operator.kill();
+        PrivateApiManifest::seed(&world.namespace, &name, &vpc).apply();
+        let at_kill = poll::until(
+            &format!("{name}: {k} writes"),
+            Duration::from_secs(60),
+            Duration::from_millis(5),
+            || {
+                let calls = world.operator().aws_calls();
+                if calls.writes - baseline >= k {
+                    Ok(calls)
+                } else {
+                    Err(format!("{calls:?}"))
+                }
+            },
+        );
+        world.operator_mut().kill();
         eprintln!(
             "{name}: killed after {} writes ({:?} in); calls so far: {:?}",
             at_kill.writes - baseline,
             started.elapsed(),
             at_kill.by_operation
         );
-        let status_at_kill = get_object(&namespace, &name).map(|o| o["status"].clone());
+        let status_at_kill = world.get(&name).map(|o| o["status"].clone());
         eprintln!(
             "{name}: status at kill: {}",
             status_at_kill.unwrap_or_default()
         );
-        operator.restart();
+        world.operator_mut().restart();
         let restarted = Instant::now();
-        wait_ready(&namespace, &name, READY_TIMEOUT);
-        let calls = operator.aws_calls();
+        world.wait_ready(&name, READY_TIMEOUT);
+        let calls = world.operator().aws_calls();
         eprintln!(
             "{name}: Ready {:?} after the restart; the new process made {} reads, {} writes: {:?}",
             restarted.elapsed(),
@@ -1499,7 +1282,7 @@ async fn operator_killed_mid_create_recovers_without_duplicates() {
             calls.by_operation
         );
         names.push(name);
-        let owned = assert_invariant(&aws, &cluster, &namespace).await;
+        let owned = assert_invariant(&world).await;
         for kind in ["vpc-endpoint", "security-group", "rest-api", "function"] {
             let n = owned.iter().filter(|(k, _)| k == kind).count();
             assert_eq!(n, names.len(), "one {kind} per object: {owned:?}");
@@ -1510,9 +1293,9 @@ async fn operator_killed_mid_create_recovers_without_duplicates() {
         world.delete(name);
     }
     for name in &names {
-        wait_gone(&namespace, name, GONE_TIMEOUT);
+        world.wait_gone(name, GONE_TIMEOUT);
     }
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
@@ -1522,48 +1305,16 @@ async fn operator_killed_mid_create_recovers_without_duplicates() {
 
 /// A function made by "someone else" (the built-in handler's zip, 128 MiB).
 async fn create_existing_function(aws: &RegionClients) -> String {
-    create_function_named(aws, &unique("existing")).await
-}
-
-async fn create_function_named(aws: &RegionClients, name: &str) -> String {
-    let zip_path = std::env::var("PAPI_HANDLER_ZIP_X86_64").expect("PAPI_HANDLER_ZIP_X86_64");
-    let zip = std::fs::read(&zip_path).expect("handler zip");
-    let role = std::env::var("PAPI_LAMBDA_ROLE_ARN").expect("PAPI_LAMBDA_ROLE_ARN");
-    aws.lambda
-        .create_function()
-        .function_name(name)
-        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
-        .handler("bootstrap")
-        .role(role)
-        .architectures(aws_sdk_lambda::types::Architecture::X8664)
-        .memory_size(128)
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateFunction")
-        .function_arn
-        .expect("function ARN")
+    make::handler_function(aws, &unique("existing")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_orphan() {
     let world = World::new("switch").vpc(28).operator().await;
-    let (namespace, cluster, aws, vpc, operator) = (
-        &world.namespace,
-        &world.cluster,
-        &world.aws,
-        world.vpc(),
-        world.operator(),
-    );
+    let (aws, vpc) = (&world.aws, world.vpc());
     let name = "orders";
-    PrivateApiManifest::seed(namespace, name, vpc)
-        .private_dns(true)
-        .apply();
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    world.seed(name).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let owned_function = status_str(&object, "functionArn");
     let owned_vpce = status_str(&object, "vpcEndpointId");
@@ -1573,8 +1324,7 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
     // builtin → functionArn: the owned function goes, the referenced one is wired and not changed.
     let existing = create_existing_function(aws).await;
     let (object, _) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "backend builtin→functionArn",
         json!({"backend": {"builtin": null, "architecture": null, "functionArn": existing}}),
@@ -1602,14 +1352,13 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
         second_deployment, first_deployment,
         "the integration change was deployed"
     );
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     // endpoint.create → endpoint.id: the API moves to the referenced endpoint, the owned endpoint
     // and its security group go.
-    let shared = create_endpoint(aws, vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let shared = make::execute_api_endpoint(aws, vpc).await;
     let (object, _) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "endpoint create→id",
         json!({"endpoint": {"create": null, "id": shared}}),
@@ -1628,7 +1377,7 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
         second_deployment,
         "the policy change was deployed"
     );
-    let took = owned_endpoint_released(aws, namespace, name, &owned_vpce, &owned_sg).await;
+    let took = owned_endpoint_released(&world, name, &owned_vpce, &owned_sg).await;
     eprintln!(
         "endpoint create→id: owned endpoint and group gone {took:?} after the change settled"
     );
@@ -1640,12 +1389,11 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
         ),
         "available"
     );
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     // functionArn → builtin: a new owned function; the referenced one loses our statement only.
     let (object, _) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "backend functionArn→builtin",
         json!({"backend": {"functionArn": null, "builtin": {"message": "back again"}, "architecture": "x86_64"}}),
@@ -1668,7 +1416,7 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
         integration_uris(aws, &rest_api_id).await,
         BTreeSet::from([invocation_uri(&new_function)])
     );
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     world.delete_and_wait(name, GONE_TIMEOUT);
     assert!(function_exists(aws, &existing).await);
@@ -1680,7 +1428,7 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
         ),
         "available"
     );
-    let left = assert_invariant(aws, cluster, namespace).await;
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
     delete_endpoint(aws, &shared).await;
     aws.lambda
@@ -1701,18 +1449,10 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
         .vpc(29)
         .operator_with(&["--resync-seconds", "5"])
         .await;
-    let (namespace, cluster, aws, vpc, operator) = (
-        &world.namespace,
-        &world.cluster,
-        &world.aws,
-        world.vpc(),
-        world.operator(),
-    );
+    let (aws, operator) = (&world.aws, world.operator());
     let name = "orders";
-    PrivateApiManifest::seed(namespace, name, vpc)
-        .private_dns(true)
-        .apply();
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    world.seed(name).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let old_vpce = status_str(&object, "vpcEndpointId");
     let sg_id = status_str(&object, "securityGroupId");
@@ -1727,7 +1467,7 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
         "privateapi",
         name,
         "-n",
-        namespace,
+        &world.namespace,
         "papi-test/poke=after-endpoint-delete",
     ]);
     let (new_vpce, took) = poll::timed_async(
@@ -1735,7 +1475,7 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
         Duration::from_secs(30),
         POLL,
         async || {
-            let object = get_object(namespace, name).ok_or("object gone")?;
+            let object = world.get(name).ok_or("object gone")?;
             let id = object["status"]["vpcEndpointId"]
                 .as_str()
                 .unwrap_or_default()
@@ -1758,7 +1498,7 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
         },
     )
     .await;
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let calls = before.since(&operator.aws_calls());
     eprintln!(
         "endpoint deleted: recreated as {new_vpce} in {took:?}; {} reads, {} writes: {:?}",
@@ -1784,10 +1524,10 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
         old_deployment,
         "the policy change was deployed"
     );
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     world.delete_and_wait(name, GONE_TIMEOUT);
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1797,24 +1537,20 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_an_object_whose_endpoint_others_use_waits_for_them() {
     let world = World::new("inuse").vpc(29).operator().await;
-    let (namespace, cluster, aws, vpc) =
-        (&world.namespace, &world.cluster, &world.aws, world.vpc());
+    let aws = &world.aws;
 
-    PrivateApiManifest::seed(namespace, "owner", vpc)
-        .private_dns(true)
-        .apply();
-    let owner = wait_ready(namespace, "owner", READY_TIMEOUT);
+    world.seed("owner").apply();
+    let owner = world.wait_ready("owner", READY_TIMEOUT);
     let vpce = status_str(&owner, "vpcEndpointId");
     let owner_api = status_str(&owner, "restApiId");
-    PrivateApiManifest::referencing(namespace, "user", &vpce).apply();
-    let user = wait_ready(namespace, "user", READY_TIMEOUT);
+    world.referencing("user", &vpce).apply();
+    let user = world.wait_ready("user", READY_TIMEOUT);
     let user_api = status_str(&user, "restApiId");
 
     // Deleting the owner removes its API and function, but not the endpoint "user" goes
     // through: the object waits, and says why.
     world.delete("owner");
-    let blocked = wait_for(
-        namespace,
+    let blocked = world.wait_for(
         "owner",
         Duration::from_secs(60),
         "Ready=False reason Deleting naming the API that uses the endpoint",
@@ -1842,7 +1578,7 @@ async fn deleting_an_object_whose_endpoint_others_use_waits_for_them() {
         !rest_api_exists(aws, &owner_api).await,
         "the owner's own API is deleted meanwhile"
     );
-    let user = get_object(namespace, "user").expect("user");
+    let user = world.get("user").expect("user");
     assert!(
         condition(&user, "Ready").is_some_and(|c| c["status"] == "True"),
         "the user of the endpoint stays Ready"
@@ -1850,40 +1586,29 @@ async fn deleting_an_object_whose_endpoint_others_use_waits_for_them() {
 
     // Once nobody uses it, the endpoint and its security group go, and the owner with them.
     world.delete_and_wait("user", GONE_TIMEOUT);
-    wait_gone(namespace, "owner", GONE_TIMEOUT);
-    let left = owned_resources(aws, cluster).await;
+    world.wait_gone("owner", GONE_TIMEOUT);
+    let left = world.owned_resources().await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_to_another_endpoint_keeps_the_old_one_while_others_use_it() {
     let world = World::new("switchuse").vpc(31).operator().await;
-    let (namespace, cluster, aws, vpc) =
-        (&world.namespace, &world.cluster, &world.aws, world.vpc());
+    let (aws, vpc) = (&world.aws, world.vpc());
 
-    PrivateApiManifest::seed(namespace, "owner", vpc)
-        .private_dns(true)
-        .apply();
-    let owner = wait_ready(namespace, "owner", READY_TIMEOUT);
+    world.seed("owner").apply();
+    let owner = world.wait_ready("owner", READY_TIMEOUT);
     let old_vpce = status_str(&owner, "vpcEndpointId");
-    PrivateApiManifest::referencing(namespace, "user", &old_vpce).apply();
-    wait_ready(namespace, "user", READY_TIMEOUT);
+    world.referencing("user", &old_vpce).apply();
+    world.wait_ready("user", READY_TIMEOUT);
 
     // The owner moves to an endpoint made elsewhere; "user" still goes through the old one.
-    let other_vpce = create_endpoint(
-        aws,
-        vpc,
-        VpcEndpointType::Interface,
-        "com.amazonaws.us-east-1.execute-api",
-        &[],
-    )
-    .await;
-    patch_spec(
-        namespace,
+    let other_vpce = make::execute_api_endpoint(aws, vpc).await;
+    world.patch(
         "owner",
         json!({"endpoint": {"create": null, "id": other_vpce}}),
     );
-    let owner = wait_ready(namespace, "owner", READY_TIMEOUT);
+    let owner = world.wait_ready("owner", READY_TIMEOUT);
     assert_eq!(status_str(&owner, "vpcEndpointId"), other_vpce);
     // Give the cleanup of the old endpoint a few tries: it must keep waiting.
     std::thread::sleep(Duration::from_secs(12));
@@ -1895,26 +1620,28 @@ async fn switching_to_another_endpoint_keeps_the_old_one_while_others_use_it() {
         "available",
         "the endpoint \"user\" goes through is not deleted"
     );
-    let user = get_object(namespace, "user").expect("user");
+    let user = world.get("user").expect("user");
     assert!(condition(&user, "Ready").is_some_and(|c| c["status"] == "True"));
 
     // Once "user" is gone, the owner removes its old endpoint and security group.
     world.delete_and_wait("user", GONE_TIMEOUT);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let owned = owned_resources(aws, cluster).await;
-        let kinds: Vec<&str> = owned.iter().map(|(kind, _)| kind.as_str()).collect();
-        if !kinds.contains(&"vpc-endpoint") && !kinds.contains(&"security-group") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "old endpoint or group left: {owned:?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    poll::until_async(
+        "the old endpoint and group removed",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        async || {
+            let owned = world.owned_resources().await;
+            let kinds: Vec<&str> = owned.iter().map(|(kind, _)| kind.as_str()).collect();
+            if !kinds.contains(&"vpc-endpoint") && !kinds.contains(&"security-group") {
+                Ok(())
+            } else {
+                Err(format!("{owned:?}"))
+            }
+        },
+    )
+    .await;
     world.delete_and_wait("owner", GONE_TIMEOUT);
-    let left = owned_resources(aws, cluster).await;
+    let left = world.owned_resources().await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
@@ -2025,17 +1752,7 @@ async fn served_now(aws: &RegionClients, rest_api_id: &str, check: Check) -> Ser
             Served::Function(function)
         }
         Check::Endpoints => {
-            let live = aws
-                .apigateway
-                .get_rest_api()
-                .rest_api_id(rest_api_id)
-                .send()
-                .await
-                .expect("GetRestApi")
-                .policy
-                .as_deref()
-                .and_then(policy::parse_policy)
-                .unwrap_or(Value::Null);
+            let live = api_policy(aws, rest_api_id).await;
             let prefix = policy::execute_api_arn_prefix("us-east-1", &aws.account_id, rest_api_id);
             Served::Endpoints(admitted_endpoints(&live, &prefix))
         }
@@ -2123,16 +1840,7 @@ impl StageSampler {
             Ok(resolved) => resolved,
             Err(why) => return Some(Err(why)),
         };
-        let verdict = match aws
-            .apigateway
-            .get_stage()
-            .rest_api_id(&rest_api_id)
-            .stage_name(&stage)
-            .send()
-            .await
-            .ok()
-            .and_then(|s| s.deployment_id)
-        {
+        let verdict = match stage_deployment(aws, &rest_api_id, &stage).await {
             None => Err(format!(
                 "stage {stage} of {rest_api_id} serves no deployment"
             )),
@@ -2170,18 +1878,10 @@ impl StageSampler {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_function() {
     let world = World::new("mbb").vpc(33).operator().await;
-    let (namespace, cluster, aws, vpc, operator) = (
-        &world.namespace,
-        &world.cluster,
-        &world.aws,
-        world.vpc(),
-        world.operator(),
-    );
+    let aws = &world.aws;
     let name = "orders";
-    PrivateApiManifest::seed(namespace, name, vpc)
-        .private_dns(false)
-        .apply();
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    world.seed(name).private_dns(false).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let owned_function = status_str(&object, "functionArn");
     let existing = create_existing_function(aws).await;
@@ -2199,12 +1899,11 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
     //    the deployment stay; the object says why it is not Ready.
     let deployment = status_str(&object, "deploymentId");
     let typo = format!("{existing}-typo");
-    patch_spec(
-        namespace,
+    world.patch(
         name,
         json!({"backend": {"builtin": null, "architecture": null, "functionArn": typo}}),
     );
-    let object = wait_refused(namespace, name, "ReferenceNotFound", "functionArn");
+    let object = wait_refused(&world, name, "ReferenceNotFound", "functionArn");
     std::thread::sleep(Duration::from_secs(3));
     assert!(
         function_exists(aws, &owned_function).await,
@@ -2225,8 +1924,7 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
     // 2. Fixed: builtin → functionArn. The owned function goes only after the stage serves the
     //    deployment that calls the referenced one.
     let (object, _) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "backend builtin→functionArn (make-before-break)",
         json!({"backend": {"functionArn": existing}}),
@@ -2242,8 +1940,7 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
     // 3. functionArn → builtin: our statement stays on the referenced function until the stage
     //    calls the new one.
     let (object, _) = change(
-        operator,
-        namespace,
+        &world,
         name,
         "backend functionArn→builtin (make-before-break)",
         json!({"backend": {"functionArn": null, "builtin": {"message": "back"}, "architecture": "x86_64"}}),
@@ -2251,12 +1948,12 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
     let new_function = status_str(&object, "functionArn");
     assert_ne!(new_function, existing);
     assert!(lambda_statements(aws, &existing).await.is_empty());
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     sampler.finish("backend switches").await;
 
     world.delete_and_wait(name, GONE_TIMEOUT);
-    let left = assert_invariant(aws, cluster, namespace).await;
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
     aws.lambda
         .delete_function()
@@ -2286,28 +1983,25 @@ async fn wait_available(aws: &RegionClients, id: &str) {
 /// for a sampler to see what a client would see in it.
 const AWS_LATENCY_MS: u64 = 150;
 
-/// An operator watching `namespace` whose AWS calls take [`AWS_LATENCY_MS`] longer.
-fn operator_at_aws_latency(namespace: &str, cluster: &str) -> (faults::FaultProxy, Operator) {
+/// The world's operator, whose AWS calls take [`AWS_LATENCY_MS`] longer: through the proxy
+/// returned.
+fn operator_at_aws_latency(world: &mut World) -> faults::FaultProxy {
     let proxy = faults::FaultProxy::start(15);
     proxy.set_latency(AWS_LATENCY_MS);
-    let operator = proxy.start_operator(namespace, cluster, &[]);
-    (proxy, operator)
+    world.set_operator(proxy.start_operator(&world.namespace, &world.cluster, &[]));
+    proxy
 }
 
 /// Wait until a switch has settled: Ready, nothing left in `status.retiring`, and the API
 /// attached to exactly the endpoints the spec names. Returns the object.
-async fn wait_switched(
-    aws: &RegionClients,
-    namespace: &str,
-    name: &str,
-    rest_api_id: &str,
-) -> Value {
+async fn wait_switched(world: &World, name: &str, rest_api_id: &str) -> Value {
+    let aws = &world.aws;
     let (object, took) = poll::timed_async(
         "the switch settled (Ready, status.retiring empty, only the spec's endpoints attached)",
         Duration::from_secs(60),
         POLL,
         async || {
-            let object = get_object(namespace, name).ok_or("object gone")?;
+            let object = world.get(name).ok_or("object gone")?;
             let mut named: BTreeSet<String> = object["spec"]["additionalVpcEndpointIds"]
                 .as_array()
                 .into_iter()
@@ -2327,28 +2021,25 @@ async fn wait_switched(
         },
     )
     .await;
-    eprintln!("{namespace}/{name}: switch settled {took:?} after Ready");
+    eprintln!(
+        "{}/{name}: switch settled {took:?} after Ready",
+        world.namespace
+    );
     object
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_switches_never_leave_the_stage_admitting_a_missing_or_detached_endpoint() {
     let world = World::new("mbb-vpce").vpc(34).operator().await;
-    let (namespace, cluster, aws, vpc, operator) = (
-        &world.namespace,
-        &world.cluster,
-        &world.aws,
-        world.vpc(),
-        world.operator(),
-    );
+    let (aws, vpc) = (&world.aws, world.vpc());
     let name = "orders";
-    let manifest = PrivateApiManifest::seed(namespace, name, vpc).private_dns(false);
+    let manifest = world.seed(name).private_dns(false);
     manifest.apply();
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let first_owned = status_str(&object, "vpcEndpointId");
     let first_group = status_str(&object, "securityGroupId");
-    let shared = create_endpoint(aws, vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let shared = make::execute_api_endpoint(aws, vpc).await;
 
     let sampler = StageSampler::start(
         aws.clone(),
@@ -2361,26 +2052,24 @@ async fn endpoint_switches_never_leave_the_stage_admitting_a_missing_or_detached
     // endpoint.create → endpoint.id: the owned endpoint goes only after the stage serves a
     // policy that admits the referenced one alone (the sampler's check).
     change(
-        operator,
-        namespace,
+        &world,
         name,
         "endpoint create→id (make-before-break)",
         json!({"endpoint": {"create": null, "id": shared}}),
     );
-    let object = wait_switched(aws, namespace, name, &rest_api_id).await;
+    let object = wait_switched(&world, name, &rest_api_id).await;
     assert_eq!(status_str(&object, "vpcEndpointId"), shared);
-    owned_endpoint_released(aws, namespace, name, &first_owned, &first_group).await;
+    owned_endpoint_released(&world, name, &first_owned, &first_group).await;
 
     // endpoint.id → endpoint.create: a new owned endpoint; the referenced one is detached once
     // the stage no longer admits it, and never deleted.
     change(
-        operator,
-        namespace,
+        &world,
         name,
         "endpoint id→create (make-before-break)",
         json!({"endpoint": {"id": null, "create": manifest.spec_json()["endpoint"]["create"]}}),
     );
-    let object = wait_switched(aws, namespace, name, &rest_api_id).await;
+    let object = wait_switched(&world, name, &rest_api_id).await;
     sampler.finish("endpoint create→id→create").await;
 
     let second_owned = status_str(&object, "vpcEndpointId");
@@ -2397,10 +2086,10 @@ async fn endpoint_switches_never_leave_the_stage_admitting_a_missing_or_detached
         "available",
         "the referenced endpoint is never deleted"
     );
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     world.delete_and_wait(name, GONE_TIMEOUT);
-    let left = assert_invariant(aws, cluster, namespace).await;
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
     delete_endpoint(aws, &shared).await;
 }
@@ -2408,21 +2097,13 @@ async fn endpoint_switches_never_leave_the_stage_admitting_a_missing_or_detached
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_additional_endpoint_stays_attached_until_the_stage_no_longer_admits_it() {
     let world = World::new("mbb-extra").vpc(35).operator().await;
-    let (namespace, cluster, aws, vpc, operator) = (
-        &world.namespace,
-        &world.cluster,
-        &world.aws,
-        world.vpc(),
-        world.operator(),
-    );
+    let (aws, vpc) = (&world.aws, world.vpc());
     let name = "orders";
-    PrivateApiManifest::seed(namespace, name, vpc)
-        .private_dns(false)
-        .apply();
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    world.seed(name).private_dns(false).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let owned = status_str(&object, "vpcEndpointId");
-    let extra = create_endpoint(aws, vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let extra = make::execute_api_endpoint(aws, vpc).await;
     // The operator does not wait for an additional endpoint to be available (the spec's main
     // endpoint still serves meanwhile); a user names one that is.
     wait_available(aws, &extra).await;
@@ -2437,26 +2118,24 @@ async fn a_removed_additional_endpoint_stays_attached_until_the_stage_no_longer_
     );
     // Added: attached before a deployment admits it.
     change(
-        operator,
-        namespace,
+        &world,
         name,
         "additionalVpcEndpointIds added",
         json!({"additionalVpcEndpointIds": [extra]}),
     );
-    wait_switched(aws, namespace, name, &rest_api_id).await;
+    wait_switched(&world, name, &rest_api_id).await;
     assert_eq!(
         api_vpc_endpoint_ids(aws, &rest_api_id).await,
         BTreeSet::from([owned.clone(), extra.clone()])
     );
     // Removed: detached only after a deployment that no longer admits it serves.
     change(
-        operator,
-        namespace,
+        &world,
         name,
         "additionalVpcEndpointIds removed (make-before-break)",
         json!({"additionalVpcEndpointIds": null}),
     );
-    wait_switched(aws, namespace, name, &rest_api_id).await;
+    wait_switched(&world, name, &rest_api_id).await;
     sampler
         .finish("additionalVpcEndpointIds added and removed")
         .await;
@@ -2474,39 +2153,35 @@ async fn a_removed_additional_endpoint_stays_attached_until_the_stage_no_longer_
         "available",
         "an additional endpoint is not owned: never deleted"
     );
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     world.delete_and_wait(name, GONE_TIMEOUT);
-    let left = assert_invariant(aws, cluster, namespace).await;
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
     delete_endpoint(aws, &extra).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stage_renames_never_leave_the_status_url_without_a_stage() {
-    let world = World::new("mbb-stage").vpc(36).build().await;
-    let (namespace, cluster, aws, vpc) =
-        (&world.namespace, &world.cluster, &world.aws, world.vpc());
-    let (_proxy, operator) = operator_at_aws_latency(namespace, cluster);
+    let mut world = World::new("mbb-stage").vpc(36).build().await;
+    let _proxy = operator_at_aws_latency(&mut world);
+    let aws = &world.aws;
     let name = "orders";
-    PrivateApiManifest::seed(namespace, name, vpc)
-        .private_dns(false)
-        .apply();
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    world.seed(name).private_dns(false).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
 
     let sampler = StageSampler::start(
         aws.clone(),
         Target::StatusUrl {
-            namespace: namespace.clone(),
+            namespace: world.namespace.clone(),
             name: name.into(),
         },
         Check::Function,
     );
     for stage in ["live", "v2", "prod"] {
         let (object, _) = change(
-            &operator,
-            namespace,
+            &world,
             name,
             &format!("stageName → {stage} (make-before-break)"),
             json!({"stageName": stage}),
@@ -2522,7 +2197,7 @@ async fn stage_renames_never_leave_the_status_url_without_a_stage() {
             Duration::from_secs(30),
             POLL,
             async || {
-                let object = get_object(namespace, name).ok_or("object gone")?;
+                let object = world.get(name).ok_or("object gone")?;
                 let now = stages(aws, &rest_api_id).await;
                 let deployment = object["status"]["deploymentId"]
                     .as_str()
@@ -2538,10 +2213,10 @@ async fn stage_renames_never_leave_the_status_url_without_a_stage() {
         eprintln!("stage renamed to {stage}: the old stage gone {took:?} after Ready");
     }
     sampler.finish("stage renames prod→live→v2→prod").await;
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     world.delete_and_wait(name, GONE_TIMEOUT);
-    let left = assert_invariant(aws, cluster, namespace).await;
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
@@ -2567,15 +2242,12 @@ async fn create_private_api(aws: &RegionClients, vpce: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_does() {
-    let world = World::new("mbb-adopt").vpc(37).build().await;
-    let (namespace, cluster, aws, vpc) =
-        (&world.namespace, &world.cluster, &world.aws, world.vpc());
-    let (_proxy, operator) = operator_at_aws_latency(namespace, cluster);
+    let mut world = World::new("mbb-adopt").vpc(37).build().await;
+    let _proxy = operator_at_aws_latency(&mut world);
+    let aws = &world.aws;
     let name = "orders";
-    PrivateApiManifest::seed(namespace, name, vpc)
-        .private_dns(false)
-        .apply();
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    world.seed(name).private_dns(false).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let mut previous_api = status_str(&object, "restApiId");
     let vpce = status_str(&object, "vpcEndpointId");
     let function = status_str(&object, "functionArn");
@@ -2583,7 +2255,7 @@ async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_
     let sampler = StageSampler::start(
         aws.clone(),
         Target::StatusUrl {
-            namespace: namespace.clone(),
+            namespace: world.namespace.clone(),
             name: name.into(),
         },
         Check::Function,
@@ -2594,8 +2266,7 @@ async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_
     for step in ["own API → adopted", "adopted → another adopted"] {
         let adopted = create_private_api(aws, &vpce).await;
         change(
-            &operator,
-            namespace,
+            &world,
             name,
             &format!("spec.adopt.restApiId: {step} (make-before-break)"),
             json!({"adopt": {"restApiId": adopted}}),
@@ -2605,7 +2276,7 @@ async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_
             Duration::from_secs(60),
             POLL,
             async || {
-                let object = get_object(namespace, name).ok_or("object gone")?;
+                let object = world.get(name).ok_or("object gone")?;
                 let released = !rest_api_exists(aws, &previous_api).await;
                 if object["status"]["restApiId"] == adopted.as_str()
                     && object["status"]["retiring"].is_null()
@@ -2644,7 +2315,7 @@ async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_
             "{}",
             object["status"]
         );
-        assert_invariant(aws, cluster, namespace).await;
+        assert_invariant(&world).await;
         previous_api = adopted;
     }
     sampler
@@ -2656,7 +2327,7 @@ async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_
         !rest_api_exists(aws, &previous_api).await,
         "deletionPolicy Delete applies to the adopted API"
     );
-    let left = assert_invariant(aws, cluster, namespace).await;
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
@@ -2688,17 +2359,14 @@ fn boto3(script: &str) {
 /// `make`, and wait for Ready with no spec change; print how long after the reference appeared
 /// it became Ready. Returns the object.
 fn ready_once_the_reference_appears(
+    world: &World,
     manifest: &PrivateApiManifest,
     field: &str,
     make: impl FnOnce(),
 ) -> Value {
-    let json = manifest.json();
-    let (namespace, name) = (
-        json["metadata"]["namespace"].as_str().expect("namespace"),
-        json["metadata"]["name"].as_str().expect("name"),
-    );
+    let name = manifest.name();
     manifest.apply();
-    let refused = wait_refused(namespace, name, "ReferenceNotFound", field);
+    let refused = wait_refused(world, name, "ReferenceNotFound", field);
     assert!(
         refused["status"]["functionArn"].is_null(),
         "no function is made without it: {}",
@@ -2707,7 +2375,7 @@ fn ready_once_the_reference_appears(
     let generation = refused["metadata"]["generation"].clone();
     make();
     let appeared = Instant::now();
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let took = appeared.elapsed();
     assert_eq!(
         object["metadata"]["generation"], generation,
@@ -2720,26 +2388,21 @@ fn ready_once_the_reference_appears(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn references_that_appear_late_become_ready_on_their_own() {
     let mut world = World::new("late").vpc(38).build().await;
-    let vpce = create_endpoint(
-        &world.aws,
-        world.vpc(),
-        VpcEndpointType::Interface,
-        EXECUTE_API,
-        &[],
-    )
-    .await;
+    let vpce = make::execute_api_endpoint(&world.aws, world.vpc()).await;
     // Available first: its own transition would be one more status change, and each one a
     // reconcile that fails again and lengthens the backoff being measured.
     wait_available(&world.aws, &vpce).await;
     world.start_operator();
-    let (namespace, cluster, aws) = (&world.namespace, &world.cluster, &world.aws);
+    let aws = &world.aws;
 
     // An execution role the same sync makes (IAM is eventually consistent as well): Lambda
     // answers that it cannot be assumed until it exists.
     let role_name = unique("papi-late-role");
     let role_arn = format!("arn:aws:iam::{}:role/{role_name}", aws.account_id);
     let object = ready_once_the_reference_appears(
-        &PrivateApiManifest::referencing(namespace, "late-role", &vpce)
+        &world,
+        &world
+            .referencing("late-role", &vpce)
             .execution_role_arn(&role_arn),
         "spec.backend.executionRoleArn",
         || {
@@ -2758,7 +2421,8 @@ async fn references_that_appear_late_become_ready_on_their_own() {
     let seeded = std::env::var("PAPI_TEST_CODE_KEY").expect("PAPI_TEST_CODE_KEY (moto.env)");
     let key = format!("late/{}.zip", unique("code"));
     let object = ready_once_the_reference_appears(
-        &PrivateApiManifest::referencing(namespace, "late-code", &vpce).code(CodeBackend {
+        &world,
+        &world.referencing("late-code", &vpce).code(CodeBackend {
             s3_bucket: bucket.clone(),
             s3_key: key.clone(),
             s3_object_version: None,
@@ -2782,12 +2446,12 @@ async fn references_that_appear_late_become_ready_on_their_own() {
         "{:?}",
         config.description
     );
-    assert_invariant(aws, cluster, namespace).await;
+    assert_invariant(&world).await;
 
     for name in ["late-role", "late-code"] {
         world.delete_and_wait(name, GONE_TIMEOUT);
     }
-    let left = assert_invariant(aws, cluster, namespace).await;
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
     delete_endpoint(aws, &vpce).await;
 }

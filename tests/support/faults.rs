@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Operator, unique};
+use super::{Operator, poll, unique};
 
 /// A running `testbed/faultproxy/faultproxy.py`, stopped (SIGKILL) when dropped.
 pub struct FaultProxy {
@@ -59,27 +59,27 @@ impl FaultProxy {
             addr: String::new(),
             dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(port) = std::fs::read_to_string(&port_file)
-                && !port.trim().is_empty()
-            {
-                proxy.addr = format!("127.0.0.1:{}", port.trim());
-                proxy.url = format!("http://{}", proxy.addr);
-                break;
-            }
-            if let Some(child) = proxy.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("the fault proxy exited with {status}: {}", proxy.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the fault proxy did not listen: {}",
-                proxy.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let log = || std::fs::read_to_string(proxy.dir.join("faultproxy.log")).unwrap_or_default();
+        let addr = poll::until(
+            "the fault proxy to listen",
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || {
+                if let Some(child) = proxy.child.as_mut()
+                    && let Ok(Some(status)) = child.try_wait()
+                {
+                    panic!("the fault proxy exited with {status}: {}", log());
+                }
+                std::fs::read_to_string(&port_file)
+                    .ok()
+                    .map(|port| port.trim().to_string())
+                    .filter(|port| !port.is_empty())
+                    .map(|port| format!("127.0.0.1:{port}"))
+                    .ok_or_else(log)
+            },
+        );
+        proxy.url = format!("http://{addr}");
+        proxy.addr = addr;
         proxy
     }
 
@@ -202,6 +202,24 @@ impl FaultProxy {
             .as_object()
             .map(|kinds| kinds.values().filter_map(Value::as_u64).sum())
             .unwrap_or(0)
+    }
+
+    /// Wait until the proxy holds `n` calls; panic after `timeout`.
+    pub async fn wait_held(&self, n: u64, timeout: Duration) {
+        poll::until_async(
+            &format!("the proxy to hold {n} calls"),
+            timeout,
+            Duration::from_millis(100),
+            async || {
+                let stats = self.stats();
+                if stats["held"] == n {
+                    Ok(())
+                } else {
+                    Err(stats.to_string())
+                }
+            },
+        )
+        .await;
     }
 
     /// Wait until a freeze took hold; false after `timeout`.

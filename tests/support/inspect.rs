@@ -265,6 +265,46 @@ pub fn invocation_uri(function_arn: &str) -> String {
 
 // ---- Lambda
 
+/// Every function of the region (all pages of ListFunctions), with its tags.
+pub async fn functions_with_tags(
+    aws: &RegionClients,
+) -> Vec<(
+    aws_sdk_lambda::types::FunctionConfiguration,
+    std::collections::HashMap<String, String>,
+)> {
+    let mut functions = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = aws
+            .lambda
+            .list_functions()
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .expect("ListFunctions");
+        for function in page.functions.unwrap_or_default() {
+            let Some(arn) = function.function_arn.as_deref() else {
+                continue;
+            };
+            let tags = aws
+                .lambda
+                .list_tags()
+                .resource(arn)
+                .send()
+                .await
+                .ok()
+                .and_then(|t| t.tags)
+                .unwrap_or_default();
+            functions.push((function, tags));
+        }
+        match page.next_marker {
+            Some(next) if !next.is_empty() => marker = Some(next),
+            _ => break,
+        }
+    }
+    functions
+}
+
 /// Whether the function exists (ResourceNotFound: no; any other error panics).
 pub async fn function_exists(aws: &RegionClients, name_or_arn: &str) -> bool {
     match aws

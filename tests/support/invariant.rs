@@ -206,41 +206,18 @@ pub async fn find_resources(aws: &RegionClients, scope: &Scope) -> Vec<Found> {
             });
         }
     }
-    let mut marker = None;
-    loop {
-        let page = aws
-            .lambda
-            .list_functions()
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .expect("ListFunctions");
-        for function in page.functions.unwrap_or_default() {
-            let Some(arn) = function.function_arn.clone() else {
-                continue;
-            };
-            let by_name = scope.is_ours_by_name(function.function_name().unwrap_or_default());
-            let tags = aws
-                .lambda
-                .list_tags()
-                .resource(&arn)
-                .send()
-                .await
-                .ok()
-                .and_then(|t| t.tags)
-                .unwrap_or_default();
-            let pairs = || tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-            if by_name || cluster_of(pairs()).as_deref() == Some(scope.cluster.as_str()) {
-                found.insert(Found {
-                    kind: "function",
-                    id: arn,
-                    uid: uid_of(pairs()),
-                });
-            }
-        }
-        match page.next_marker {
-            Some(next) if !next.is_empty() => marker = Some(next),
-            _ => break,
+    for (function, tags) in super::inspect::functions_with_tags(aws).await {
+        let Some(arn) = function.function_arn.clone() else {
+            continue;
+        };
+        let by_name = scope.is_ours_by_name(function.function_name().unwrap_or_default());
+        let pairs = || tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        if by_name || cluster_of(pairs()).as_deref() == Some(scope.cluster.as_str()) {
+            found.insert(Found {
+                kind: "function",
+                id: arn,
+                uid: uid_of(pairs()),
+            });
         }
     }
     found.into_iter().collect()

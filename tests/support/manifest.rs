@@ -126,9 +126,12 @@ impl PrivateApiManifest {
 
     // ---- metadata
 
-    pub fn name(mut self, name: &str) -> Self {
-        self.name = name.to_string();
-        self
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     pub fn label(mut self, key: &str, value: &str) -> Self {

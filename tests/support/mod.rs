@@ -6,6 +6,7 @@ pub mod aws_operations;
 pub mod deploy;
 pub mod in_process;
 pub mod inspect;
+pub mod make;
 pub mod manifest;
 pub mod poll;
 pub mod runtime;
@@ -682,20 +683,14 @@ pub async fn make_vpc_in_azs(ec2: &aws_sdk_ec2::Client, second_octet: u8, azs: &
         let cidr = format!("10.{second_octet}.{i}.0/24");
         subnet_ids.push(add_subnet(ec2, &vpc_id, &cidr, az).await);
     }
-    let group = |what: &'static str| {
-        let request = ec2
-            .create_security_group()
-            .group_name(unique(what))
-            .description(format!("test {what} instances"))
-            .vpc_id(&vpc_id);
-        async move {
-            request
-                .send()
-                .await
-                .expect("CreateSecurityGroup")
-                .group_id
-                .expect("group ID")
-        }
+    let group = async |what: &str| {
+        make::security_group(
+            ec2,
+            &vpc_id,
+            &unique(what),
+            &format!("test {what} instances"),
+        )
+        .await
     };
     let client_sg_id = group("client").await;
     let extra_sg_id = group("extra").await;
@@ -780,35 +775,11 @@ pub async fn owned_resources(aws: &RegionClients, cluster: &str) -> Vec<(String,
             found.push(("rest-api".to_string(), api.id.unwrap_or_default()));
         }
     }
-    let mut marker = None;
-    loop {
-        let page = aws
-            .lambda
-            .list_functions()
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .expect("ListFunctions");
-        for function in page.functions.unwrap_or_default() {
-            let Some(arn) = function.function_arn else {
-                continue;
-            };
-            let tags = aws
-                .lambda
-                .list_tags()
-                .resource(&arn)
-                .send()
-                .await
-                .ok()
-                .and_then(|t| t.tags)
-                .unwrap_or_default();
-            if tags.get("privateapi.io/cluster").map(String::as_str) == Some(cluster) {
-                found.push(("function".to_string(), arn));
-            }
-        }
-        match page.next_marker {
-            Some(next) if !next.is_empty() => marker = Some(next),
-            _ => break,
+    for (function, tags) in inspect::functions_with_tags(aws).await {
+        if tags.get("privateapi.io/cluster").map(String::as_str) == Some(cluster)
+            && let Some(arn) = function.function_arn
+        {
+            found.push(("function".to_string(), arn));
         }
     }
     found.sort();

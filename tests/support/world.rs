@@ -13,9 +13,12 @@ use std::time::Duration;
 use privateapi_operator::aws::RegionClients;
 
 use super::manifest::PrivateApiManifest;
+use serde_json::Value;
+
 use super::{
-    Operator, TestBedHold, TestVpc, aws, create_namespace, delete_object, hold_testbed,
-    install_crd, make_vpc, require_testbed, unique, wait_gone,
+    Operator, TestBedHold, TestVpc, aws, create_namespace, delete_object, get_object, hold_testbed,
+    install_crd, list_objects, make_vpc, owned_resources, patch_spec, poke_and_wait,
+    require_testbed, unique, wait_for, wait_gone, wait_ready,
 };
 
 /// What a test's world is made of, before it is made.
@@ -92,9 +95,66 @@ impl World {
         PrivateApiManifest::seed(&self.namespace, name, self.vpc())
     }
 
+    /// A manifest for `name` in the world's namespace on the existing endpoint `vpce`.
+    pub fn referencing(&self, name: &str, vpce: &str) -> PrivateApiManifest {
+        PrivateApiManifest::referencing(&self.namespace, name, vpce)
+    }
+
+    /// The object `name` of the world's namespace, as JSON.
+    pub fn get(&self, name: &str) -> Option<Value> {
+        get_object(&self.namespace, name)
+    }
+
+    /// The world's objects, as JSON.
+    pub fn list(&self) -> Vec<Value> {
+        list_objects(&self.namespace)
+    }
+
+    /// [`wait_for`] in the world's namespace.
+    pub fn wait_for(
+        &self,
+        name: &str,
+        timeout: Duration,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        wait_for(&self.namespace, name, timeout, what, check)
+    }
+
+    /// [`wait_ready`] in the world's namespace.
+    pub fn wait_ready(&self, name: &str, timeout: Duration) -> Value {
+        wait_ready(&self.namespace, name, timeout)
+    }
+
+    /// [`patch_spec`] in the world's namespace.
+    pub fn patch(&self, name: &str, patch: Value) {
+        patch_spec(&self.namespace, name, patch);
+    }
+
+    /// [`poke_and_wait`] with the world's operator.
+    pub fn poke(&self, name: &str) {
+        poke_and_wait(self.operator(), &self.namespace, name);
+    }
+
+    /// What AWS holds of the world's cluster ([`owned_resources`]).
+    pub async fn owned_resources(&self) -> Vec<(String, String)> {
+        owned_resources(&self.aws, &self.cluster).await
+    }
+
     /// `kubectl delete` the object, without waiting.
     pub fn delete(&self, name: &str) {
         delete_object(&self.namespace, name);
+    }
+
+    /// Wait until the object is gone.
+    pub fn wait_gone(&self, name: &str, timeout: Duration) {
+        wait_gone(&self.namespace, name, timeout);
+    }
+
+    /// Run `operator`, started elsewhere (e.g. behind a fault proxy), as the world's.
+    pub fn set_operator(&mut self, operator: Operator) -> &Operator {
+        assert!(self.operator.is_none(), "the world's operator already runs");
+        self.operator.insert(operator)
     }
 
     /// Delete the object and wait until it is gone.
