@@ -155,16 +155,9 @@ async fn build_stack(aws: &RegionClients, vpc: &TestVpc, prefix: &str) -> Existi
     }
 }
 
-/// The reference stack's manifest, untagged, with `spec.adopt`.
-fn adopt_manifest(
-    namespace: &str,
-    name: &str,
-    vpc: &TestVpc,
-    adopt: AdoptSpec,
-) -> PrivateApiManifest {
-    PrivateApiManifest::seed(namespace, name, vpc)
-        .no_tags()
-        .adopt(adopt)
+/// The reference stack's manifest in the world, untagged, with `spec.adopt`.
+fn adopt_manifest(world: &World, name: &str, adopt: AdoptSpec) -> PrivateApiManifest {
+    world.seed(name).no_tags().adopt(adopt)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,17 +165,11 @@ async fn an_untagged_stack_is_adopted_without_recreating_anything() {
     let mut world = World::new("adopt").vpc(61).build().await;
     let stack = build_stack(&world.aws, world.vpc(), "cdk").await;
     world.start_operator();
-    let (namespace, cluster, aws, operator) = (
-        &world.namespace,
-        &world.cluster,
-        &world.aws,
-        world.operator(),
-    );
+    let (namespace, aws, operator) = (&world.namespace, &world.aws, world.operator());
 
     adopt_manifest(
-        namespace,
+        &world,
         "adopted",
-        world.vpc(),
         manifest::adopt(
             Some(&stack.rest_api_id),
             Some(&stack.function_name),
@@ -190,7 +177,7 @@ async fn an_untagged_stack_is_adopted_without_recreating_anything() {
         ),
     )
     .apply();
-    let object = wait_ready(namespace, "adopted", READY_TIMEOUT);
+    let object = world.wait_ready("adopted", READY_TIMEOUT);
 
     // The same REST API, endpoint and function; the stage still serves the stack's deployment.
     assert_eq!(status_str(&object, "restApiId"), stack.rest_api_id);
@@ -258,7 +245,7 @@ async fn an_untagged_stack_is_adopted_without_recreating_anything() {
     );
 
     // Nothing new besides the managed security group: the stack's resources now carry the tags.
-    let owned = owned_resources(aws, cluster).await;
+    let owned = world.owned_resources().await;
     let kinds: Vec<&str> = owned.iter().map(|(kind, _)| kind.as_str()).collect();
     assert_eq!(
         kinds,
@@ -280,8 +267,8 @@ async fn an_untagged_stack_is_adopted_without_recreating_anything() {
     );
 
     // A steady-state resync changes nothing and keeps the deployment.
-    poke_and_wait(operator, namespace, "adopted");
-    let again = get_object(namespace, "adopted").expect("object");
+    world.poke("adopted");
+    let again = world.get("adopted").expect("object");
     assert_eq!(status_str(&again, "deploymentId"), stack.deployment_id);
 
     // deletionPolicy Delete applies to what was adopted.
@@ -297,23 +284,21 @@ async fn an_untagged_stack_is_adopted_without_recreating_anything() {
         ),
         "the adopted endpoint is deleted"
     );
-    assert!(owned_resources(aws, cluster).await.is_empty());
+    assert!(world.owned_resources().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopting_what_does_not_exist_is_waited_for_and_leaves_nothing() {
     let world = World::new("adopt-missing").vpc(62).operator().await;
-    let (namespace, cluster, aws) = (&world.namespace, &world.cluster, &world.aws);
+    let aws = &world.aws;
 
     adopt_manifest(
-        namespace,
+        &world,
         "ghost",
-        world.vpc(),
         manifest::adopt(Some("zzzzzzzzzz"), Some("no-such-function"), None),
     )
     .apply();
-    let object = wait_for(
-        namespace,
+    let object = world.wait_for(
         "ghost",
         READY_TIMEOUT,
         "Ready, ApiReady and BackendReady ReferenceNotFound (once the endpoint is available)",
@@ -323,12 +308,7 @@ async fn adopting_what_does_not_exist_is_waited_for_and_leaves_nothing() {
             })
         },
     );
-    let message = |type_: &str| {
-        condition(&object, type_)
-            .and_then(|c| c["message"].as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
+    let message = |type_: &str| condition_message(&object, type_);
     assert!(
         message("ApiReady").contains("spec.adopt.restApiId"),
         "{}",
@@ -350,7 +330,7 @@ async fn adopting_what_does_not_exist_is_waited_for_and_leaves_nothing() {
 
     // What the valid part made (the endpoint) goes with the object.
     world.delete_and_wait("ghost", GONE_TIMEOUT);
-    assert!(owned_resources(aws, cluster).await.is_empty());
+    assert!(world.owned_resources().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -386,17 +366,14 @@ async fn adopting_a_public_api_or_another_objects_function_is_invalid_spec() {
         .await
         .expect("TagResource");
     world.start_operator();
-    let (namespace, cluster) = (&world.namespace, &world.cluster);
 
     adopt_manifest(
-        namespace,
+        &world,
         "wrong-kind",
-        world.vpc(),
         manifest::adopt(Some(&regional), Some(&stack.function_name), None),
     )
     .apply();
-    let object = wait_for(
-        namespace,
+    let object = world.wait_for(
         "wrong-kind",
         READY_TIMEOUT,
         "ApiReady and BackendReady InvalidSpec",
@@ -406,12 +383,7 @@ async fn adopting_a_public_api_or_another_objects_function_is_invalid_spec() {
                 .all(|type_| condition(object, type_).is_some_and(|c| c["reason"] == "InvalidSpec"))
         },
     );
-    let message = |type_: &str| {
-        condition(&object, type_)
-            .and_then(|c| c["message"].as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
+    let message = |type_: &str| condition_message(&object, type_);
     assert!(
         message("ApiReady").contains("spec.adopt.restApiId")
             && message("ApiReady").contains("only PRIVATE"),
@@ -434,7 +406,7 @@ async fn adopting_a_public_api_or_another_objects_function_is_invalid_spec() {
         "{api_tags:?}"
     );
     world.delete_and_wait("wrong-kind", GONE_TIMEOUT);
-    assert!(owned_resources(&aws, cluster).await.is_empty());
+    assert!(world.owned_resources().await.is_empty());
     assert!(
         inspect::function_exists(&aws, &stack.function_name).await,
         "another object's function stays"

@@ -284,13 +284,9 @@ async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
         status_str(&beta, "restApiId"),
         status_str(&beta, "deploymentId"),
     );
-    let before_delete = operator.aws_calls();
-    world.delete_and_wait("alpha", GONE_TIMEOUT);
-    let delete_calls = before_delete.since(&operator.aws_calls());
-    eprintln!(
-        "shared endpoint: delete of alpha: {} reads, {} writes: {:?}",
-        delete_calls.reads, delete_calls.writes, delete_calls.by_operation
-    );
+    let delete_calls = operator.calls_during("shared endpoint: delete of alpha", || {
+        world.delete_and_wait("alpha", GONE_TIMEOUT)
+    });
     assert!(
         ec2_writes(&delete_calls).is_empty(),
         "EC2 writes: {:?}",
@@ -319,9 +315,7 @@ async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
         stages(aws, &beta_api).await,
         vec![("prod".to_string(), beta_deployment.clone())]
     );
-    let before_poke = operator.aws_calls();
-    world.poke("beta");
-    let steady = before_poke.since(&operator.aws_calls());
+    let steady = operator.calls_during("shared endpoint: beta poked", || world.poke("beta"));
     assert_eq!(steady.writes, 0, "beta in sync: {:?}", steady.by_operation);
     let beta = world.wait_ready("beta", Duration::from_secs(10));
     assert_eq!(status_str(&beta, "restApiId"), beta_api);
@@ -635,6 +629,19 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
 const DRIFT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Wait until the drift of `what` is reverted (`check` holds), at most [`DRIFT_TIMEOUT`]; note in
+/// `times` how long it took. Returns what `check` found.
+async fn reverted<L: poll::Look>(
+    times: &mut Vec<(&'static str, Duration)>,
+    what: &'static str,
+    check: impl AsyncFnMut() -> L,
+) -> L::Value {
+    let (value, took) =
+        poll::timed_async(&format!("{what} reverted"), DRIFT_TIMEOUT, POLL, check).await;
+    times.push((what, took));
+    value
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_made_in_aws_is_reverted_within_one_resync() {
     let world = World::new("drift")
@@ -673,7 +680,7 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         vec![Decision::Allow],
         "the drift took"
     );
-    let (_, took) = poll::timed_async("API policy restored", DRIFT_TIMEOUT, POLL, async || {
+    reverted(&mut times, "policy", async || {
         let decisions =
             api_policy_decisions(aws, &rest_api_id, &[Some(&vpce), Some(OTHER_VPCE), None]).await;
         if decisions
@@ -689,7 +696,6 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         }
     })
     .await;
-    times.push(("policy", took));
     world.wait_ready(name, READY_TIMEOUT);
     assert_invariant(&world).await;
 
@@ -705,21 +711,15 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
             .expect("RemovePermission");
     }
     assert!(lambda_statements(aws, &function_arn).await.is_empty());
-    let (_, took) = poll::timed_async(
-        "invoke permission restored",
-        DRIFT_TIMEOUT,
-        POLL,
-        async || {
-            let statements = lambda_statements(aws, &function_arn).await;
-            if statements.len() == 1 && permits_api(&statements, aws, &rest_api_id) {
-                Ok(())
-            } else {
-                Err(format!("{statements:?}"))
-            }
-        },
-    )
+    reverted(&mut times, "permission", async || {
+        let statements = lambda_statements(aws, &function_arn).await;
+        if permits_only(&statements, aws, &rest_api_id) {
+            Ok(())
+        } else {
+            Err(format!("{statements:?}"))
+        }
+    })
     .await;
-    times.push(("permission", took));
     world.wait_ready(name, READY_TIMEOUT);
     assert_invariant(&world).await;
 
@@ -731,14 +731,15 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .send()
         .await
         .expect("UpdateFunctionConfiguration");
-    let (_, took) = poll::timed_async("memory restored", DRIFT_TIMEOUT, POLL, async || {
-        match function_configuration(aws, &function_arn).await.memory_size {
+    reverted(
+        &mut times,
+        "memory",
+        async || match function_configuration(aws, &function_arn).await.memory_size {
             Some(256) => Ok(()),
             other => Err(format!("{other:?}")),
-        }
-    })
+        },
+    )
     .await;
-    times.push(("memory", took));
     world.wait_ready(name, READY_TIMEOUT);
     assert_invariant(&world).await;
 
@@ -750,7 +751,7 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .send()
         .await
         .expect("DeleteStage");
-    let (_, took) = poll::timed_async("stage restored", DRIFT_TIMEOUT, POLL, async || {
+    reverted(&mut times, "stage", async || {
         let stages = stages(aws, &rest_api_id).await;
         match stages.as_slice() {
             [(name, deployment)] if name == "prod" && !deployment.is_empty() => Ok(()),
@@ -758,7 +759,6 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         }
     })
     .await;
-    times.push(("stage", took));
     // The status names the restored stage's deployment once the reconcile that restored it has
     // written it (a moment after the stage is back).
     poll::timed_async(
@@ -797,7 +797,7 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         ingress_sources(aws, &sg_id).await.is_empty(),
         "the drift took"
     );
-    let (_, took) = poll::timed_async("ingress rule restored", DRIFT_TIMEOUT, POLL, async || {
+    reverted(&mut times, "ingress rule", async || {
         let rules = ingress_sources(aws, &sg_id).await;
         if rules == https_from(&[&vpc.client_sg_id]) {
             Ok(())
@@ -806,7 +806,6 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         }
     })
     .await;
-    times.push(("ingress rule", took));
     world.wait_ready(name, READY_TIMEOUT);
     assert_invariant(&world).await;
 
@@ -817,24 +816,18 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .send()
         .await
         .expect("DeleteFunction");
-    let (_, took) = poll::timed_async(
-        "function recreated with its permission",
-        DRIFT_TIMEOUT,
-        POLL,
-        async || {
-            if !function_exists(aws, &function_arn).await {
-                return Err("no function".into());
-            }
-            let statements = lambda_statements(aws, &function_arn).await;
-            if statements.len() == 1 && permits_api(&statements, aws, &rest_api_id) {
-                Ok(())
-            } else {
-                Err(format!("permission: {statements:?}"))
-            }
-        },
-    )
+    reverted(&mut times, "function", async || {
+        if !function_exists(aws, &function_arn).await {
+            return Err("no function".into());
+        }
+        let statements = lambda_statements(aws, &function_arn).await;
+        if permits_only(&statements, aws, &rest_api_id) {
+            Ok(())
+        } else {
+            Err(format!("permission: {statements:?}"))
+        }
+    })
     .await;
-    times.push(("function", took));
     let object = world.wait_ready(name, READY_TIMEOUT);
     assert_eq!(status_str(&object, "functionArn"), function_arn);
     let config = function_configuration(aws, &function_arn).await;
@@ -852,18 +845,14 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .send()
         .await
         .expect("DeleteRestApi");
-    let (new_api_id, took) =
-        poll::timed_async("REST API recreated", DRIFT_TIMEOUT, POLL, async || {
-            let object = world.get(name).ok_or("object gone")?;
-            match object["status"]["restApiId"].as_str() {
-                Some(id) if id != rest_api_id && rest_api_exists(aws, id).await => {
-                    Ok(id.to_string())
-                }
-                other => Err(format!("status.restApiId {other:?}")),
-            }
-        })
-        .await;
-    times.push(("REST API", took));
+    let new_api_id = reverted(&mut times, "REST API", async || {
+        let object = world.get(name).ok_or("object gone")?;
+        match object["status"]["restApiId"].as_str() {
+            Some(id) if id != rest_api_id && rest_api_exists(aws, id).await => Ok(id.to_string()),
+            other => Err(format!("status.restApiId {other:?}")),
+        }
+    })
+    .await;
     let object = world.wait_ready(name, READY_TIMEOUT);
     assert_eq!(status_str(&object, "restApiId"), new_api_id);
     assert!(!rest_api_exists(aws, &rest_api_id).await);
@@ -881,7 +870,7 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
     );
     let statements = lambda_statements(aws, &function_arn).await;
     assert!(
-        statements.len() == 1 && permits_api(&statements, aws, &new_api_id),
+        permits_only(&statements, aws, &new_api_id),
         "the permission follows the new API: {statements:?}"
     );
     assert_invariant(&world).await;
@@ -921,13 +910,9 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
         status_str(&kept, "functionArn"),
     );
 
-    let before = operator.aws_calls();
-    world.delete_and_wait("kept", GONE_TIMEOUT);
-    let delete_calls = before.since(&operator.aws_calls());
-    eprintln!(
-        "retain: delete made {} reads, {} writes: {:?}",
-        delete_calls.reads, delete_calls.writes, delete_calls.by_operation
-    );
+    let delete_calls = operator.calls_during("retain: delete", || {
+        world.delete_and_wait("kept", GONE_TIMEOUT)
+    });
     assert_eq!(
         delete_calls.writes, 0,
         "Retain writes nothing: {:?}",
@@ -1088,9 +1073,7 @@ fn wait_invalid(world: &World, name: &str, field: &str) -> Value {
 /// Wait for Ready=False with `reason` naming `field`; return the object.
 fn wait_refused(world: &World, name: &str, reason: &str, field: &str) -> Value {
     let object = wait_condition(world, name, "Ready", "False", reason, READY_TIMEOUT);
-    let message = condition(&object, "Ready")
-        .and_then(|c| c["message"].as_str())
-        .unwrap_or_default();
+    let message = condition_message(&object, "Ready");
     assert!(
         message.contains(field),
         "Ready's message names {field}: {message}"
@@ -1340,7 +1323,7 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
     );
     let statements = lambda_statements(aws, &existing).await;
     assert!(
-        statements.len() == 1 && permits_api(&statements, aws, &rest_api_id),
+        permits_only(&statements, aws, &rest_api_id),
         "{statements:?}"
     );
     assert_eq!(
@@ -2303,7 +2286,7 @@ async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_
         );
         let statements = lambda_statements(aws, &function).await;
         assert!(
-            statements.len() == 1 && permits_api(&statements, aws, &adopted),
+            permits_only(&statements, aws, &adopted),
             "only the adopted API may invoke the function: {statements:?}"
         );
         assert!(

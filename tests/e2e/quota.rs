@@ -10,7 +10,7 @@ use crate::support::faults::FaultProxy;
 use crate::support::runtime::Metrics;
 use crate::support::{
     Operator, PrivateApiManifest, TestVpc, World, apply, condition, create_namespace,
-    delete_object, get_object, install_crd, make_vpc, patch_spec, poll, unique, wait_for,
+    delete_object, get_object, inspect, install_crd, make_vpc, patch_spec, poll, unique, wait_for,
     wait_gone, wait_ready,
 };
 use serde_json::json;
@@ -322,15 +322,8 @@ async fn periodic_checks_use_shared_listings_and_still_find_drift() {
     // Drift in the routes (not deployed: the stage still serves the old deployment) is found
     // at the object's next deep turn: within 3 periods and a window.
     let rest_api_id = &api_ids[0];
-    let resources = aws
-        .apigateway
-        .get_resources()
-        .rest_api_id(rest_api_id)
-        .send()
+    let proxy = inspect::resources(aws, rest_api_id)
         .await
-        .expect("GetResources");
-    let proxy = resources
-        .items()
         .iter()
         .find(|r| r.path() == Some("/{proxy+}"))
         .and_then(|r| r.id())

@@ -15,7 +15,7 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
 
     let started = Instant::now();
     world.seed("orders").apply();
-    let object = wait_ready(namespace, "orders", Duration::from_secs(90));
+    let object = world.wait_ready("orders", Duration::from_secs(90));
     let time_to_ready = started.elapsed();
     let create_calls = operator.aws_calls();
     eprintln!(
@@ -224,20 +224,14 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
     );
 
     // Steady state: a reconcile of the unchanged object makes no write.
-    let before = operator.aws_calls();
-    poke_and_wait(operator, namespace, "orders");
-    let steady = before.since(&operator.aws_calls());
-    eprintln!(
-        "steady-state reconcile: {} reads, {} writes: {:?}",
-        steady.reads, steady.writes, steady.by_operation
-    );
+    let steady = operator.calls_during("steady-state reconcile", || world.poke("orders"));
     assert_eq!(
         steady.writes, 0,
         "steady state wrote: {:?}",
         steady.by_operation
     );
     assert!(steady.reads > 0, "the poke did not reconcile");
-    let again = get_object(namespace, "orders").expect("object");
+    let again = world.get("orders").expect("object");
     assert_eq!(
         again["status"]["deploymentId"],
         deployment_id.as_str(),
@@ -246,6 +240,6 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
 
     // Delete: everything this object made is gone, nothing else.
     world.delete_and_wait("orders", Duration::from_secs(90));
-    let left = owned_resources(aws, cluster).await;
+    let left = world.owned_resources().await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -51,20 +51,8 @@ async fn direct() -> Clients {
         ec2: regional.ec2.clone(),
         apigw: regional.apigateway.clone(),
         lambda: regional.lambda.clone(),
-        sts: aws_sdk_sts::Client::new(&proxy_free_config().await),
+        sts: aws_sdk_sts::Client::new(&crate::support::sdk_config_loader().load().await),
     }
-}
-
-async fn proxy_free_config() -> aws_config::SdkConfig {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .load()
-        .await
 }
 
 fn status<E, R>(err: &SdkError<E, R>) -> Option<u16>

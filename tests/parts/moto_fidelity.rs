@@ -15,7 +15,6 @@ use crate::support::{poll, unique};
 
 use std::time::{Duration, Instant};
 
-use aws_config::BehaviorVersion;
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, Op, PatchOperation};
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
@@ -43,16 +42,7 @@ async fn sdk_config() -> aws_config::SdkConfig {
         std::env::var_os("AWS_ENDPOINT_URL").is_some(),
         "AWS_ENDPOINT_URL is not set: source $PAPI_TESTBED_DIR/moto.env (testbed/with-testbed.sh does)"
     );
-    // The SDK crates are built without `default-https-client`: bring our own (rustls + ring).
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
-        .load()
-        .await
+    crate::support::sdk_config_loader().load().await
 }
 
 struct Aws {

@@ -237,14 +237,7 @@ impl FaultProxy {
     /// SDK clients (the real ones, with the SDK's default retries) whose calls go through the
     /// proxy.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        // The SDK crates are built without `default-https-client`: bring our own (rustls + ring).
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
+        super::sdk_config_loader()
             .endpoint_url(&self.url)
             .region(aws_config::Region::new(super::REGION))
             .load()

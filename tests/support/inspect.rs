@@ -229,19 +229,25 @@ pub async fn stage_deployment(
         .and_then(|s| s.deployment_id)
 }
 
-/// The integration URI of `ANY` on every resource of the API.
-pub async fn integration_uris(aws: &RegionClients, rest_api_id: &str) -> BTreeSet<String> {
-    let resources = aws
-        .apigateway
+/// The resources (routes) of the API.
+pub async fn resources(
+    aws: &RegionClients,
+    rest_api_id: &str,
+) -> Vec<aws_sdk_apigateway::types::Resource> {
+    aws.apigateway
         .get_resources()
         .rest_api_id(rest_api_id)
         .send()
         .await
         .expect("GetResources")
         .items
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The integration URI of `ANY` on every resource of the API.
+pub async fn integration_uris(aws: &RegionClients, rest_api_id: &str) -> BTreeSet<String> {
     let mut uris = BTreeSet::new();
-    for resource in resources {
+    for resource in resources(aws, rest_api_id).await {
         let integration = aws
             .apigateway
             .get_integration()
@@ -381,4 +387,9 @@ pub fn permits_api(statements: &[Value], aws: &RegionClients, rest_api_id: &str)
     statements
         .iter()
         .any(|s| s["Condition"]["ArnLike"]["AWS:SourceArn"] == source.as_str())
+}
+
+/// Whether the policy has exactly one statement, and it lets this API invoke the function.
+pub fn permits_only(statements: &[Value], aws: &RegionClients, rest_api_id: &str) -> bool {
+    statements.len() == 1 && permits_api(statements, aws, rest_api_id)
 }

@@ -143,11 +143,7 @@ pub async fn find_resources(aws: &RegionClients, scope: &Scope) -> Vec<Found> {
         .await
         .expect("DescribeVpcEndpoints");
     for endpoint in endpoints.vpc_endpoints.unwrap_or_default() {
-        let state = endpoint
-            .state
-            .as_ref()
-            .map(|s| s.as_str().to_ascii_lowercase())
-            .unwrap_or_default();
+        let state = super::inspect::endpoint_state(&endpoint);
         let tags = endpoint.tags();
         let pairs = || {
             tags.iter()

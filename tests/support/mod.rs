@@ -251,6 +251,14 @@ pub fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == type_)
 }
 
+/// The message of condition `type_` ("" when there is none).
+pub fn condition_message(object: &Value, type_: &str) -> String {
+    condition(object, type_)
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Wait until `check(object)` holds, polling; panic after `timeout` with the last object's status.
 pub fn wait_for(
     namespace: &str,
@@ -517,6 +525,18 @@ impl Operator {
         aws_calls_in(&self.metrics())
     }
 
+    /// The AWS calls made while `action` ran, printed as `what`.
+    pub fn calls_during(&self, what: &str, action: impl FnOnce()) -> AwsCalls {
+        let before = self.aws_calls();
+        action();
+        let calls = before.since(&self.aws_calls());
+        eprintln!(
+            "{what}: {} reads, {} writes: {:?}",
+            calls.reads, calls.writes, calls.by_operation
+        );
+        calls
+    }
+
     /// Reconciles finished so far.
     pub fn reconciles(&self) -> u64 {
         self.metrics().sum("privateapi_reconciles_total") as u64
@@ -619,6 +639,17 @@ pub fn poke_and_wait(operator: &Operator, namespace: &str, name: &str) {
     );
     // Let any reconcile the first one queued (e.g. its own status write) finish too.
     std::thread::sleep(Duration::from_millis(1500));
+}
+
+/// The SDK's config loader with the tests' HTTPS client: the SDK crates are built without
+/// `default-https-client`, so bring our own (rustls with ring, as the operator's).
+pub fn sdk_config_loader() -> aws_config::ConfigLoader {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
 }
 
 pub async fn aws() -> Arc<RegionClients> {
@@ -732,11 +763,7 @@ pub async fn owned_resources(aws: &RegionClients, cluster: &str) -> Vec<(String,
         .await
         .expect("DescribeVpcEndpoints");
     for endpoint in endpoints.vpc_endpoints.unwrap_or_default() {
-        let state = endpoint
-            .state
-            .as_ref()
-            .map(|s| s.as_str().to_ascii_lowercase())
-            .unwrap_or_default();
+        let state = inspect::endpoint_state(&endpoint);
         if state != "deleted" && state != "deleting" {
             found.push((
                 "vpc-endpoint".to_string(),
