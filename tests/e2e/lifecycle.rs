@@ -1971,7 +1971,8 @@ const AWS_LATENCY_MS: u64 = 150;
 fn operator_at_aws_latency(world: &mut World) -> faults::FaultProxy {
     let proxy = faults::FaultProxy::start(15);
     proxy.set_latency(AWS_LATENCY_MS);
-    world.set_operator(proxy.start_operator(&world.namespace, &world.cluster, &[]));
+    let operator = proxy.start_operator(&world.namespace, &world.cluster, &[]);
+    world.set_operator(operator);
     proxy
 }
 

@@ -64,18 +64,18 @@ fn throttled_seen(operator: &Operator) -> f64 {
 #[tokio::test]
 async fn quotas_throttle_an_unpaced_operator_and_never_a_paced_one() {
     let _bed = crate::support::hold_testbed();
-    install_crd();
-    let aws = crate::support::aws().await;
     let mut results = Vec::new();
     for (pacing, octet) in [(false, 91u8), (true, 92)] {
-        let namespace = unique(if pacing {
+        let mut world = World::new(if pacing {
             "quota-paced"
         } else {
             "quota-unpaced"
-        });
-        let cluster = unique("qc");
-        create_namespace(&namespace);
-        let vpc = make_vpc(&aws.ec2, octet).await;
+        })
+        .cluster_prefix("qc")
+        .vpc(octet)
+        .without_bed_hold()
+        .build()
+        .await;
         let proxy = FaultProxy::start(7);
         proxy.control(
             "PUT",
@@ -84,30 +84,30 @@ async fn quotas_throttle_an_unpaced_operator_and_never_a_paced_one() {
         );
         let scale = SCALE.to_string();
         let pacing_flag = format!("--aws-pacing={pacing}");
-        let operator = proxy.start_operator(
-            &namespace,
-            &cluster,
+        world.set_operator(proxy.start_operator(
+            &world.namespace,
+            &world.cluster,
             &[&pacing_flag, "--aws-quota-scale", &scale],
-        );
+        ));
         let names: Vec<String> = (0..6).map(|i| format!("burst-{i}")).collect();
         let started = Instant::now();
         for name in &names {
-            manifest(&namespace, name, &vpc).apply();
+            manifest(&world.namespace, name, world.vpc()).apply();
         }
         for name in &names {
-            wait_ready(&namespace, name, READY);
+            world.wait_ready(name, READY);
         }
         let ready_after = started.elapsed();
         let throttled_at_create = throttled_by_quota(&proxy);
-        let seen = throttled_seen(&operator);
-        delete_all(&namespace, &names);
+        let seen = throttled_seen(world.operator());
+        delete_all(&world.namespace, &names);
         let throttled_total = throttled_by_quota(&proxy);
         eprintln!(
             "pacing={pacing}: 6 objects Ready in {:.1} s; throttled by the quotas: {throttled_at_create} during the creates, {throttled_total} with the deletes; operator saw {seen}",
             ready_after.as_secs_f64()
         );
         results.push((pacing, throttled_total, seen));
-        drop(operator);
+        drop(world);
         drop(proxy);
     }
     let (_, unpaced, unpaced_seen) = results[0];

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -224,14 +224,10 @@ impl FaultProxy {
 
     /// Wait until a freeze took hold; false after `timeout`.
     pub fn wait_frozen(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.stats()["frozen"] == Value::Bool(true) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
+        poll::within(timeout, Duration::from_millis(100), || {
+            self.stats()["frozen"] == Value::Bool(true)
+        })
+        .is_ok()
     }
 
     /// SDK clients (the real ones, with the SDK's default retries) whose calls go through the

@@ -10,7 +10,7 @@
 //! - every live object Ready for its current generation.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use privateapi_operator::aws::RegionClients;
 use serde_json::Value;
@@ -405,12 +405,17 @@ async fn check_permissions(
 /// Poll [`check`] until it holds (deletions finishing, endpoints leaving `deleting`), at most
 /// `timeout`; the last report either way.
 pub async fn wait_clean(aws: &RegionClients, scope: &Scope, timeout: Duration) -> Report {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let mut last = None;
+    let clean = super::poll::within_async(timeout, Duration::from_secs(2), async || {
         let report = check(aws, scope).await;
-        if report.is_clean() || Instant::now() >= deadline {
-            return report;
+        if report.is_clean() {
+            Ok(report)
+        } else {
+            let summary = report.summary();
+            last = Some(report);
+            Err(summary)
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
+    })
+    .await;
+    clean.unwrap_or_else(|_| last.expect("at least one look"))
 }

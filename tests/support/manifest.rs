@@ -130,10 +130,6 @@ impl PrivateApiManifest {
         &self.name
     }
 
-    pub fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.labels.insert(key.to_string(), value.to_string());
         self
@@ -195,13 +191,6 @@ impl PrivateApiManifest {
     pub fn private_dns(mut self, on: bool) -> Self {
         self.create().private_dns = on;
         self.explicit.insert(Defaulted::PrivateDns);
-        self
-    }
-
-    /// Leave `privateDns` out (the schema default applies).
-    pub fn default_private_dns(mut self) -> Self {
-        self.create().private_dns = true;
-        self.explicit.remove(&Defaulted::PrivateDns);
         self
     }
 
@@ -288,34 +277,14 @@ impl PrivateApiManifest {
         self
     }
 
-    pub fn timeout_seconds(mut self, seconds: i32) -> Self {
-        self.spec.backend.timeout_seconds = seconds;
-        self.explicit.insert(Defaulted::TimeoutSeconds);
-        self
-    }
-
     pub fn execution_role_arn(mut self, arn: &str) -> Self {
         self.spec.backend.execution_role_arn = Some(arn.to_string());
-        self
-    }
-
-    pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.spec
-            .backend
-            .environment
-            .get_or_insert_with(BTreeMap::new)
-            .insert(key.to_string(), value.to_string());
         self
     }
 
     pub fn stage_name(mut self, stage: &str) -> Self {
         self.spec.stage_name = stage.to_string();
         self.explicit.insert(Defaulted::StageName);
-        self
-    }
-
-    pub fn description(mut self, description: &str) -> Self {
-        self.spec.description = Some(description.to_string());
         self
     }
 

@@ -1,5 +1,12 @@
 //! Shared by the end-to-end tests: they act as users do (kubectl against the real API server), run
 //! the operator as a separate process, and check AWS (the moto server) through the real SDK.
+//!
+//! The fixtures:
+//! - [`World`] (`world`): a test's held bed, namespace, cluster name, AWS clients, VPC, operator;
+//! - [`PrivateApiManifest`] (`manifest`): manifests built from the CRD's own types;
+//! - `poll`: waiting until something holds, with the last look in the panic;
+//! - `inspect`: the AWS reads the tests check (an endpoint, a group's rules, a stage…);
+//! - `make`: AWS resources made as a user or another tool makes them.
 #![allow(dead_code)]
 
 pub mod aws_operations;

@@ -1,5 +1,6 @@
-//! Polling until something holds: one look every `interval`, a panic naming what was awaited and
-//! the last look after `timeout`.
+//! Polling until something holds: one look every `interval`; after `timeout`, a panic naming what
+//! was awaited and the last look ([`until`], [`until_async`]), or that last look as an `Err`
+//! ([`within`], [`within_async`]).
 //!
 //! A look returns `Option<T>` (None: not yet), `Result<T, E>` (Err: not yet, and why) or `bool`.
 
@@ -37,21 +38,46 @@ fn timed_out(what: &str, timeout: Duration, last: &str) -> ! {
     panic!("timed out after {timeout:?} waiting for {what}; last: {last}")
 }
 
+/// Look with `check` every `interval` until it holds; after `timeout`, `Err` with the last look.
+pub fn within<L: Look>(
+    timeout: Duration,
+    interval: Duration,
+    mut check: impl FnMut() -> L,
+) -> Result<L::Value, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().look() {
+            Ok(value) => return Ok(value),
+            Err(last) if Instant::now() >= deadline => return Err(last),
+            Err(_) => std::thread::sleep(interval),
+        }
+    }
+}
+
+/// [`within`] with an async look, sleeping on the runtime between looks.
+pub async fn within_async<L: Look>(
+    timeout: Duration,
+    interval: Duration,
+    mut check: impl AsyncFnMut() -> L,
+) -> Result<L::Value, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await.look() {
+            Ok(value) => return Ok(value),
+            Err(last) if Instant::now() >= deadline => return Err(last),
+            Err(_) => tokio::time::sleep(interval).await,
+        }
+    }
+}
+
 /// Look with `check` every `interval` until it holds; panic after `timeout`.
 pub fn until<L: Look>(
     what: &str,
     timeout: Duration,
     interval: Duration,
-    mut check: impl FnMut() -> L,
+    check: impl FnMut() -> L,
 ) -> L::Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check().look() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => timed_out(what, timeout, &last),
-            Err(_) => std::thread::sleep(interval),
-        }
-    }
+    within(timeout, interval, check).unwrap_or_else(|last| timed_out(what, timeout, &last))
 }
 
 /// [`until`] with an async look, sleeping on the runtime between looks.
@@ -59,16 +85,11 @@ pub async fn until_async<L: Look>(
     what: &str,
     timeout: Duration,
     interval: Duration,
-    mut check: impl AsyncFnMut() -> L,
+    check: impl AsyncFnMut() -> L,
 ) -> L::Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check().await.look() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => timed_out(what, timeout, &last),
-            Err(_) => tokio::time::sleep(interval).await,
-        }
-    }
+    within_async(timeout, interval, check)
+        .await
+        .unwrap_or_else(|last| timed_out(what, timeout, &last))
 }
 
 /// [`until_async`], and how long it took.

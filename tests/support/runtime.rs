@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -74,12 +74,11 @@ impl Operator {
             .expect("kill runs");
         assert!(sent.success(), "kill -TERM {pid} failed");
         let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if Instant::now() >= deadline {
+        match poll::within(timeout, Duration::from_millis(100), || {
+            child.try_wait().expect("try_wait")
+        }) {
+            Ok(status) => status,
+            Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
@@ -87,7 +86,6 @@ impl Operator {
                     self.log()
                 );
             }
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

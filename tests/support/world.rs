@@ -70,14 +70,13 @@ impl World {
     }
 
     /// Start the operator (watching the namespace, the world's cluster name) with `extra` flags.
-    pub fn start_operator_with(&mut self, extra: &[&str]) -> &Operator {
-        assert!(self.operator.is_none(), "the world's operator already runs");
-        self.operator
-            .insert(Operator::start_with(&self.namespace, &self.cluster, extra))
+    pub fn start_operator_with(&mut self, extra: &[&str]) {
+        let operator = Operator::start_with(&self.namespace, &self.cluster, extra);
+        self.set_operator(operator);
     }
 
-    pub fn start_operator(&mut self) -> &Operator {
-        self.start_operator_with(&[])
+    pub fn start_operator(&mut self) {
+        self.start_operator_with(&[]);
     }
 
     /// Stop the operator (its AWS calls are recorded, as on any drop).
@@ -152,9 +151,9 @@ impl World {
     }
 
     /// Run `operator`, started elsewhere (e.g. behind a fault proxy), as the world's.
-    pub fn set_operator(&mut self, operator: Operator) -> &Operator {
+    pub fn set_operator(&mut self, operator: Operator) {
         assert!(self.operator.is_none(), "the world's operator already runs");
-        self.operator.insert(operator)
+        self.operator = Some(operator);
     }
 
     /// Delete the object and wait until it is gone.
@@ -220,18 +219,6 @@ impl WorldBuilder {
     pub async fn operator_with(self, extra: &[&str]) -> World {
         let mut world = self.build().await;
         world.start_operator_with(extra);
-        world
-    }
-
-    /// The world with its operator running with `extra` flags and environment `env`.
-    pub async fn operator_with_env(self, extra: &[&str], env: &[(&str, &str)]) -> World {
-        let mut world = self.build().await;
-        world.operator = Some(Operator::start_with_env(
-            &world.namespace,
-            &world.cluster,
-            extra,
-            env,
-        ));
         world
     }
 }
