@@ -949,13 +949,7 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
         1,
         "the stage is retained"
     );
-    let function = aws
-        .lambda
-        .get_function()
-        .function_name(&function_arn)
-        .send()
-        .await
-        .expect("function retained");
+    let function = inspect::function(aws, &function_arn).await;
     let function_tags = function.tags.unwrap_or_default();
     assert_eq!(function_tags.get("privateapi.io/owner"), Some(&owner));
     assert!(permits_api(

@@ -190,13 +190,7 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
     );
 
     // The function: builtin handler, 256 MiB, MESSAGE, tags; the permission scoped to this API.
-    let function = aws
-        .lambda
-        .get_function()
-        .function_name(&function_arn)
-        .send()
-        .await
-        .expect("GetFunction");
+    let function = inspect::function(aws, &function_arn).await;
     let configuration = function.configuration.expect("configuration");
     assert_eq!(configuration.memory_size, Some(256));
     assert_eq!(configuration.handler.as_deref(), Some("bootstrap"));

@@ -218,15 +218,6 @@ async fn wait_idle(bed: &Bed, name: &str) {
     .await;
 }
 
-async fn get(bed: &Bed, name: &str) -> aws_sdk_lambda::operation::get_function::GetFunctionOutput {
-    bed.lambda()
-        .get_function()
-        .function_name(name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GetFunction {name}: {e:?}"))
-}
-
 fn sids(statements: &[Value]) -> Vec<String> {
     let mut sids: Vec<String> = statements
         .iter()
@@ -302,7 +293,7 @@ struct Snapshot {
 }
 
 async fn snapshot(bed: &Bed, name: &str) -> Snapshot {
-    let out = get(bed, name).await;
+    let out = inspect::function(&bed.aws, name).await;
     let c = out.configuration().expect("configuration");
     Snapshot {
         config: vec![
@@ -411,7 +402,7 @@ async fn builtin_function_is_created_as_specified_and_steady_state_writes_nothin
     );
     assert_eq!(ready.state.reason, "Available");
 
-    let out = get(&bed, &name).await;
+    let out = inspect::function(&bed.aws, &name).await;
     let c = out.configuration().expect("configuration");
     assert_eq!(c.function_arn(), Some(arn.as_str()));
     assert_eq!(c.runtime(), Some(&Runtime::Providedal2023));
@@ -472,7 +463,7 @@ async fn lost_status_and_a_rebuilt_cluster_find_the_same_function() {
     let adopted = adopted.expect("reconcile with a new uid");
     assert_eq!(adopted.value.function_arn, ready.value.function_arn);
     assert_eq!(writes(&calls), ops(&[("Lambda:TagResource", 1)]));
-    let out = get(&bed, &api.owner.function_name()).await;
+    let out = inspect::function(&bed.aws, &api.owner.function_name()).await;
     assert_eq!(
         out.tags().and_then(|t| t.get("privateapi.io/uid")),
         Some(&api.owner.uid)
@@ -514,7 +505,7 @@ async fn drift_is_reverted() {
         .await
         .expect("edit the configuration");
     wait_idle(&bed, &name).await;
-    let arn = get(&bed, &name)
+    let arn = inspect::function(&bed.aws, &name)
         .await
         .configuration()
         .and_then(|c| c.function_arn())
@@ -558,7 +549,7 @@ async fn drift_is_reverted() {
     assert_eq!(writes(&calls), ops(&[("Lambda:UpdateFunctionCode", 1)]));
     converge(&bed, &api).await;
     assert_eq!(
-        get(&bed, &name)
+        inspect::function(&bed.aws, &name)
             .await
             .configuration()
             .and_then(|c| c.code_sha256()),
@@ -619,7 +610,7 @@ async fn spec_changes_converge_with_one_update() {
 
     let (_, changes) = converge(&bed, &api).await;
     assert!(changes.is_empty(), "{changes:?}");
-    let c = get(&bed, &name).await;
+    let c = inspect::function(&bed.aws, &name).await;
     let c = c.configuration().expect("configuration");
     assert_eq!((c.memory_size(), c.timeout()), (Some(512), Some(20)));
     assert_eq!(
@@ -646,7 +637,7 @@ async fn architecture_change_deploys_the_other_package() {
     let (_, calls) = measured(&bed, backend::reconcile_function(&api.ctx(&bed))).await;
     assert_eq!(writes(&calls), ops(&[("Lambda:UpdateFunctionCode", 1)]));
     converge(&bed, &api).await;
-    let c = get(&bed, &name).await;
+    let c = inspect::function(&bed.aws, &name).await;
     let c = c.configuration().expect("configuration");
     assert_eq!(c.architectures(), &[LambdaArchitecture::X8664]);
     assert_eq!(
@@ -680,7 +671,7 @@ async fn s3_code_backend_records_and_follows_its_source() {
     );
     let name = api.owner.function_name();
     converge(&bed, &api).await;
-    let out = get(&bed, &name).await;
+    let out = inspect::function(&bed.aws, &name).await;
     let c = out.configuration().expect("configuration");
     assert_eq!(
         c.description(),
@@ -718,7 +709,7 @@ async fn s3_code_backend_records_and_follows_its_source() {
     let (_, changes) = converge(&bed, &api).await;
     assert!(changes.is_empty(), "{changes:?}");
     assert_eq!(
-        get(&bed, &name)
+        inspect::function(&bed.aws, &name)
             .await
             .configuration()
             .and_then(|c| c.description()),
@@ -738,7 +729,7 @@ async fn s3_code_backend_records_and_follows_its_source() {
     assert_eq!(field, "spec.backend.code");
     assert!(message.contains("NoSuchKey"), "{message}");
     assert_eq!(
-        get(&bed, &name)
+        inspect::function(&bed.aws, &name)
             .await
             .configuration()
             .and_then(|c| c.description()),

@@ -140,6 +140,18 @@ pub async fn rest_api(
         .expect("GetRestApi")
 }
 
+/// Every REST API of the region (the first 500: more than the tests ever make).
+pub async fn rest_apis(aws: &RegionClients) -> Vec<aws_sdk_apigateway::types::RestApi> {
+    aws.apigateway
+        .get_rest_apis()
+        .limit(500)
+        .send()
+        .await
+        .expect("GetRestApis")
+        .items
+        .unwrap_or_default()
+}
+
 /// Whether the REST API exists (NotFound: no; any other error panics).
 pub async fn rest_api_exists(aws: &RegionClients, id: &str) -> bool {
     match aws.apigateway.get_rest_api().rest_api_id(id).send().await {
@@ -330,6 +342,18 @@ pub async fn function_exists(aws: &RegionClients, name_or_arn: &str) -> bool {
         }
         Err(err) => panic!("GetFunction {name_or_arn}: {err:?}"),
     }
+}
+
+pub async fn function(
+    aws: &RegionClients,
+    name_or_arn: &str,
+) -> aws_sdk_lambda::operation::get_function::GetFunctionOutput {
+    aws.lambda
+        .get_function()
+        .function_name(name_or_arn)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetFunction {name_or_arn}: {e:?}"))
 }
 
 pub async fn function_configuration(

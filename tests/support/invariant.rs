@@ -182,14 +182,7 @@ pub async fn find_resources(aws: &RegionClients, scope: &Scope) -> Vec<Found> {
             });
         }
     }
-    let apis = aws
-        .apigateway
-        .get_rest_apis()
-        .limit(500)
-        .send()
-        .await
-        .expect("GetRestApis");
-    for api in apis.items.unwrap_or_default() {
+    for api in super::inspect::rest_apis(aws).await {
         let tags = api.tags.clone().unwrap_or_default();
         let pairs = || tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         if cluster_of(pairs()).as_deref() == Some(scope.cluster.as_str())

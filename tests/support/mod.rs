@@ -791,14 +791,7 @@ pub async fn owned_resources(aws: &RegionClients, cluster: &str) -> Vec<(String,
             group.group_id.unwrap_or_default(),
         ));
     }
-    let apis = aws
-        .apigateway
-        .get_rest_apis()
-        .limit(500)
-        .send()
-        .await
-        .expect("GetRestApis");
-    for api in apis.items.unwrap_or_default() {
+    for api in inspect::rest_apis(aws).await {
         if api
             .tags
             .as_ref()
