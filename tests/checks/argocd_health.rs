@@ -633,38 +633,36 @@ fn live_health(namespace: &str, name: &str) -> (Value, Health) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_operators_objects_get_the_right_health() {
-    require_testbed();
-    install_crd();
-    let namespace = unique("argocd");
-    create_namespace(&namespace);
-    let cluster = unique("argo");
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 43).await;
+    let world = World::new("argocd")
+        .cluster_prefix("argo")
+        .vpc(43)
+        .without_bed_hold()
+        .build()
+        .await;
+    let (namespace, cluster) = (&world.namespace, &world.cluster);
 
     // Before the operator saw it: Progressing.
-    apply(&seed_manifest(&namespace, "web", &vpc, ""));
-    let (object, h) = live_health(&namespace, "web");
+    world.seed("web").apply();
+    let (object, h) = live_health(namespace, "web");
     capture(&object, "progressing_not_reconciled.yaml");
     assert_eq!(h.status, "Progressing", "{h:?}");
 
     // While the operator creates it: Progressing at every look, then Healthy.
-    let mut operator = Operator::start(&namespace, &cluster);
-    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut operator = Operator::start(namespace, cluster);
     let mut seen_not_ready = None;
-    let healthy = loop {
-        let (object, h) = live_health(&namespace, "web");
+    let healthy = poll::until("Healthy", READY_TIMEOUT, Duration::from_millis(100), || {
+        let (object, h) = live_health(namespace, "web");
         let ready = condition(&object, "Ready").cloned();
         if h.status == "Healthy" {
-            break (object, h);
+            return Ok((object, h));
         }
         assert_eq!(h.status, "Progressing", "while creating: {h:?}");
         if ready.is_some_and(|r| r["status"] == "False") && seen_not_ready.is_none() {
             eprintln!("creating: {h:?}");
             seen_not_ready = Some(object);
         }
-        assert!(Instant::now() < deadline, "never Healthy: {h:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        Err(format!("{h:?}"))
+    });
     if let Some(object) = &seen_not_ready {
         capture(object, "progressing_creating.yaml");
     }
@@ -673,16 +671,16 @@ async fn the_real_operators_objects_get_the_right_health() {
     let url = object["status"]["url"].as_str().expect("url");
     assert!(h.message.ends_with(url), "{h:?}");
     // Ready=True for the current generation, as Argo CD shows it.
-    wait_ready(&namespace, "web", READY_TIMEOUT);
+    wait_ready(namespace, "web", READY_TIMEOUT);
 
     // A spec change the operator has not reconciled yet (it is stopped): Progressing.
     operator.kill();
     patch_spec(
-        &namespace,
+        namespace,
         "web",
         json!({"backend": {"builtin": {"message": "v2"}}}),
     );
-    let (object, h) = live_health(&namespace, "web");
+    let (object, h) = live_health(namespace, "web");
     capture(&object, "progressing_generation_behind.yaml");
     let generation = object["metadata"]["generation"]
         .as_i64()
@@ -699,22 +697,20 @@ async fn the_real_operators_objects_get_the_right_health() {
         }
     );
     operator.restart();
-    wait_ready(&namespace, "web", READY_TIMEOUT);
-    assert_eq!(live_health(&namespace, "web").1.status, "Healthy");
+    wait_ready(namespace, "web", READY_TIMEOUT);
+    assert_eq!(live_health(namespace, "web").1.status, "Healthy");
 
     // A function in another region: InvalidSpec (the manifest must change), Degraded. (A
     // function that does not exist is ReferenceNotFound, Progressing for 300 s: the operator
     // retries until it appears.)
-    let mut spec_object: Value =
-        serde_yaml::from_str(&seed_manifest(&namespace, "otherregion", &vpc, "")).expect("YAML");
-    // Private DNS is the first object's: one per VPC.
-    spec_object["spec"]["endpoint"]["create"]["privateDns"] = json!(false);
-    spec_object["spec"]["backend"] = json!({
-        "functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:papi-x"
-    });
-    apply(&serde_json::to_string(&spec_object).expect("JSON"));
+    world
+        .seed("otherregion")
+        // Private DNS is the first object's: one per VPC.
+        .private_dns(false)
+        .function_arn("arn:aws:lambda:eu-west-1:123456789012:function:papi-x")
+        .apply();
     let object = wait_for(
-        &namespace,
+        namespace,
         "otherregion",
         READY_TIMEOUT,
         "Ready=False InvalidSpec",
@@ -738,24 +734,24 @@ async fn the_real_operators_objects_get_the_right_health() {
         "privateapi",
         "web",
         "-n",
-        &namespace,
+        namespace,
         "--wait=false",
     ]);
-    let (object, h) = live_health(&namespace, "web");
+    let (object, h) = live_health(namespace, "web");
     assert!(object["metadata"]["deletionTimestamp"].is_string());
     capture(&object, "progressing_deleting.yaml");
     assert_eq!(h.status, "Progressing", "{h:?}");
     assert!(h.message.starts_with("Deleting"), "{h:?}");
     operator.restart();
-    wait_gone(&namespace, "web", READY_TIMEOUT);
+    wait_gone(namespace, "web", READY_TIMEOUT);
     kubectl(&[
         "delete",
         "privateapi",
         "otherregion",
         "-n",
-        &namespace,
+        namespace,
         "--wait=false",
     ]);
-    wait_gone(&namespace, "otherregion", READY_TIMEOUT);
+    wait_gone(namespace, "otherregion", READY_TIMEOUT);
     drop(operator);
 }

@@ -12,12 +12,11 @@
 //!
 //! Run: `bash testbed/with-testbed.sh cargo test --test checks crd_validation:: -- --nocapture`.
 
-use crate::support::repo_path;
+use crate::support::{kubectl_raw, poll, repo_path};
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -27,31 +26,11 @@ const CRD_NAME: &str = "customresourcedefinition/privateapis.privateapi.io";
 // kubectl helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Runs `kubectl ARGS` (the test bed's pinned kubectl, first on `PATH`), with `stdin` on its
-/// standard input when given.
+/// Runs `kubectl ARGS` (the test bed's pinned kubectl, first on `PATH`) with a request timeout,
+/// with `stdin` on its standard input when given.
 fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new("kubectl");
-    cmd.args(args)
-        .arg("--request-timeout=60s")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| {
-        panic!("cannot run kubectl {args:?}: {e} (is the test bed's PATH set?)")
-    });
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(input.as_bytes())
-            .expect("write the manifest to kubectl's stdin");
-    }
-    child.wait_with_output().expect("wait for kubectl")
+    let args = [args, &["--request-timeout=60s"]].concat();
+    kubectl_raw(&args, stdin)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -73,19 +52,19 @@ fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
 
 /// Retries `kubectl ARGS` until it succeeds, for at most `timeout`; returns its stdout.
 fn kubectl_retry(args: &[&str], timeout: Duration) -> String {
-    let start = Instant::now();
-    loop {
-        let out = kubectl(args, None);
-        if out.status.success() {
-            return text(&out.stdout);
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "kubectl {args:?} still failing after {timeout:?}:\nstderr: {}",
-            text(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    poll::until(
+        &format!("kubectl {args:?} to succeed"),
+        timeout,
+        Duration::from_millis(500),
+        || {
+            let out = kubectl(args, None);
+            if out.status.success() {
+                Ok(text(&out.stdout))
+            } else {
+                Err(text(&out.stderr))
+            }
+        },
+    )
 }
 
 /// `kubectl apply -f -` of `manifest` (YAML) in namespace `ns`.

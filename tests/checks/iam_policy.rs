@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::support::deploy::repo_path;
 use crate::support::iam;
 use crate::support::*;
+use privateapi_operator::crd::{Architecture, DeletionPolicy};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -544,64 +545,24 @@ fn every_operation_in_the_source_is_allowed_and_every_allowed_action_is_needed()
 // The operations the operator really performed.
 // ---------------------------------------------------------------------------------------------
 
-/// An endpoint made by someone else, for `endpoint.id`.
-async fn users_endpoint(aws: &privateapi_operator::aws::RegionClients, vpc: &TestVpc) -> String {
-    aws.ec2
-        .create_vpc_endpoint()
-        .vpc_id(&vpc.vpc_id)
-        .vpc_endpoint_type(aws_sdk_ec2::types::VpcEndpointType::Interface)
-        .service_name("com.amazonaws.us-east-1.execute-api")
-        .set_subnet_ids(Some(vpc.subnet_ids.clone()))
-        // The operator's own endpoint in this VPC has private DNS; only one may.
-        .private_dns_enabled(false)
-        .send()
-        .await
-        .expect("CreateVpcEndpoint")
-        .vpc_endpoint
-        .and_then(|e| e.vpc_endpoint_id)
-        .expect("endpoint id")
-}
-
-/// A function made by someone else, for `backend.functionArn`.
-async fn users_function(aws: &privateapi_operator::aws::RegionClients) -> String {
-    let zip =
-        std::fs::read(std::env::var("PAPI_HANDLER_ZIP_X86_64").expect("handler zip")).expect("zip");
-    aws.lambda
-        .create_function()
-        .function_name(unique("users-fn"))
-        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
-        .handler("bootstrap")
-        .role(std::env::var("PAPI_LAMBDA_ROLE_ARN").expect("role"))
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateFunction")
-        .function_arn
-        .expect("function ARN")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_the_operator_performed_is_allowed() {
-    require_testbed();
-    install_crd();
-    let namespace = unique("iam");
-    create_namespace(&namespace);
-    let cluster = unique("iam");
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 44).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let mut world = World::new("iam")
+        .cluster_prefix("iam")
+        .vpc(44)
+        .without_bed_hold()
+        .operator()
+        .await;
+    let (namespace, aws, vpc) = (&world.namespace, &world.aws, world.vpc());
+    let operator = world.operator();
     let timeout = Duration::from_secs(120);
 
     // Owned endpoint + built-in backend; then updates of the function, the security group's
     // sources, tags and the API's policy.
-    apply(&seed_manifest(&namespace, "owned", &vpc, ""));
-    let owned = wait_ready(&namespace, "owned", timeout);
+    world.seed("owned").apply();
+    let owned = wait_ready(namespace, "owned", timeout);
     patch_spec(
-        &namespace,
+        namespace,
         "owned",
         json!({
             "backend": {"builtin": {"message": "v2"}, "memoryMiB": 512},
@@ -609,43 +570,37 @@ async fn every_operation_the_operator_performed_is_allowed() {
             "tags": {"team": "payments"}
         }),
     );
-    wait_ready(&namespace, "owned", timeout);
+    wait_ready(namespace, "owned", timeout);
 
     // The user's endpoint and function.
-    let endpoint = users_endpoint(&aws, &vpc).await;
-    let function = users_function(&aws).await;
-    let referenced = format!(
-        "apiVersion: privateapi.io/v1alpha1\nkind: PrivateApi\nmetadata: {{name: referenced, namespace: {namespace}}}\n\
-         spec:\n  region: us-east-1\n  endpoint: {{id: {endpoint}}}\n  backend: {{functionArn: \"{function}\"}}\n  deletionPolicy: Retain\n"
-    );
-    apply(&referenced);
-    wait_ready(&namespace, "referenced", timeout);
+    // (The operator's own endpoint in this VPC has private DNS; only one may: this one has none.)
+    let endpoint = make::execute_api_endpoint(aws, vpc).await;
+    let function = make::handler_function(aws, &unique("users-fn")).await;
+    PrivateApiManifest::new(namespace, "referenced")
+        .region(REGION)
+        .endpoint_id(&endpoint)
+        .function_arn(&function)
+        .deletion_policy(DeletionPolicy::Retain)
+        .apply();
+    wait_ready(namespace, "referenced", timeout);
     // Reuse of the owned object's endpoint by another API.
     let owned_endpoint = owned["status"]["vpcEndpointId"]
         .as_str()
         .expect("endpoint id");
-    let shared = format!(
-        "apiVersion: privateapi.io/v1alpha1\nkind: PrivateApi\nmetadata: {{name: shared, namespace: {namespace}}}\n\
-         spec:\n  region: us-east-1\n  endpoint: {{id: {owned_endpoint}}}\n  backend: {{builtin: {{}}, architecture: x86_64}}\n"
-    );
-    apply(&shared);
-    wait_ready(&namespace, "shared", timeout);
+    PrivateApiManifest::new(namespace, "shared")
+        .region(REGION)
+        .endpoint_id(owned_endpoint)
+        .architecture(Architecture::X86_64)
+        .apply();
+    wait_ready(namespace, "shared", timeout);
 
     // Delete: Retain keeps (the user's endpoint and function, and the API), the others clean up;
     // the shared endpoint's owner goes last, once no other API uses its endpoint.
     for name in ["shared", "referenced", "owned"] {
-        kubectl(&[
-            "delete",
-            "privateapi",
-            name,
-            "-n",
-            &namespace,
-            "--wait=false",
-        ]);
-        wait_gone(&namespace, name, timeout);
+        world.delete_and_wait(name, timeout);
     }
     let performed: BTreeSet<String> = operator.aws_calls().by_operation.into_keys().collect();
-    drop(operator);
+    world.stop_operator();
 
     let policy = policy();
     let mut all = performed.clone();

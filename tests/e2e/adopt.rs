@@ -11,13 +11,12 @@ use aws_sdk_ec2::types::VpcEndpointType;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, Runtime};
 use privateapi_operator::aws::RegionClients;
+use privateapi_operator::crd::AdoptSpec;
 use privateapi_operator::parts::routes;
 use privateapi_operator::policy;
-use serde_json::{Value, json};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const GONE_TIMEOUT: Duration = Duration::from_secs(120);
-const EXECUTE_API: &str = "com.amazonaws.us-east-1.execute-api";
 
 /// The IDs of a stack built outside the operator.
 struct ExistingStack {
@@ -31,23 +30,19 @@ struct ExistingStack {
 /// What CDK's `InterfaceVpcEndpoint` + `Function` + `LambdaRestApi` (PRIVATE, resource policy,
 /// stage `prod`) make, through the SDK, with no privateapi.io tag anywhere.
 async fn build_stack(aws: &RegionClients, vpc: &TestVpc, prefix: &str) -> ExistingStack {
-    let endpoint_sg = aws
-        .ec2
-        .create_security_group()
-        .group_name(unique(&format!("{prefix}-endpoint")))
-        .description("endpoint security group (CDK)")
-        .vpc_id(&vpc.vpc_id)
-        .send()
-        .await
-        .expect("CreateSecurityGroup")
-        .group_id
-        .expect("group id");
+    let endpoint_sg = make::security_group(
+        &aws.ec2,
+        &vpc.vpc_id,
+        &unique(&format!("{prefix}-endpoint")),
+        "endpoint security group (CDK)",
+    )
+    .await;
     let vpce = aws
         .ec2
         .create_vpc_endpoint()
         .vpc_id(&vpc.vpc_id)
         .vpc_endpoint_type(VpcEndpointType::Interface)
-        .service_name(EXECUTE_API)
+        .service_name(make::EXECUTE_API)
         .set_subnet_ids(Some(vpc.subnet_ids.clone()))
         .security_group_ids(&endpoint_sg)
         .private_dns_enabled(true)
@@ -160,93 +155,29 @@ async fn build_stack(aws: &RegionClients, vpc: &TestVpc, prefix: &str) -> Existi
     }
 }
 
-fn adopt_manifest(namespace: &str, name: &str, vpc: &TestVpc, adopt: Value) -> String {
-    json!({
-        "apiVersion": "privateapi.io/v1alpha1",
-        "kind": "PrivateApi",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "region": "us-east-1",
-            "endpoint": {"create": {
-                "vpcId": vpc.vpc_id,
-                "subnetIds": vpc.subnet_ids,
-                "privateDns": true,
-                "allowedSecurityGroupIds": [vpc.client_sg_id],
-            }},
-            "backend": {
-                "builtin": {"message": "Private API executed!!"},
-                "architecture": "x86_64",
-                "memoryMiB": 256,
-            },
-            "stageName": "prod",
-            "adopt": adopt,
-        },
-    })
-    .to_string()
-}
-
-fn status_str(object: &Value, field: &str) -> String {
-    object["status"][field]
-        .as_str()
-        .unwrap_or_else(|| panic!("status.{field} missing: {}", object["status"]))
-        .to_string()
-}
-
-async fn rest_api_exists(aws: &RegionClients, id: &str) -> bool {
-    aws.apigateway
-        .get_rest_api()
-        .rest_api_id(id)
-        .send()
-        .await
-        .is_ok()
-}
-
-async fn function_exists(aws: &RegionClients, name: &str) -> bool {
-    aws.lambda
-        .get_function()
-        .function_name(name)
-        .send()
-        .await
-        .is_ok()
-}
-
-async fn endpoint_state(aws: &RegionClients, id: &str) -> Option<String> {
-    aws.ec2
-        .describe_vpc_endpoints()
-        .vpc_endpoint_ids(id)
-        .send()
-        .await
-        .ok()?
-        .vpc_endpoints
-        .unwrap_or_default()
-        .first()
-        .and_then(|e| e.state.as_ref())
-        .map(|s| s.as_str().to_ascii_lowercase())
+/// The reference stack's manifest in the world, untagged, with `spec.adopt`.
+fn adopt_manifest(world: &World, name: &str, adopt: AdoptSpec) -> PrivateApiManifest {
+    world.seed(name).no_tags().adopt(adopt)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untagged_stack_is_adopted_without_recreating_anything() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("adopt");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 61).await;
-    let stack = build_stack(&aws, &vpc, "cdk").await;
-    let operator = Operator::start(&namespace, &cluster);
+    let mut world = World::new("adopt").vpc(61).build().await;
+    let stack = build_stack(&world.aws, world.vpc(), "cdk").await;
+    world.start_operator();
+    let (namespace, aws, operator) = (&world.namespace, &world.aws, world.operator());
 
-    apply(&adopt_manifest(
-        &namespace,
+    adopt_manifest(
+        &world,
         "adopted",
-        &vpc,
-        json!({
-            "restApiId": stack.rest_api_id,
-            "functionName": stack.function_name,
-            "vpcEndpointId": stack.vpce,
-        }),
-    ));
-    let object = wait_ready(&namespace, "adopted", READY_TIMEOUT);
+        manifest::adopt(
+            Some(&stack.rest_api_id),
+            Some(&stack.function_name),
+            Some(&stack.vpce),
+        ),
+    )
+    .apply();
+    let object = world.wait_ready("adopted", READY_TIMEOUT);
 
     // The same REST API, endpoint and function; the stage still serves the stack's deployment.
     assert_eq!(status_str(&object, "restApiId"), stack.rest_api_id);
@@ -298,7 +229,7 @@ async fn an_untagged_stack_is_adopted_without_recreating_anything() {
         "get",
         "events",
         "-n",
-        &namespace,
+        namespace,
         "--field-selector",
         "reason=Adopted",
         "-o",
@@ -314,7 +245,7 @@ async fn an_untagged_stack_is_adopted_without_recreating_anything() {
     );
 
     // Nothing new besides the managed security group: the stack's resources now carry the tags.
-    let owned = owned_resources(&aws, &cluster).await;
+    let owned = world.owned_resources().await;
     let kinds: Vec<&str> = owned.iter().map(|(kind, _)| kind.as_str()).collect();
     assert_eq!(
         kinds,
@@ -324,22 +255,9 @@ async fn an_untagged_stack_is_adopted_without_recreating_anything() {
     assert!(owned.contains(&("rest-api".to_string(), stack.rest_api_id.clone())));
     assert!(owned.contains(&("vpc-endpoint".to_string(), stack.vpce.clone())));
     // The endpoint now has the managed group instead of the stack's (not in the spec).
-    let groups: Vec<String> = aws
-        .ec2
-        .describe_vpc_endpoints()
-        .vpc_endpoint_ids(&stack.vpce)
-        .send()
+    let groups = inspect::endpoint(aws, &stack.vpce)
         .await
-        .expect("DescribeVpcEndpoints")
-        .vpc_endpoints
-        .unwrap_or_default()
-        .first()
-        .map(|e| {
-            e.groups()
-                .iter()
-                .filter_map(|g| g.group_id().map(str::to_string))
-                .collect()
-        })
+        .map(|e| inspect::endpoint_group_ids(&e))
         .unwrap_or_default();
     assert_eq!(
         groups,
@@ -349,51 +267,38 @@ async fn an_untagged_stack_is_adopted_without_recreating_anything() {
     );
 
     // A steady-state resync changes nothing and keeps the deployment.
-    poke_and_wait(&operator, &namespace, "adopted");
-    let again = get_object(&namespace, "adopted").expect("object");
+    world.poke("adopted");
+    let again = world.get("adopted").expect("object");
     assert_eq!(status_str(&again, "deploymentId"), stack.deployment_id);
 
     // deletionPolicy Delete applies to what was adopted.
-    kubectl(&[
-        "delete",
-        "privateapi",
-        "adopted",
-        "-n",
-        &namespace,
-        "--wait=false",
-    ]);
-    wait_gone(&namespace, "adopted", GONE_TIMEOUT);
-    assert!(!rest_api_exists(&aws, &stack.rest_api_id).await);
-    assert!(!function_exists(&aws, &stack.function_name).await);
+    world.delete_and_wait("adopted", GONE_TIMEOUT);
+    assert!(!inspect::rest_api_exists(aws, &stack.rest_api_id).await);
+    assert!(!inspect::function_exists(aws, &stack.function_name).await);
     assert!(
         matches!(
-            endpoint_state(&aws, &stack.vpce).await.as_deref(),
+            inspect::endpoint_state_of(aws, &stack.vpce)
+                .await
+                .as_deref(),
             None | Some("deleting" | "deleted")
         ),
         "the adopted endpoint is deleted"
     );
-    assert!(owned_resources(&aws, &cluster).await.is_empty());
+    assert!(world.owned_resources().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopting_what_does_not_exist_is_waited_for_and_leaves_nothing() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("adopt-missing");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 62).await;
-    let _operator = Operator::start(&namespace, &cluster);
+    let world = World::new("adopt-missing").vpc(62).operator().await;
+    let aws = &world.aws;
 
-    apply(&adopt_manifest(
-        &namespace,
+    adopt_manifest(
+        &world,
         "ghost",
-        &vpc,
-        json!({"restApiId": "zzzzzzzzzz", "functionName": "no-such-function"}),
-    ));
-    let object = wait_for(
-        &namespace,
+        manifest::adopt(Some("zzzzzzzzzz"), Some("no-such-function"), None),
+    )
+    .apply();
+    let object = world.wait_for(
         "ghost",
         READY_TIMEOUT,
         "Ready, ApiReady and BackendReady ReferenceNotFound (once the endpoint is available)",
@@ -403,12 +308,7 @@ async fn adopting_what_does_not_exist_is_waited_for_and_leaves_nothing() {
             })
         },
     );
-    let message = |type_: &str| {
-        condition(&object, type_)
-            .and_then(|c| c["message"].as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
+    let message = |type_: &str| condition_message(&object, type_);
     assert!(
         message("ApiReady").contains("spec.adopt.restApiId"),
         "{}",
@@ -424,32 +324,19 @@ async fn adopting_what_does_not_exist_is_waited_for_and_leaves_nothing() {
     assert_eq!(ready["status"], "False");
     assert_eq!(ready["reason"], "ReferenceNotFound");
     assert!(
-        !function_exists(&aws, "no-such-function").await,
+        !inspect::function_exists(aws, "no-such-function").await,
         "never created under that name"
     );
 
     // What the valid part made (the endpoint) goes with the object.
-    kubectl(&[
-        "delete",
-        "privateapi",
-        "ghost",
-        "-n",
-        &namespace,
-        "--wait=false",
-    ]);
-    wait_gone(&namespace, "ghost", GONE_TIMEOUT);
-    assert!(owned_resources(&aws, &cluster).await.is_empty());
+    world.delete_and_wait("ghost", GONE_TIMEOUT);
+    assert!(world.owned_resources().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopting_a_public_api_or_another_objects_function_is_invalid_spec() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("adopt-kind");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 63).await;
+    let mut world = World::new("adopt-kind").vpc(63).build().await;
+    let aws = world.aws.clone();
     let regional = aws
         .apigateway
         .create_rest_api()
@@ -466,7 +353,7 @@ async fn adopting_a_public_api_or_another_objects_function_is_invalid_spec() {
         .expect("api id");
     // A function some other PrivateApi manages (its ownership tags); its stack in another VPC
     // (one private-DNS execute-api endpoint per VPC).
-    let stack = build_stack(&aws, &make_vpc(&aws.ec2, 64).await, "claimed").await;
+    let stack = build_stack(&aws, &world.make_vpc(64).await, "claimed").await;
     aws.lambda
         .tag_resource()
         .resource(format!(
@@ -478,16 +365,15 @@ async fn adopting_a_public_api_or_another_objects_function_is_invalid_spec() {
         .send()
         .await
         .expect("TagResource");
-    let _operator = Operator::start(&namespace, &cluster);
+    world.start_operator();
 
-    apply(&adopt_manifest(
-        &namespace,
+    adopt_manifest(
+        &world,
         "wrong-kind",
-        &vpc,
-        json!({"restApiId": regional, "functionName": stack.function_name}),
-    ));
-    let object = wait_for(
-        &namespace,
+        manifest::adopt(Some(&regional), Some(&stack.function_name), None),
+    )
+    .apply();
+    let object = world.wait_for(
         "wrong-kind",
         READY_TIMEOUT,
         "ApiReady and BackendReady InvalidSpec",
@@ -497,12 +383,7 @@ async fn adopting_a_public_api_or_another_objects_function_is_invalid_spec() {
                 .all(|type_| condition(object, type_).is_some_and(|c| c["reason"] == "InvalidSpec"))
         },
     );
-    let message = |type_: &str| {
-        condition(&object, type_)
-            .and_then(|c| c["message"].as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
+    let message = |type_: &str| condition_message(&object, type_);
     assert!(
         message("ApiReady").contains("spec.adopt.restApiId")
             && message("ApiReady").contains("only PRIVATE"),
@@ -516,31 +397,18 @@ async fn adopting_a_public_api_or_another_objects_function_is_invalid_spec() {
         message("BackendReady")
     );
     // Neither was taken over: no tags of this cluster on them.
-    let api_tags = aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(&regional)
-        .send()
+    let api_tags = inspect::rest_api(&aws, &regional)
         .await
-        .expect("GetRestApi")
         .tags
         .unwrap_or_default();
     assert!(
         !api_tags.contains_key("privateapi.io/owner"),
         "{api_tags:?}"
     );
-    kubectl(&[
-        "delete",
-        "privateapi",
-        "wrong-kind",
-        "-n",
-        &namespace,
-        "--wait=false",
-    ]);
-    wait_gone(&namespace, "wrong-kind", GONE_TIMEOUT);
-    assert!(owned_resources(&aws, &cluster).await.is_empty());
+    world.delete_and_wait("wrong-kind", GONE_TIMEOUT);
+    assert!(world.owned_resources().await.is_empty());
     assert!(
-        function_exists(&aws, &stack.function_name).await,
+        inspect::function_exists(&aws, &stack.function_name).await,
         "another object's function stays"
     );
 }

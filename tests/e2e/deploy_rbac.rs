@@ -168,7 +168,7 @@ async fn end_to_end_as(installed: &Installed, workload: &str, second_octet: u8) 
         ],
     );
     let name = "orders";
-    apply(&seed_manifest(workload, name, &vpc, ""));
+    PrivateApiManifest::seed(workload, name, &vpc).apply();
     let started = Instant::now();
     let ready = wait_ready(workload, name, READY_TIMEOUT);
     eprintln!("Ready as {} in {:?}", installed.user, started.elapsed());
@@ -207,8 +207,7 @@ async fn end_to_end_as(installed: &Installed, workload: &str, second_octet: u8) 
         .count();
     assert!(ours > 0, "the operator published Events: {events}");
 
-    kubectl(&["delete", "privateapi", name, "-n", workload, "--wait=false"]);
-    wait_gone(workload, name, READY_TIMEOUT);
+    delete_and_wait_gone(workload, name, READY_TIMEOUT);
     let left = owned_resources(&aws, &cluster).await;
     assert!(left.is_empty(), "nothing left in AWS: {left:?}");
 
@@ -266,15 +265,19 @@ async fn namespace_scoped_rbac_is_enough_and_no_more() {
         &[],
         &[("KUBECONFIG", kubeconfig)],
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !outsider.log().contains("forbidden") {
-        assert!(
-            Instant::now() < deadline,
-            "the operator outside its Role was not refused:\n{}",
-            outsider.log()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    poll::until(
+        "the operator outside its Role to be refused",
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+        || {
+            let log = outsider.log();
+            if log.contains("forbidden") {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        },
+    );
     assert!(
         outsider
             .admin_get("/readyz")

@@ -16,17 +16,12 @@
 //! orphans, seconds to converge) and appends it to `$PAPI_FAULT_RESULTS` (default
 //! `$PAPI_TESTBED_DIR/fault-suite.jsonl`); tests/FAULTS.md holds the table of a real run.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::faults::FaultProxy;
 use crate::support::invariant::{self, Report, Scope};
 use crate::support::runtime::{LEASE, lease_holder, wait_leader, wait_standby};
-use crate::support::{
-    Operator, TestVpc, apply, create_namespace, get_object, install_crd, kubectl, make_vpc,
-    seed_manifest, unique, wait_for, wait_gone, wait_ready,
-};
-use privateapi_operator::aws::RegionClients;
+use crate::support::{Operator, PrivateApiManifest, World, poll};
 use serde_json::{Value, json};
 
 /// Generous: the machine is shared and slow; never a speed assertion.
@@ -38,10 +33,7 @@ fn soak() -> bool {
 
 /// One scenario's world: a namespace, a VPC, a fault proxy and an operator behind it.
 struct Bed {
-    namespace: String,
-    cluster: String,
-    vpc: TestVpc,
-    aws: Arc<RegionClients>,
+    world: World,
     proxy: FaultProxy,
     operator: Operator,
     /// One VPC has room for one endpoint with private DNS for execute-api: beds with several
@@ -49,54 +41,42 @@ struct Bed {
     private_dns: bool,
 }
 
+/// The bed's namespace, cluster, AWS clients and VPC are its world's.
+impl std::ops::Deref for Bed {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
+    }
+}
+
 impl Bed {
     async fn new(tag: &str, seed: u64, vpc_octet: u8, extra: &[&str]) -> Self {
-        crate::support::require_testbed();
-        install_crd();
-        let namespace = unique(&format!("faults-{tag}"));
-        let cluster = unique(&format!("fc-{tag}"));
-        create_namespace(&namespace);
-        let aws = crate::support::aws().await;
-        let vpc = make_vpc(&aws.ec2, vpc_octet).await;
+        let world = World::new(&format!("faults-{tag}"))
+            .cluster_prefix(&format!("fc-{tag}"))
+            .vpc(vpc_octet)
+            .without_bed_hold()
+            .build()
+            .await;
         let proxy = FaultProxy::start(seed);
-        let operator = proxy.start_operator(&namespace, &cluster, extra);
+        let operator = proxy.start_operator(&world.namespace, &world.cluster, extra);
         Self {
-            namespace,
-            cluster,
-            vpc,
-            aws,
+            world,
             proxy,
             operator,
             private_dns: false,
         }
     }
 
-    fn manifest(&self, name: &str, extra_spec: &str) -> String {
-        let manifest = seed_manifest(&self.namespace, name, &self.vpc, extra_spec);
-        if self.private_dns {
-            manifest
-        } else {
-            manifest.replace("privateDns: true", "privateDns: false")
-        }
+    fn manifest(&self, name: &str) -> PrivateApiManifest {
+        self.seed(name).private_dns(self.private_dns)
     }
 
     fn create(&self, name: &str) {
-        apply(&self.manifest(name, ""));
+        self.manifest(name).apply();
     }
 
     fn scope(&self) -> Scope {
         Scope::new(&self.cluster, &[&self.namespace])
-    }
-
-    fn delete(&self, name: &str) {
-        kubectl(&[
-            "delete",
-            "privateapi",
-            name,
-            "-n",
-            &self.namespace,
-            "--wait=false",
-        ]);
     }
 
     /// The invariant, waited for (deletions finishing), asserted.
@@ -164,8 +144,7 @@ fn record(row: Row) {
 fn wait_all_ready(bed: &Bed, names: &[String]) -> Duration {
     let started = Instant::now();
     for name in names {
-        wait_for(
-            &bed.namespace,
+        bed.wait_for(
             name,
             CONVERGE,
             "Ready=True for the current generation, the operator running",
@@ -222,18 +201,17 @@ async fn scenario_1_a_fifth_of_all_calls_fail() {
         wait_all_ready(&bed, &names);
         // update: new tags everywhere and a new message for the function
         for name in &names {
-            let manifest = bed
-                .manifest(name, "")
-                .replace("team: test", "team: updated")
-                .replace("Private API executed!!", "updated under faults");
-            apply(&manifest);
+            bed.manifest(name)
+                .tag("team", "updated")
+                .builtin("updated under faults")
+                .apply();
         }
         wait_all_ready(&bed, &names);
         for name in names.iter().step_by(2) {
             bed.delete(name);
         }
         for name in names.iter().step_by(2) {
-            wait_gone(&bed.namespace, name, CONVERGE);
+            bed.wait_gone(name, CONVERGE);
         }
         converge += started.elapsed();
         let injected = bed.proxy.injected_total();
@@ -243,7 +221,7 @@ async fn scenario_1_a_fifth_of_all_calls_fail() {
         bed.proxy.clear_rules();
         last = bed.assert_invariant("20 % faults").await;
         for name in names.iter().skip(1).step_by(2) {
-            let object = get_object(&bed.namespace, name).expect("kept object");
+            let object = bed.get(name).expect("kept object");
             assert!(object["status"]["urls"].is_object(), "{name}: {object}");
         }
     }
@@ -266,7 +244,7 @@ async fn scenario_2_kill_after_every_mutating_call_of_a_create() {
     let mut bed = Bed::new("kill", 21, 62, &[]).await;
     // how many mutating calls a create makes
     bed.create("reference");
-    wait_ready(&bed.namespace, "reference", CONVERGE);
+    bed.wait_ready("reference", CONVERGE);
     let writes_per_create = bed.proxy.mutating_forwarded();
     let write_ops: Vec<String> = bed
         .proxy
@@ -290,7 +268,7 @@ async fn scenario_2_kill_after_every_mutating_call_of_a_create() {
         assert!(killed, "the create made fewer than {k} mutating calls");
         kills += 1;
         let started = Instant::now();
-        wait_ready(&bed.namespace, &name, CONVERGE);
+        bed.wait_ready(&name, CONVERGE);
         converge += started.elapsed();
         bed.assert_invariant(&format!("killed after mutating call {k}"))
             .await;
@@ -314,7 +292,7 @@ async fn scenario_3_lost_responses_on_every_create_call() {
     let _bed = crate::support::hold_testbed();
     let bed = Bed::new("lost", 31, 63, &[]).await;
     bed.create("reference");
-    wait_ready(&bed.namespace, "reference", CONVERGE);
+    bed.wait_ready("reference", CONVERGE);
     let mut operations: Vec<(String, String)> = Vec::new();
     for call in bed.proxy.calls() {
         if call["mutating"] == true {
@@ -359,7 +337,7 @@ async fn scenario_3_lost_responses_on_every_create_call() {
         let name = format!("lost-{i}");
         let started = Instant::now();
         bed.create(&name);
-        wait_ready(&bed.namespace, &name, CONVERGE);
+        bed.wait_ready(&name, CONVERGE);
         converge += started.elapsed();
         let injected = bed.proxy.injected_total();
         assert_eq!(
@@ -408,7 +386,7 @@ async fn scenario_4_delete_half_way_and_while_throttled() {
         assert!(bed.proxy.wait_frozen(Duration::from_secs(300)));
         bed.delete(&name);
         bed.proxy.release();
-        wait_gone(&bed.namespace, &name, CONVERGE);
+        bed.wait_gone(&name, CONVERGE);
         bed.assert_invariant(&format!("deleted after {k} writes of its create"))
             .await;
         runs += 1;
@@ -417,16 +395,12 @@ async fn scenario_4_delete_half_way_and_while_throttled() {
     bed.proxy
         .set_rules(json!([{"fault": "throttle", "probability": 0.5}]));
     bed.create("throttled");
-    let ready = wait_for(
-        &bed.namespace,
-        "throttled",
-        CONVERGE,
-        "a REST API in status",
-        |o| o["status"]["restApiId"].is_string(),
-    );
+    let ready = bed.wait_for("throttled", CONVERGE, "a REST API in status", |o| {
+        o["status"]["restApiId"].is_string()
+    });
     assert!(ready["status"]["restApiId"].is_string());
     bed.delete("throttled");
-    wait_gone(&bed.namespace, "throttled", CONVERGE);
+    bed.wait_gone("throttled", CONVERGE);
     faults += bed.proxy.injected_total();
     runs += 1;
     bed.proxy.clear_rules();
@@ -474,7 +448,7 @@ async fn scenario_5_the_api_server_restarts() {
         .collect();
     wait_all_ready(&bed, &names);
     bed.delete("before-1");
-    wait_gone(&bed.namespace, "before-1", CONVERGE);
+    bed.wait_gone("before-1", CONVERGE);
     let converge = started.elapsed();
     let report = bed.assert_invariant("after an API server restart").await;
     drop(apiserver);
@@ -501,7 +475,7 @@ async fn scenario_6_owned_resources_deleted_behind_its_back() {
     // the deleted one to go)
     bed.private_dns = true;
     bed.create("victim");
-    let before = wait_ready(&bed.namespace, "victim", CONVERGE);
+    let before = bed.wait_ready("victim", CONVERGE);
     let mut converge = Duration::ZERO;
     let mut runs = 0;
     for (field, kind) in [
@@ -509,7 +483,7 @@ async fn scenario_6_owned_resources_deleted_behind_its_back() {
         ("functionArn", "function"),
         ("vpcEndpointId", "VPC endpoint"),
     ] {
-        let current = get_object(&bed.namespace, "victim").expect("object");
+        let current = bed.get("victim").expect("object");
         let id = current["status"][field]
             .as_str()
             .expect("status ID")
@@ -546,24 +520,25 @@ async fn scenario_6_owned_resources_deleted_behind_its_back() {
         let started = Instant::now();
         if field == "functionArn" {
             // The function's name, hence its ARN, is deterministic: it comes back under the same ARN.
-            let deadline = Instant::now() + CONVERGE;
-            while bed
-                .aws
-                .lambda
-                .get_function()
-                .function_name(&id)
-                .send()
-                .await
-                .is_err()
-            {
-                assert!(Instant::now() < deadline, "the function was not recreated");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+            poll::until_async(
+                "the function recreated",
+                CONVERGE,
+                Duration::from_secs(1),
+                async || {
+                    bed.aws
+                        .lambda
+                        .get_function()
+                        .function_name(&id)
+                        .send()
+                        .await
+                        .is_ok()
+                },
+            )
+            .await;
         } else {
             let field_name = field.to_string();
             let old = id.clone();
-            wait_for(
-                &bed.namespace,
+            bed.wait_for(
                 "victim",
                 CONVERGE,
                 &format!("a new {kind} in status.{field}"),
@@ -574,13 +549,13 @@ async fn scenario_6_owned_resources_deleted_behind_its_back() {
                 },
             );
         }
-        wait_ready(&bed.namespace, "victim", CONVERGE);
+        bed.wait_ready("victim", CONVERGE);
         converge += started.elapsed();
         runs += 1;
         bed.assert_invariant(&format!("{kind} deleted behind its back"))
             .await;
     }
-    let after = get_object(&bed.namespace, "victim").expect("object");
+    let after = bed.get("victim").expect("object");
     for field in ["restApiId", "vpcEndpointId"] {
         assert_ne!(before["status"][field], after["status"][field], "{field}");
     }
@@ -614,7 +589,7 @@ async fn scenario_3b_hung_calls_time_out_and_converge() {
     ]));
     let started = Instant::now();
     bed.create("hung");
-    wait_ready(&bed.namespace, "hung", CONVERGE);
+    bed.wait_ready("hung", CONVERGE);
     let converge = started.elapsed();
     let faults = bed.proxy.injected_total();
     assert_eq!(faults, 3, "{}", bed.proxy.stats());
@@ -677,7 +652,7 @@ async fn scenario_7_the_leader_killed_mid_create() {
         bed.proxy.release();
         let started = Instant::now();
         wait_leader(&bed.namespace, &standby, Duration::from_secs(6 + 60));
-        wait_ready(&bed.namespace, &name, CONVERGE);
+        bed.wait_ready(&name, CONVERGE);
         converge += started.elapsed();
         assert!(
             standby.aws_calls().writes > 0,
@@ -724,7 +699,7 @@ async fn the_invariant_sees_duplicates_orphans_and_missing_ids() {
     let _bed = crate::support::hold_testbed();
     let bed = Bed::new("checker", 71, 68, &[]).await;
     bed.create("watched");
-    let object = wait_ready(&bed.namespace, "watched", CONVERGE);
+    let object = bed.wait_ready("watched", CONVERGE);
     let clean = bed.assert_invariant("before tampering").await;
     assert_eq!(clean.resources, 4, "{}", clean.summary());
     let uid = object["metadata"]["uid"].as_str().expect("uid").to_string();
@@ -795,6 +770,6 @@ async fn the_invariant_sees_duplicates_orphans_and_missing_ids() {
     }
     // the operator puts the stage back at its next reconcile
     crate::support::poke_and_wait(&bed.operator, &bed.namespace, "watched");
-    wait_ready(&bed.namespace, "watched", CONVERGE);
+    bed.wait_ready("watched", CONVERGE);
     bed.assert_invariant("after cleaning up").await;
 }

@@ -10,89 +10,23 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::support::iam::{Decision, evaluate_resource_policy};
+use crate::support::inspect::*;
 use crate::support::*;
 use aws_sdk_apigateway::types::{Op, PatchOperation};
-use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, VpcEndpoint, VpcEndpointType};
+use aws_sdk_ec2::types::{VpcEndpoint, VpcEndpointType};
 use privateapi_operator::aws::RegionClients;
+use privateapi_operator::crd::{CodeBackend, DeletionPolicy, Runtime};
 use privateapi_operator::policy;
 use serde_json::{Value, json};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const GONE_TIMEOUT: Duration = Duration::from_secs(120);
-const EXECUTE_API: &str = "com.amazonaws.us-east-1.execute-api";
 /// An endpoint ID that is well-formed but is none of ours.
 const OTHER_VPCE: &str = "vpce-0000000000000000a";
 
 // ---------------------------------------------------------------------------------------------
 // Manifests and kubectl
 // ---------------------------------------------------------------------------------------------
-
-/// The reference stack's spec, with the operator creating the endpoint in `vpc`.
-fn owned_endpoint_spec(vpc: &TestVpc, private_dns: bool) -> Value {
-    json!({
-        "region": "us-east-1",
-        "endpoint": {"create": {
-            "vpcId": vpc.vpc_id,
-            "subnetIds": vpc.subnet_ids,
-            "privateDns": private_dns,
-            "allowedSecurityGroupIds": [vpc.client_sg_id],
-        }},
-        "backend": {
-            "builtin": {"message": "Private API executed!!"},
-            "architecture": "x86_64",
-            "memoryMiB": 256,
-        },
-        "stageName": "prod",
-        "tags": {"team": "test"},
-    })
-}
-
-/// A spec that uses an existing endpoint (`endpoint.id`).
-fn referenced_endpoint_spec(vpce: &str) -> Value {
-    json!({
-        "region": "us-east-1",
-        "endpoint": {"id": vpce},
-        "backend": {
-            "builtin": {"message": "Private API executed!!"},
-            "architecture": "x86_64",
-        },
-        "stageName": "prod",
-    })
-}
-
-fn apply_spec(namespace: &str, name: &str, spec: &Value) {
-    let manifest = json!({
-        "apiVersion": "privateapi.io/v1alpha1",
-        "kind": "PrivateApi",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    });
-    apply(&manifest.to_string());
-}
-
-fn delete_object(namespace: &str, name: &str) {
-    kubectl(&[
-        "delete",
-        "privateapi",
-        name,
-        "-n",
-        namespace,
-        "--wait=false",
-    ]);
-}
-
-fn list_objects(namespace: &str) -> Vec<Value> {
-    let out = kubectl(&["get", "privateapis", "-n", namespace, "-o", "json"]);
-    let list: Value = serde_json::from_str(&out).expect("kubectl JSON");
-    list["items"].as_array().cloned().unwrap_or_default()
-}
-
-fn status_str(object: &Value, field: &str) -> String {
-    object["status"][field]
-        .as_str()
-        .unwrap_or_else(|| panic!("status.{field} missing: {}", object["status"]))
-        .to_string()
-}
 
 fn has_any_id(object: &Value) -> bool {
     [
@@ -107,7 +41,7 @@ fn has_any_id(object: &Value) -> bool {
 
 /// Wait until condition `type_` has `status` and `reason` for the current generation.
 fn wait_condition(
-    namespace: &str,
+    world: &World,
     name: &str,
     type_: &str,
     status: &str,
@@ -115,7 +49,7 @@ fn wait_condition(
     timeout: Duration,
 ) -> Value {
     let what = format!("{type_}={status} reason {reason} for the current generation");
-    wait_for(namespace, name, timeout, &what, |o| {
+    world.wait_for(name, timeout, &what, |o| {
         let generation = o["metadata"]["generation"].as_i64();
         condition(o, type_).is_some_and(|c| {
             c["status"] == status
@@ -154,14 +88,10 @@ fn expected_owned(objects: &[Value]) -> Vec<(String, String)> {
 }
 
 /// `owned_resources(cluster)` equals exactly what the namespace's live objects' status IDs name.
-async fn assert_invariant(
-    aws: &RegionClients,
-    cluster: &str,
-    namespace: &str,
-) -> Vec<(String, String)> {
-    let objects = list_objects(namespace);
+async fn assert_invariant(world: &World) -> Vec<(String, String)> {
+    let objects = world.list();
     let expected = expected_owned(&objects);
-    let found = owned_resources(aws, cluster).await;
+    let found = world.owned_resources().await;
     assert_eq!(
         found,
         expected,
@@ -175,319 +105,27 @@ async fn assert_invariant(
 // AWS helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Poll `check` (Ok = done, Err = why not yet) until it holds; panic after `timeout`. Returns how
-/// long it took.
-async fn eventually<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl AsyncFnMut() -> Result<T, String>,
-) -> (T, Duration) {
-    let started = Instant::now();
-    loop {
-        match check().await {
-            Ok(value) => return (value, started.elapsed()),
-            Err(why) => assert!(
-                started.elapsed() < timeout,
-                "{what}: not so after {timeout:?}: {why}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-async fn create_endpoint(
-    aws: &RegionClients,
-    vpc: &TestVpc,
-    type_: VpcEndpointType,
-    service: &str,
-    tags: &[(&str, &str)],
-) -> String {
-    let mut request = aws
-        .ec2
-        .create_vpc_endpoint()
-        .vpc_endpoint_type(type_.clone())
-        .vpc_id(&vpc.vpc_id)
-        .service_name(service);
-    if type_ == VpcEndpointType::Interface {
-        request = request
-            .set_subnet_ids(Some(vpc.subnet_ids.clone()))
-            .private_dns_enabled(false);
-    }
-    if !tags.is_empty() {
-        let mut spec = TagSpecification::builder().resource_type(ResourceType::VpcEndpoint);
-        for (k, v) in tags {
-            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-        }
-        request = request.tag_specifications(spec.build());
-    }
-    request
-        .send()
-        .await
-        .expect("CreateVpcEndpoint")
-        .vpc_endpoint
-        .and_then(|e| e.vpc_endpoint_id)
-        .expect("endpoint id")
-}
-
-async fn describe_endpoint(aws: &RegionClients, id: &str) -> Option<VpcEndpoint> {
-    aws.ec2
-        .describe_vpc_endpoints()
-        .vpc_endpoint_ids(id)
-        .send()
-        .await
-        .ok()?
-        .vpc_endpoints
-        .unwrap_or_default()
-        .pop()
-}
-
-fn endpoint_state(endpoint: &VpcEndpoint) -> String {
-    endpoint
-        .state
-        .as_ref()
-        .map(|s| s.as_str().to_ascii_lowercase())
-        .unwrap_or_default()
-}
+/// How often the tests here look again at what they wait for.
+const POLL: Duration = Duration::from_millis(250);
 
 /// What of an endpoint the operator must never change: tags, subnets, groups, private DNS, policy.
 fn endpoint_shape(endpoint: &VpcEndpoint) -> String {
-    let mut tags: Vec<(String, String)> = endpoint
-        .tags()
-        .iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().into(),
-                t.value().unwrap_or_default().into(),
-            )
-        })
-        .collect();
-    tags.sort();
+    let tags = ec2_tags(endpoint.tags());
     let mut subnets = endpoint.subnet_ids().to_vec();
     subnets.sort();
-    let mut groups: Vec<String> = endpoint
-        .groups()
-        .iter()
-        .filter_map(|g| g.group_id.clone())
-        .collect();
-    groups.sort();
+    let groups = endpoint_group_ids(endpoint);
     format!(
         "tags={tags:?} subnets={subnets:?} groups={groups:?} privateDns={:?} policy={:?}",
         endpoint.private_dns_enabled, endpoint.policy_document
     )
 }
 
-async fn delete_endpoint(aws: &RegionClients, id: &str) {
-    aws.ec2
-        .delete_vpc_endpoints()
-        .vpc_endpoint_ids(id)
-        .send()
-        .await
-        .expect("DeleteVpcEndpoints");
-}
-
-async fn api_policy_decisions(
-    aws: &RegionClients,
-    rest_api_id: &str,
-    through: &[Option<&str>],
-) -> Vec<Decision> {
-    let api = aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(rest_api_id)
-        .send()
-        .await
-        .expect("GetRestApi");
-    let live = api
-        .policy
-        .as_deref()
-        .and_then(policy::parse_policy)
-        .unwrap_or(Value::Null);
-    let prefix = policy::execute_api_arn_prefix("us-east-1", &aws.account_id, rest_api_id);
-    let resource = format!("{prefix}prod/GET/");
-    through
-        .iter()
-        .map(|vpce| {
-            evaluate_resource_policy(&live, &prefix, policy::INVOKE_ACTION, &resource, *vpce)
-        })
-        .collect()
-}
-
-async fn api_vpc_endpoint_ids(aws: &RegionClients, rest_api_id: &str) -> BTreeSet<String> {
-    aws.apigateway
-        .get_rest_api()
-        .rest_api_id(rest_api_id)
-        .send()
-        .await
-        .expect("GetRestApi")
-        .endpoint_configuration
-        .map(|c| c.vpc_endpoint_ids().iter().cloned().collect())
-        .unwrap_or_default()
-}
-
-async fn rest_api_exists(aws: &RegionClients, rest_api_id: &str) -> bool {
-    match aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(rest_api_id)
-        .send()
-        .await
-    {
-        Ok(_) => true,
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_not_found_exception()) =>
-        {
-            false
-        }
-        Err(err) => panic!("GetRestApi {rest_api_id}: {err:?}"),
-    }
-}
-
-async fn function_exists(aws: &RegionClients, arn: &str) -> bool {
-    match aws.lambda.get_function().function_name(arn).send().await {
-        Ok(_) => true,
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_resource_not_found_exception()) =>
-        {
-            false
-        }
-        Err(err) => panic!("GetFunction {arn}: {err:?}"),
-    }
-}
-
-/// (stage name → deployment id) of a REST API.
-async fn stages(aws: &RegionClients, rest_api_id: &str) -> Vec<(String, String)> {
-    let mut stages: Vec<(String, String)> = aws
-        .apigateway
-        .get_stages()
-        .rest_api_id(rest_api_id)
-        .send()
-        .await
-        .expect("GetStages")
-        .item
-        .unwrap_or_default()
-        .into_iter()
-        .map(|s| {
-            (
-                s.stage_name.unwrap_or_default(),
-                s.deployment_id.unwrap_or_default(),
-            )
-        })
-        .collect();
-    stages.sort();
-    stages
-}
-
-async fn function_configuration(
-    aws: &RegionClients,
-    arn: &str,
-) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
-    aws.lambda
-        .get_function_configuration()
-        .function_name(arn)
-        .send()
-        .await
-        .expect("GetFunctionConfiguration")
-}
-
-fn env_var(
-    config: &aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput,
-    key: &str,
-) -> Option<String> {
-    config
-        .environment
-        .as_ref()
-        .and_then(|e| e.variables.as_ref())
-        .and_then(|v| v.get(key).cloned())
-}
-
-/// The statements of a function's resource policy (empty when it has none).
-async fn lambda_statements(aws: &RegionClients, arn: &str) -> Vec<Value> {
-    match aws.lambda.get_policy().function_name(arn).send().await {
-        Ok(out) => {
-            let policy: Value =
-                serde_json::from_str(out.policy.as_deref().unwrap_or("{}")).expect("policy JSON");
-            policy["Statement"].as_array().cloned().unwrap_or_default()
-        }
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_resource_not_found_exception()) =>
-        {
-            Vec::new()
-        }
-        Err(err) => panic!("GetPolicy {arn}: {err:?}"),
-    }
-}
-
-/// Whether one statement lets API Gateway invoke the function from exactly this API.
-fn permits_api(statements: &[Value], aws: &RegionClients, rest_api_id: &str) -> bool {
-    let source = format!(
-        "{}*",
-        policy::execute_api_arn_prefix("us-east-1", &aws.account_id, rest_api_id)
-    );
-    statements
-        .iter()
-        .any(|s| s["Condition"]["ArnLike"]["AWS:SourceArn"] == source.as_str())
-}
-
-/// (protocol, from, to, sources) of each ingress permission of a group.
-async fn ingress_sources(
-    aws: &RegionClients,
-    group_id: &str,
-) -> Vec<(String, i32, i32, BTreeSet<String>)> {
-    let group = aws
-        .ec2
-        .describe_security_groups()
-        .group_ids(group_id)
-        .send()
-        .await
-        .expect("DescribeSecurityGroups")
-        .security_groups
-        .unwrap_or_default()
-        .pop()
-        .expect("the group exists");
-    group
-        .ip_permissions()
-        .iter()
-        .map(|p| {
-            let mut sources: BTreeSet<String> = p
-                .ip_ranges()
-                .iter()
-                .filter_map(|r| r.cidr_ip.clone())
-                .collect();
-            sources.extend(
-                p.user_id_group_pairs()
-                    .iter()
-                    .filter_map(|g| g.group_id.clone()),
-            );
-            (
-                p.ip_protocol().unwrap_or_default().to_string(),
-                p.from_port.unwrap_or(-1),
-                p.to_port.unwrap_or(-1),
-                sources,
-            )
-        })
-        .collect()
-}
-
-fn https_from(sources: &[&str]) -> Vec<(String, i32, i32, BTreeSet<String>)> {
-    vec![(
-        "tcp".to_string(),
-        443,
-        443,
-        sources.iter().map(|s| s.to_string()).collect(),
-    )]
-}
-
 /// Delete a security group, retrying while an endpoint that used it is still going away.
 async fn delete_group_when_free(aws: &RegionClients, group_id: &str) {
-    eventually(
+    poll::timed_async(
         &format!("security group {group_id} deleted"),
         Duration::from_secs(60),
+        POLL,
         async || match aws
             .ec2
             .delete_security_group()
@@ -508,18 +146,14 @@ async fn delete_group_when_free(aws: &RegionClients, group_id: &str) {
 /// After a move from `endpoint.create` to `endpoint.id`: wait until the endpoint and security
 /// group the operator owned are gone and status no longer names the group. Returns how long it
 /// took.
-async fn owned_endpoint_released(
-    aws: &RegionClients,
-    namespace: &str,
-    name: &str,
-    vpce: &str,
-    group: &str,
-) -> Duration {
-    let (_, took) = eventually(
+async fn owned_endpoint_released(world: &World, name: &str, vpce: &str, group: &str) -> Duration {
+    let aws = &world.aws;
+    let (_, took) = poll::timed_async(
         "the owned endpoint and security group deleted",
         Duration::from_secs(30),
+        POLL,
         async || {
-            let endpoint_state = describe_endpoint(aws, vpce)
+            let endpoint_state = inspect::endpoint(aws, vpce)
                 .await
                 .map(|e| endpoint_state(&e));
             let group_left = aws
@@ -530,7 +164,7 @@ async fn owned_endpoint_released(
                 .await
                 .map(|o| !o.security_groups().is_empty())
                 .unwrap_or(false);
-            let object = get_object(namespace, name).ok_or("object gone")?;
+            let object = world.get(name).ok_or("object gone")?;
             match (
                 endpoint_state.as_deref(),
                 group_left,
@@ -572,29 +206,28 @@ fn deployments_created(calls: &AwsCalls) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("shared");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 21).await;
-    let vpce = create_endpoint(
-        &aws,
-        &vpc,
+    let mut world = World::new("shared").vpc(21).build().await;
+    let vpce = make::endpoint(
+        &world.aws,
+        world.vpc(),
         VpcEndpointType::Interface,
-        EXECUTE_API,
+        make::EXECUTE_API,
         &[("owner", "platform-team")],
     )
     .await;
-    let shape_before = endpoint_shape(&describe_endpoint(&aws, &vpce).await.expect("endpoint"));
-    let operator = Operator::start(&namespace, &cluster);
+    let shape_before = endpoint_shape(
+        &inspect::endpoint(&world.aws, &vpce)
+            .await
+            .expect("endpoint"),
+    );
+    world.start_operator();
+    let (aws, operator) = (&world.aws, world.operator());
 
     let started = Instant::now();
-    apply_spec(&namespace, "alpha", &referenced_endpoint_spec(&vpce));
-    apply_spec(&namespace, "beta", &referenced_endpoint_spec(&vpce));
-    let alpha = wait_ready(&namespace, "alpha", READY_TIMEOUT);
-    let beta = wait_ready(&namespace, "beta", READY_TIMEOUT);
+    world.referencing("alpha", &vpce).apply();
+    world.referencing("beta", &vpce).apply();
+    let alpha = world.wait_ready("alpha", READY_TIMEOUT);
+    let beta = world.wait_ready("beta", READY_TIMEOUT);
     let calls = operator.aws_calls();
     eprintln!(
         "shared endpoint: both Ready in {:?}; {} reads, {} writes: {:?}",
@@ -619,11 +252,11 @@ async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
             format!("https://{rest_api_id}-{vpce}.execute-api.us-east-1.amazonaws.com/prod/")
         );
         assert_eq!(
-            api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+            api_vpc_endpoint_ids(aws, &rest_api_id).await,
             BTreeSet::from([vpce.clone()])
         );
         assert_eq!(
-            api_policy_decisions(&aws, &rest_api_id, &[Some(&vpce), Some(OTHER_VPCE), None]).await,
+            api_policy_decisions(aws, &rest_api_id, &[Some(&vpce), Some(OTHER_VPCE), None]).await,
             vec![
                 Decision::Allow,
                 Decision::ExplicitDeny,
@@ -639,7 +272,7 @@ async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
     );
 
     // The endpoint is as it was, and the operator only ever described it.
-    let endpoint = describe_endpoint(&aws, &vpce).await.expect("endpoint");
+    let endpoint = inspect::endpoint(aws, &vpce).await.expect("endpoint");
     assert_eq!(endpoint_shape(&endpoint), shape_before);
     assert!(
         ec2_writes(&calls).is_empty(),
@@ -652,64 +285,55 @@ async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
         status_str(&beta, "restApiId"),
         status_str(&beta, "deploymentId"),
     );
-    let before_delete = operator.aws_calls();
-    delete_object(&namespace, "alpha");
-    wait_gone(&namespace, "alpha", GONE_TIMEOUT);
-    let delete_calls = before_delete.since(&operator.aws_calls());
-    eprintln!(
-        "shared endpoint: delete of alpha: {} reads, {} writes: {:?}",
-        delete_calls.reads, delete_calls.writes, delete_calls.by_operation
-    );
+    let delete_calls = operator.calls_during("shared endpoint: delete of alpha", || {
+        world.delete_and_wait("alpha", GONE_TIMEOUT)
+    });
     assert!(
         ec2_writes(&delete_calls).is_empty(),
         "EC2 writes: {:?}",
         delete_calls.by_operation
     );
     assert!(
-        !rest_api_exists(&aws, &api_ids[0]).await,
+        !rest_api_exists(aws, &api_ids[0]).await,
         "alpha's API deleted"
     );
     assert!(
-        !function_exists(&aws, &status_str(&alpha, "functionArn")).await,
+        !function_exists(aws, &status_str(&alpha, "functionArn")).await,
         "alpha's function deleted"
     );
-    let endpoint = describe_endpoint(&aws, &vpce)
+    let endpoint = inspect::endpoint(aws, &vpce)
         .await
         .expect("the endpoint still exists");
     assert_eq!(endpoint_state(&endpoint), "available");
     assert_eq!(endpoint_shape(&endpoint), shape_before);
 
-    assert!(rest_api_exists(&aws, &beta_api).await);
+    assert!(rest_api_exists(aws, &beta_api).await);
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &beta_api).await,
+        api_vpc_endpoint_ids(aws, &beta_api).await,
         BTreeSet::from([vpce.clone()])
     );
     assert_eq!(
-        stages(&aws, &beta_api).await,
+        stages(aws, &beta_api).await,
         vec![("prod".to_string(), beta_deployment.clone())]
     );
-    let before_poke = operator.aws_calls();
-    poke_and_wait(&operator, &namespace, "beta");
-    let steady = before_poke.since(&operator.aws_calls());
+    let steady = operator.calls_during("shared endpoint: beta poked", || world.poke("beta"));
     assert_eq!(steady.writes, 0, "beta in sync: {:?}", steady.by_operation);
-    let beta = wait_ready(&namespace, "beta", Duration::from_secs(10));
+    let beta = world.wait_ready("beta", Duration::from_secs(10));
     assert_eq!(status_str(&beta, "restApiId"), beta_api);
     assert_eq!(status_str(&beta, "deploymentId"), beta_deployment);
 
-    let owned = assert_invariant(&aws, &cluster, &namespace).await;
+    let owned = assert_invariant(&world).await;
     assert_eq!(owned.len(), 2, "beta's API and function: {owned:?}");
 
     // Clean up: beta, then the endpoint (ours, made through the SDK).
-    delete_object(&namespace, "beta");
-    wait_gone(&namespace, "beta", GONE_TIMEOUT);
+    world.delete_and_wait("beta", GONE_TIMEOUT);
     assert!(
-        describe_endpoint(&aws, &vpce)
+        inspect::endpoint(aws, &vpce)
             .await
             .is_some_and(|e| endpoint_state(&e) == "available")
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
-    delete_endpoint(&aws, &vpce).await;
-    drop(operator);
+    assert_invariant(&world).await;
+    delete_endpoint(aws, &vpce).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -718,17 +342,12 @@ async fn two_apis_share_an_existing_endpoint_that_is_never_modified() {
 
 /// Patch the spec, wait for Ready of the new generation, return the object, the AWS calls the
 /// change cost and the time it took.
-fn change(
-    operator: &Operator,
-    namespace: &str,
-    name: &str,
-    what: &str,
-    patch: Value,
-) -> (Value, AwsCalls) {
+fn change(world: &World, name: &str, what: &str, patch: Value) -> (Value, AwsCalls) {
+    let operator = world.operator();
     let before = operator.aws_calls();
     let started = Instant::now();
-    patch_spec(namespace, name, patch);
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    world.patch(name, patch);
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let elapsed = started.elapsed();
     // Let the reconcile the status write queues finish, so its calls are counted too.
     std::thread::sleep(Duration::from_millis(1500));
@@ -742,17 +361,11 @@ fn change(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("change");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 22).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("change").vpc(22).operator().await;
+    let (aws, vpc) = (&world.aws, world.vpc());
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, true));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    world.seed(name).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let function_arn = status_str(&object, "functionArn");
     let vpce = status_str(&object, "vpcEndpointId");
@@ -761,34 +374,30 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Memory: the function is updated, no redeploy.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "memoryMiB 256→512",
         json!({"backend": {"memoryMiB": 512}}),
     );
     assert_eq!(
-        function_configuration(&aws, &function_arn)
-            .await
-            .memory_size,
+        function_configuration(aws, &function_arn).await.memory_size,
         Some(512)
     );
     assert_eq!(status_str(&object, "deploymentId"), first_deployment);
     assert_eq!(deployments_created(&calls), 0);
     assert_eq!(
-        stages(&aws, &rest_api_id).await,
+        stages(aws, &rest_api_id).await,
         vec![("prod".to_string(), first_deployment.clone())]
     );
 
     // The builtin message reaches the function's environment, no redeploy.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "builtin.message",
         json!({"backend": {"builtin": {"message": "Hello from the lifecycle test"}}}),
     );
-    let config = function_configuration(&aws, &function_arn).await;
+    let config = function_configuration(aws, &function_arn).await;
     assert_eq!(
         env_var(&config, "MESSAGE").as_deref(),
         Some("Hello from the lifecycle test")
@@ -798,13 +407,12 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Timeout and environment: the function converges, no redeploy.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "timeoutSeconds + environment",
         json!({"backend": {"timeoutSeconds": 20, "environment": {"LOG_LEVEL": "debug"}}}),
     );
-    let config = function_configuration(&aws, &function_arn).await;
+    let config = function_configuration(aws, &function_arn).await;
     assert_eq!(config.timeout, Some(20));
     assert_eq!(env_var(&config, "LOG_LEVEL").as_deref(), Some("debug"));
     assert_eq!(
@@ -816,21 +424,20 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Another endpoint may invoke the API: endpoint configuration and policy change, and a new
     // deployment makes the policy take effect.
-    let extra = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let extra = make::execute_api_endpoint(aws, vpc).await;
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "additionalVpcEndpointIds",
         json!({"additionalVpcEndpointIds": [extra]}),
     );
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        api_vpc_endpoint_ids(aws, &rest_api_id).await,
         BTreeSet::from([vpce.clone(), extra.clone()])
     );
     assert_eq!(
         api_policy_decisions(
-            &aws,
+            aws,
             &rest_api_id,
             &[Some(&vpce), Some(&extra), Some(OTHER_VPCE), None]
         )
@@ -849,21 +456,20 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     );
     assert_eq!(deployments_created(&calls), 1);
     assert_eq!(
-        stages(&aws, &rest_api_id).await,
+        stages(aws, &rest_api_id).await,
         vec![("prod".to_string(), second_deployment.clone())]
     );
 
     // Stage rename: the new stage serves the API, the old one is gone.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "stageName prod→live",
         json!({"stageName": "live"}),
     );
     let third_deployment = status_str(&object, "deploymentId");
     assert_eq!(
-        stages(&aws, &rest_api_id).await,
+        stages(aws, &rest_api_id).await,
         vec![("live".to_string(), third_deployment.clone())]
     );
     assert_eq!(
@@ -878,19 +484,12 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Description: copied to the API, no redeploy.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "description",
         json!({"description": "orders API, second edition"}),
     );
-    let api = aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(&rest_api_id)
-        .send()
-        .await
-        .expect("GetRestApi");
+    let api = rest_api(aws, &rest_api_id).await;
     assert_eq!(
         api.description.as_deref(),
         Some("orders API, second edition")
@@ -900,14 +499,13 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // allowedCidrs: an HTTPS rule from the CIDR on the managed group, no redeploy.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "allowedCidrs",
         json!({"endpoint": {"create": {"allowedCidrs": ["10.99.0.0/16"]}}}),
     );
     assert_eq!(
-        ingress_sources(&aws, &sg_id).await,
+        ingress_sources(aws, &sg_id).await,
         https_from(&["10.99.0.0/16", &vpc.client_sg_id])
     );
     assert_eq!(status_str(&object, "deploymentId"), third_deployment);
@@ -915,21 +513,12 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // Tags: added to every resource, no redeploy.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "tags",
         json!({"tags": {"team": "test", "env": "dev"}}),
     );
-    let api_tags = aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(&rest_api_id)
-        .send()
-        .await
-        .expect("GetRestApi")
-        .tags
-        .unwrap_or_default();
+    let api_tags = rest_api(aws, &rest_api_id).await.tags.unwrap_or_default();
     assert_eq!(api_tags.get("env").map(String::as_str), Some("dev"));
     let function_tags = aws
         .lambda
@@ -941,57 +530,32 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
         .tags
         .unwrap_or_default();
     assert_eq!(function_tags.get("env").map(String::as_str), Some("dev"));
-    let endpoint = describe_endpoint(&aws, &vpce).await.expect("endpoint");
-    assert!(
-        endpoint
-            .tags()
-            .iter()
-            .any(|t| t.key() == Some("env") && t.value() == Some("dev")),
-        "{:?}",
-        endpoint.tags()
+    let endpoint = inspect::endpoint(aws, &vpce).await.expect("endpoint");
+    let endpoint_tags = ec2_tags(endpoint.tags());
+    assert_eq!(
+        endpoint_tags.get("env").map(String::as_str),
+        Some("dev"),
+        "{endpoint_tags:?}"
     );
-    let group = aws
-        .ec2
-        .describe_security_groups()
-        .group_ids(&sg_id)
-        .send()
-        .await
-        .expect("DescribeSecurityGroups")
-        .security_groups
-        .unwrap_or_default()
-        .pop()
-        .expect("group");
-    assert!(
-        group
-            .tags()
-            .iter()
-            .any(|t| t.key() == Some("env") && t.value() == Some("dev")),
-        "{:?}",
-        group.tags()
+    let group_tags = ec2_tags(security_group(aws, &sg_id).await.tags());
+    assert_eq!(
+        group_tags.get("env").map(String::as_str),
+        Some("dev"),
+        "{group_tags:?}"
     );
     assert_eq!(status_str(&object, "deploymentId"), third_deployment);
     assert_eq!(deployments_created(&calls), 0);
 
     // A user-managed group attached to the endpoint beside the managed one, no redeploy.
-    let user_sg = aws
-        .ec2
-        .create_security_group()
-        .group_name(unique("user"))
-        .description("user-managed")
-        .vpc_id(&vpc.vpc_id)
-        .send()
-        .await
-        .expect("CreateSecurityGroup")
-        .group_id
-        .expect("group id");
+    let user_sg =
+        make::security_group(&aws.ec2, &vpc.vpc_id, &unique("user"), "user-managed").await;
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "securityGroupIds",
         json!({"endpoint": {"create": {"securityGroupIds": [user_sg]}}}),
     );
-    let endpoint = describe_endpoint(&aws, &vpce).await.expect("endpoint");
+    let endpoint = inspect::endpoint(aws, &vpce).await.expect("endpoint");
     let groups: BTreeSet<String> = endpoint
         .groups()
         .iter()
@@ -1004,13 +568,12 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     // One subnet fewer and private DNS off: the endpoint follows, the URL becomes the endpoint
     // alias, no redeploy.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "subnetIds + privateDns",
         json!({"endpoint": {"create": {"subnetIds": [vpc.subnet_ids[0]], "privateDns": false}}}),
     );
-    let endpoint = describe_endpoint(&aws, &vpce).await.expect("endpoint");
+    let endpoint = inspect::endpoint(aws, &vpce).await.expect("endpoint");
     assert_eq!(endpoint.subnet_ids(), [vpc.subnet_ids[0].clone()]);
     assert_eq!(endpoint.private_dns_enabled, Some(false));
     assert_eq!(
@@ -1022,25 +585,24 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // The additional endpoint removed: configuration and policy follow, and are deployed.
     let (object, calls) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "additionalVpcEndpointIds removed",
         json!({"additionalVpcEndpointIds": null}),
     );
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        api_vpc_endpoint_ids(aws, &rest_api_id).await,
         BTreeSet::from([vpce.clone()])
     );
     assert_eq!(
-        api_policy_decisions(&aws, &rest_api_id, &[Some(&vpce), Some(&extra)]).await,
+        api_policy_decisions(aws, &rest_api_id, &[Some(&vpce), Some(&extra)]).await,
         vec![Decision::Allow, Decision::ExplicitDeny]
     );
     let last_deployment = status_str(&object, "deploymentId");
     assert_ne!(last_deployment, third_deployment);
     assert_eq!(deployments_created(&calls), 1);
     assert_eq!(
-        stages(&aws, &rest_api_id).await,
+        stages(aws, &rest_api_id).await,
         vec![("live".to_string(), last_deployment)]
     );
 
@@ -1049,19 +611,17 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     assert_eq!(status_str(&object, "functionArn"), function_arn);
     assert_eq!(status_str(&object, "vpcEndpointId"), vpce);
     assert_eq!(status_str(&object, "securityGroupId"), sg_id);
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(&world).await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
-    delete_endpoint(&aws, &extra).await;
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    assert_invariant(&world).await;
+    delete_endpoint(aws, &extra).await;
     aws.ec2
         .delete_security_group()
         .group_id(&user_sg)
         .send()
         .await
         .expect("DeleteSecurityGroup of the user's group");
-    drop(operator);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1070,19 +630,29 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
 const DRIFT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Wait until the drift of `what` is reverted (`check` holds), at most [`DRIFT_TIMEOUT`]; note in
+/// `times` how long it took. Returns what `check` found.
+async fn reverted<L: poll::Look>(
+    times: &mut Vec<(&'static str, Duration)>,
+    what: &'static str,
+    check: impl AsyncFnMut() -> L,
+) -> L::Value {
+    let (value, took) =
+        poll::timed_async(&format!("{what} reverted"), DRIFT_TIMEOUT, POLL, check).await;
+    times.push((what, took));
+    value
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_made_in_aws_is_reverted_within_one_resync() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("drift");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 23).await;
-    let operator = Operator::start_with(&namespace, &cluster, &["--resync-seconds", "5"]);
+    let world = World::new("drift")
+        .vpc(23)
+        .operator_with(&["--resync-seconds", "5"])
+        .await;
+    let (aws, vpc, operator) = (&world.aws, world.vpc(), world.operator());
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, true));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    world.seed(name).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let function_arn = status_str(&object, "functionArn");
     let vpce = status_str(&object, "vpcEndpointId");
@@ -1107,13 +677,13 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .await
         .expect("UpdateRestApi");
     assert_eq!(
-        api_policy_decisions(&aws, &rest_api_id, &[Some(OTHER_VPCE)]).await,
+        api_policy_decisions(aws, &rest_api_id, &[Some(OTHER_VPCE)]).await,
         vec![Decision::Allow],
         "the drift took"
     );
-    let (_, took) = eventually("API policy restored", DRIFT_TIMEOUT, async || {
+    reverted(&mut times, "policy", async || {
         let decisions =
-            api_policy_decisions(&aws, &rest_api_id, &[Some(&vpce), Some(OTHER_VPCE), None]).await;
+            api_policy_decisions(aws, &rest_api_id, &[Some(&vpce), Some(OTHER_VPCE), None]).await;
         if decisions
             == [
                 Decision::Allow,
@@ -1127,12 +697,11 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         }
     })
     .await;
-    times.push(("policy", took));
-    wait_ready(&namespace, name, READY_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
+    world.wait_ready(name, READY_TIMEOUT);
+    assert_invariant(&world).await;
 
     // The invoke permission removed.
-    for statement in lambda_statements(&aws, &function_arn).await {
+    for statement in lambda_statements(aws, &function_arn).await {
         let sid = statement["Sid"].as_str().expect("Sid");
         aws.lambda
             .remove_permission()
@@ -1142,19 +711,18 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
             .await
             .expect("RemovePermission");
     }
-    assert!(lambda_statements(&aws, &function_arn).await.is_empty());
-    let (_, took) = eventually("invoke permission restored", DRIFT_TIMEOUT, async || {
-        let statements = lambda_statements(&aws, &function_arn).await;
-        if statements.len() == 1 && permits_api(&statements, &aws, &rest_api_id) {
+    assert!(lambda_statements(aws, &function_arn).await.is_empty());
+    reverted(&mut times, "permission", async || {
+        let statements = lambda_statements(aws, &function_arn).await;
+        if permits_only(&statements, aws, &rest_api_id) {
             Ok(())
         } else {
             Err(format!("{statements:?}"))
         }
     })
     .await;
-    times.push(("permission", took));
-    wait_ready(&namespace, name, READY_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
+    world.wait_ready(name, READY_TIMEOUT);
+    assert_invariant(&world).await;
 
     // Memory changed.
     aws.lambda
@@ -1164,22 +732,17 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .send()
         .await
         .expect("UpdateFunctionConfiguration");
-    let (_, took) =
-        eventually(
-            "memory restored",
-            DRIFT_TIMEOUT,
-            async || match function_configuration(&aws, &function_arn)
-                .await
-                .memory_size
-            {
-                Some(256) => Ok(()),
-                other => Err(format!("{other:?}")),
-            },
-        )
-        .await;
-    times.push(("memory", took));
-    wait_ready(&namespace, name, READY_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
+    reverted(
+        &mut times,
+        "memory",
+        async || match function_configuration(aws, &function_arn).await.memory_size {
+            Some(256) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await;
+    world.wait_ready(name, READY_TIMEOUT);
+    assert_invariant(&world).await;
 
     // The stage deleted.
     aws.apigateway
@@ -1189,23 +752,23 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .send()
         .await
         .expect("DeleteStage");
-    let (_, took) = eventually("stage restored", DRIFT_TIMEOUT, async || {
-        let stages = stages(&aws, &rest_api_id).await;
+    reverted(&mut times, "stage", async || {
+        let stages = stages(aws, &rest_api_id).await;
         match stages.as_slice() {
             [(name, deployment)] if name == "prod" && !deployment.is_empty() => Ok(()),
             _ => Err(format!("{stages:?}")),
         }
     })
     .await;
-    times.push(("stage", took));
     // The status names the restored stage's deployment once the reconcile that restored it has
     // written it (a moment after the stage is back).
-    eventually(
+    poll::timed_async(
         "status names the deployment the stage serves",
         READY_TIMEOUT,
+        POLL,
         async || {
-            let object = wait_ready(&namespace, name, READY_TIMEOUT);
-            let stages = stages(&aws, &rest_api_id).await;
+            let object = world.wait_ready(name, READY_TIMEOUT);
+            let stages = stages(aws, &rest_api_id).await;
             let deployment = status_str(&object, "deploymentId");
             if stages == vec![("prod".to_string(), deployment.clone())] {
                 Ok(())
@@ -1215,21 +778,13 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         },
     )
     .await;
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(&world).await;
 
     // The security group's ingress rules revoked, exactly as EC2 reports them (with the
     // operator's rule descriptions).
-    let live_rules = aws
-        .ec2
-        .describe_security_groups()
-        .group_ids(&sg_id)
-        .send()
+    let live_rules = security_group(aws, &sg_id)
         .await
-        .expect("DescribeSecurityGroups")
-        .security_groups
-        .unwrap_or_default()
-        .pop()
-        .and_then(|g| g.ip_permissions)
+        .ip_permissions
         .unwrap_or_default();
     assert_eq!(live_rules.len(), 1, "{live_rules:?}");
     aws.ec2
@@ -1240,11 +795,11 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .await
         .expect("RevokeSecurityGroupIngress");
     assert!(
-        ingress_sources(&aws, &sg_id).await.is_empty(),
+        ingress_sources(aws, &sg_id).await.is_empty(),
         "the drift took"
     );
-    let (_, took) = eventually("ingress rule restored", DRIFT_TIMEOUT, async || {
-        let rules = ingress_sources(&aws, &sg_id).await;
+    reverted(&mut times, "ingress rule", async || {
+        let rules = ingress_sources(aws, &sg_id).await;
         if rules == https_from(&[&vpc.client_sg_id]) {
             Ok(())
         } else {
@@ -1252,9 +807,8 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         }
     })
     .await;
-    times.push(("ingress rule", took));
-    wait_ready(&namespace, name, READY_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
+    world.wait_ready(name, READY_TIMEOUT);
+    assert_invariant(&world).await;
 
     // The function deleted: recreated (same name, so same ARN), with its permission.
     aws.lambda
@@ -1263,32 +817,27 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .send()
         .await
         .expect("DeleteFunction");
-    let (_, took) = eventually(
-        "function recreated with its permission",
-        DRIFT_TIMEOUT,
-        async || {
-            if !function_exists(&aws, &function_arn).await {
-                return Err("no function".into());
-            }
-            let statements = lambda_statements(&aws, &function_arn).await;
-            if statements.len() == 1 && permits_api(&statements, &aws, &rest_api_id) {
-                Ok(())
-            } else {
-                Err(format!("permission: {statements:?}"))
-            }
-        },
-    )
+    reverted(&mut times, "function", async || {
+        if !function_exists(aws, &function_arn).await {
+            return Err("no function".into());
+        }
+        let statements = lambda_statements(aws, &function_arn).await;
+        if permits_only(&statements, aws, &rest_api_id) {
+            Ok(())
+        } else {
+            Err(format!("permission: {statements:?}"))
+        }
+    })
     .await;
-    times.push(("function", took));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let object = world.wait_ready(name, READY_TIMEOUT);
     assert_eq!(status_str(&object, "functionArn"), function_arn);
-    let config = function_configuration(&aws, &function_arn).await;
+    let config = function_configuration(aws, &function_arn).await;
     assert_eq!(config.memory_size, Some(256));
     assert_eq!(
         env_var(&config, "MESSAGE").as_deref(),
         Some("Private API executed!!")
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(&world).await;
 
     // The REST API deleted: recreated with a new ID, which status names.
     aws.apigateway
@@ -1297,36 +846,35 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         .send()
         .await
         .expect("DeleteRestApi");
-    let (new_api_id, took) = eventually("REST API recreated", DRIFT_TIMEOUT, async || {
-        let object = get_object(&namespace, name).ok_or("object gone")?;
+    let new_api_id = reverted(&mut times, "REST API", async || {
+        let object = world.get(name).ok_or("object gone")?;
         match object["status"]["restApiId"].as_str() {
-            Some(id) if id != rest_api_id && rest_api_exists(&aws, id).await => Ok(id.to_string()),
+            Some(id) if id != rest_api_id && rest_api_exists(aws, id).await => Ok(id.to_string()),
             other => Err(format!("status.restApiId {other:?}")),
         }
     })
     .await;
-    times.push(("REST API", took));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let object = world.wait_ready(name, READY_TIMEOUT);
     assert_eq!(status_str(&object, "restApiId"), new_api_id);
-    assert!(!rest_api_exists(&aws, &rest_api_id).await);
+    assert!(!rest_api_exists(aws, &rest_api_id).await);
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &new_api_id).await,
+        api_vpc_endpoint_ids(aws, &new_api_id).await,
         BTreeSet::from([vpce.clone()])
     );
     assert_eq!(
-        api_policy_decisions(&aws, &new_api_id, &[Some(&vpce), Some(OTHER_VPCE)]).await,
+        api_policy_decisions(aws, &new_api_id, &[Some(&vpce), Some(OTHER_VPCE)]).await,
         vec![Decision::Allow, Decision::ExplicitDeny]
     );
     assert_eq!(
-        stages(&aws, &new_api_id).await,
+        stages(aws, &new_api_id).await,
         vec![("prod".to_string(), status_str(&object, "deploymentId"))]
     );
-    let statements = lambda_statements(&aws, &function_arn).await;
+    let statements = lambda_statements(aws, &function_arn).await;
     assert!(
-        statements.len() == 1 && permits_api(&statements, &aws, &new_api_id),
+        permits_only(&statements, aws, &new_api_id),
         "the permission follows the new API: {statements:?}"
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(&world).await;
 
     eprintln!("drift reverted after (resync 5 s): {times:?}");
     let calls = operator.aws_calls();
@@ -1335,38 +883,27 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
         calls.reads, calls.writes, calls.by_operation
     );
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
-    drop(operator);
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    assert_invariant(&world).await;
 }
 
 // ---------------------------------------------------------------------------------------------
 // 4. Retain
 // ---------------------------------------------------------------------------------------------
 
-fn has_tag_pair(tags: &[(String, String)], key: &str, value: &str) -> bool {
-    tags.iter().any(|(k, v)| k == key && v == value)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_with_retain_leaves_every_resource_with_its_tags() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("retain");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 24).await;
-    let operator = Operator::start(&namespace, &cluster);
-    let mut kept_spec = owned_endpoint_spec(&vpc, true);
-    kept_spec["deletionPolicy"] = json!("Retain");
-    apply_spec(&namespace, "kept", &kept_spec);
+    let world = World::new("retain").vpc(24).operator().await;
+    let (aws, operator) = (&world.aws, world.operator());
+    world
+        .seed("kept")
+        .deletion_policy(DeletionPolicy::Retain)
+        .apply();
     // Another object beside it (private DNS off: one private-DNS endpoint per VPC).
-    apply_spec(&namespace, "other", &owned_endpoint_spec(&vpc, false));
-    let kept = wait_ready(&namespace, "kept", READY_TIMEOUT);
-    let other = wait_ready(&namespace, "other", READY_TIMEOUT);
-    let owner = format!("{namespace}/kept");
+    world.seed("other").private_dns(false).apply();
+    let kept = world.wait_ready("kept", READY_TIMEOUT);
+    let other = world.wait_ready("other", READY_TIMEOUT);
+    let owner = format!("{}/kept", world.namespace);
     let (vpce, sg_id, rest_api_id, function_arn) = (
         status_str(&kept, "vpcEndpointId"),
         status_str(&kept, "securityGroupId"),
@@ -1374,14 +911,9 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
         status_str(&kept, "functionArn"),
     );
 
-    let before = operator.aws_calls();
-    delete_object(&namespace, "kept");
-    wait_gone(&namespace, "kept", GONE_TIMEOUT);
-    let delete_calls = before.since(&operator.aws_calls());
-    eprintln!(
-        "retain: delete made {} reads, {} writes: {:?}",
-        delete_calls.reads, delete_calls.writes, delete_calls.by_operation
-    );
+    let delete_calls = operator.calls_during("retain: delete", || {
+        world.delete_and_wait("kept", GONE_TIMEOUT)
+    });
     assert_eq!(
         delete_calls.writes, 0,
         "Retain writes nothing: {:?}",
@@ -1389,87 +921,46 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
     );
 
     // Everything is still there, with its tags.
-    let endpoint = describe_endpoint(&aws, &vpce)
+    let endpoint = inspect::endpoint(aws, &vpce)
         .await
         .expect("endpoint retained");
     assert_eq!(endpoint_state(&endpoint), "available");
-    let endpoint_tags: Vec<(String, String)> = endpoint
-        .tags()
-        .iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().into(),
-                t.value().unwrap_or_default().into(),
-            )
-        })
-        .collect();
-    assert!(
-        has_tag_pair(&endpoint_tags, "privateapi.io/owner", &owner),
+    let endpoint_tags = ec2_tags(endpoint.tags());
+    assert_eq!(
+        endpoint_tags.get("privateapi.io/owner"),
+        Some(&owner),
         "{endpoint_tags:?}"
     );
-    assert!(has_tag_pair(
-        &endpoint_tags,
-        "privateapi.io/cluster",
-        &cluster
-    ));
-    assert!(has_tag_pair(&endpoint_tags, "team", "test"));
-    let group = aws
-        .ec2
-        .describe_security_groups()
-        .group_ids(&sg_id)
-        .send()
-        .await
-        .expect("DescribeSecurityGroups")
-        .security_groups
-        .unwrap_or_default()
-        .pop()
-        .expect("group retained");
-    let group_tags: Vec<(String, String)> = group
-        .tags()
-        .iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().into(),
-                t.value().unwrap_or_default().into(),
-            )
-        })
-        .collect();
-    assert!(
-        has_tag_pair(&group_tags, "privateapi.io/owner", &owner),
+    assert_eq!(
+        endpoint_tags.get("privateapi.io/cluster"),
+        Some(&world.cluster)
+    );
+    assert_eq!(endpoint_tags.get("team").map(String::as_str), Some("test"));
+    let group_tags = ec2_tags(security_group(aws, &sg_id).await.tags());
+    assert_eq!(
+        group_tags.get("privateapi.io/owner"),
+        Some(&owner),
         "{group_tags:?}"
     );
-    let api = aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(&rest_api_id)
-        .send()
-        .await
-        .expect("API retained");
-    let api_tags = api.tags.unwrap_or_default();
+    let api_tags = rest_api(aws, &rest_api_id).await.tags.unwrap_or_default();
     assert_eq!(api_tags.get("privateapi.io/owner"), Some(&owner));
     assert_eq!(api_tags.get("team").map(String::as_str), Some("test"));
     assert_eq!(
-        stages(&aws, &rest_api_id).await.len(),
+        stages(aws, &rest_api_id).await.len(),
         1,
         "the stage is retained"
     );
-    let function = aws
-        .lambda
-        .get_function()
-        .function_name(&function_arn)
-        .send()
-        .await
-        .expect("function retained");
+    let function = inspect::function(aws, &function_arn).await;
     let function_tags = function.tags.unwrap_or_default();
     assert_eq!(function_tags.get("privateapi.io/owner"), Some(&owner));
     assert!(permits_api(
-        &lambda_statements(&aws, &function_arn).await,
-        &aws,
+        &lambda_statements(aws, &function_arn).await,
+        aws,
         &rest_api_id
     ));
 
     // The other object is untouched.
-    let other_now = wait_ready(&namespace, "other", Duration::from_secs(10));
+    let other_now = world.wait_ready("other", Duration::from_secs(10));
     for field in [
         "restApiId",
         "functionArn",
@@ -1496,19 +987,17 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
         .send()
         .await
         .expect("DeleteFunction");
-    delete_endpoint(&aws, &vpce).await;
-    delete_group_when_free(&aws, &sg_id).await;
-    let owned = assert_invariant(&aws, &cluster, &namespace).await;
+    delete_endpoint(aws, &vpce).await;
+    delete_group_when_free(aws, &sg_id).await;
+    let owned = assert_invariant(&world).await;
     assert_eq!(
         owned.len(),
         4,
         "the other object's four resources: {owned:?}"
     );
 
-    delete_object(&namespace, "other");
-    wait_gone(&namespace, "other", GONE_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
-    drop(operator);
+    world.delete_and_wait("other", GONE_TIMEOUT);
+    assert_invariant(&world).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1517,31 +1006,19 @@ async fn delete_with_retain_leaves_every_resource_with_its_tags() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_before_ready_leaves_nothing() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("early");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 25).await;
-    let operator = Operator::start(&namespace, &cluster);
-    let spec = owned_endpoint_spec(&vpc, false);
+    let world = World::new("early").vpc(25).operator().await;
+    let operator = world.operator();
+    let manifest = |name: &str| world.seed(name).private_dns(false);
 
     // Deleted right after apply.
     let started = Instant::now();
-    apply_spec(&namespace, "immediate", &spec);
-    delete_object(&namespace, "immediate");
+    manifest("immediate").apply();
+    world.delete("immediate");
 
     // Deleted as soon as status names anything.
-    apply_spec(&namespace, "first-id", &spec);
-    let object = wait_for(
-        &namespace,
-        "first-id",
-        READY_TIMEOUT,
-        "any ID in status",
-        has_any_id,
-    );
-    delete_object(&namespace, "first-id");
+    manifest("first-id").apply();
+    let object = world.wait_for("first-id", READY_TIMEOUT, "any ID in status", has_any_id);
+    world.delete("first-id");
     eprintln!(
         "delete before Ready: first-id deleted with status {}",
         serde_json::to_string(&object["status"]).unwrap_or_default()
@@ -1552,15 +1029,11 @@ async fn delete_before_ready_leaves_nothing() {
     );
 
     // Deleted once the REST API exists, while the endpoint may still be pending.
-    apply_spec(&namespace, "api-made", &spec);
-    let object = wait_for(
-        &namespace,
-        "api-made",
-        READY_TIMEOUT,
-        "restApiId in status",
-        |o| o["status"]["restApiId"].is_string(),
-    );
-    delete_object(&namespace, "api-made");
+    manifest("api-made").apply();
+    let object = world.wait_for("api-made", READY_TIMEOUT, "restApiId in status", |o| {
+        o["status"]["restApiId"].is_string()
+    });
+    world.delete("api-made");
     let was_ready = condition(&object, "Ready").is_some_and(|c| c["status"] == "True");
     eprintln!(
         "delete before Ready: api-made deleted (Ready then: {was_ready}) with status {}",
@@ -1568,7 +1041,7 @@ async fn delete_before_ready_leaves_nothing() {
     );
 
     for name in ["immediate", "first-id", "api-made"] {
-        wait_gone(&namespace, name, GONE_TIMEOUT);
+        world.wait_gone(name, GONE_TIMEOUT);
     }
     eprintln!(
         "delete before Ready: all three gone {:?} after the first apply",
@@ -1579,9 +1052,8 @@ async fn delete_before_ready_leaves_nothing() {
         "delete before Ready: {} reads, {} writes: {:?}",
         calls.reads, calls.writes, calls.by_operation
     );
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    drop(operator);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1589,21 +1061,19 @@ async fn delete_before_ready_leaves_nothing() {
 // ---------------------------------------------------------------------------------------------
 
 /// Wait for InvalidSpec naming `field` in Ready's message; return the object.
-fn wait_invalid(namespace: &str, name: &str, field: &str) -> Value {
-    wait_refused(namespace, name, "InvalidSpec", field)
+fn wait_invalid(world: &World, name: &str, field: &str) -> Value {
+    wait_refused(world, name, "InvalidSpec", field)
 }
 
 /// Wait for Ready=False with `reason` naming `field`; return the object.
-fn wait_refused(namespace: &str, name: &str, reason: &str, field: &str) -> Value {
-    let object = wait_condition(namespace, name, "Ready", "False", reason, READY_TIMEOUT);
-    let message = condition(&object, "Ready")
-        .and_then(|c| c["message"].as_str())
-        .unwrap_or_default();
+fn wait_refused(world: &World, name: &str, reason: &str, field: &str) -> Value {
+    let object = wait_condition(world, name, "Ready", "False", reason, READY_TIMEOUT);
+    let message = condition_message(&object, "Ready");
     assert!(
         message.contains(field),
         "Ready's message names {field}: {message}"
     );
-    eprintln!("{reason} {namespace}/{name}: {message}");
+    eprintln!("{reason} {}/{name}: {message}", world.namespace);
     object
 }
 
@@ -1629,21 +1099,15 @@ fn assert_quiet(operator: &Operator, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_specs_are_reported_not_retried_and_fixable() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("invalid");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 26).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("invalid").vpc(26).operator().await;
+    let (aws, vpc, operator) = (&world.aws, world.vpc(), world.operator());
 
     // A subnet that does not exist (yet): retried, nothing made meanwhile.
-    let mut spec = owned_endpoint_spec(&vpc, true);
-    spec["endpoint"]["create"]["subnetIds"] =
-        json!([vpc.subnet_ids[0], "subnet-0123456789abcdef0"]);
-    apply_spec(&namespace, "subnet", &spec);
-    let object = wait_refused(&namespace, "subnet", "ReferenceNotFound", "subnetIds");
+    world
+        .seed("subnet")
+        .subnets([vpc.subnet_ids[0].as_str(), "subnet-0123456789abcdef0"])
+        .apply();
+    let object = wait_refused(&world, "subnet", "ReferenceNotFound", "subnetIds");
     let endpoint_ready = condition(&object, "EndpointReady").expect("EndpointReady");
     assert_eq!(
         endpoint_ready["reason"], "ReferenceNotFound",
@@ -1653,31 +1117,30 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         object["status"]["vpcEndpointId"].is_null(),
         "no endpoint was made"
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(&world).await;
 
     // Fixed: Ready.
     let started = Instant::now();
-    patch_spec(
-        &namespace,
+    world.patch(
         "subnet",
         json!({"endpoint": {"create": {"subnetIds": vpc.subnet_ids}}}),
     );
-    wait_ready(&namespace, "subnet", READY_TIMEOUT);
+    world.wait_ready("subnet", READY_TIMEOUT);
     eprintln!("unknown subnet fixed: Ready in {:?}", started.elapsed());
 
     // An endpoint that is not an execute-api interface endpoint.
-    let gateway = create_endpoint(
-        &aws,
-        &vpc,
+    let gateway = make::endpoint(
+        aws,
+        vpc,
         VpcEndpointType::Gateway,
         "com.amazonaws.us-east-1.s3",
         &[],
     )
     .await;
-    apply_spec(&namespace, "gateway", &referenced_endpoint_spec(&gateway));
-    wait_invalid(&namespace, "gateway", "spec.endpoint.id");
+    world.referencing("gateway", &gateway).apply();
+    wait_invalid(&world, "gateway", "spec.endpoint.id");
 
-    assert_quiet(&operator, "not an execute-api endpoint");
+    assert_quiet(operator, "not an execute-api endpoint");
 
     // A function that does not exist yet, as when a GitOps sync applies the PrivateApi before
     // the object that makes the function: ReferenceNotFound naming the field, retried with
@@ -1688,24 +1151,25 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         "arn:aws:lambda:us-east-1:{}:function:{late_name}",
         aws.account_id
     );
-    let mut spec = owned_endpoint_spec(&vpc, false);
-    spec["backend"] = json!({"functionArn": late_arn});
-    apply_spec(&namespace, "nofunction", &spec);
-    wait_refused(&namespace, "nofunction", "ReferenceNotFound", "functionArn");
+    world
+        .seed("nofunction")
+        .private_dns(false)
+        .function_arn(&late_arn)
+        .apply();
+    wait_refused(&world, "nofunction", "ReferenceNotFound", "functionArn");
     wait_condition(
-        &namespace,
+        &world,
         "nofunction",
         "EndpointReady",
         "True",
         "Available",
         Duration::from_secs(60),
     );
-    let generation =
-        get_object(&namespace, "nofunction").expect("object")["metadata"]["generation"].clone();
+    let generation = world.get("nofunction").expect("object")["metadata"]["generation"].clone();
     std::thread::sleep(Duration::from_secs(5));
     let created = Instant::now();
-    assert_eq!(create_function_named(&aws, &late_name).await, late_arn);
-    let object = wait_ready(&namespace, "nofunction", READY_TIMEOUT);
+    assert_eq!(make::handler_function(aws, &late_name).await, late_arn);
+    let object = world.wait_ready("nofunction", READY_TIMEOUT);
     assert_eq!(
         object["metadata"]["generation"], generation,
         "no spec change"
@@ -1715,24 +1179,24 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         Duration::from_secs(5),
         created.elapsed()
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(&world).await;
 
     // Deleting refused objects leaves nothing of theirs behind.
-    delete_object(&namespace, "gateway");
-    delete_object(&namespace, "nofunction");
-    wait_gone(&namespace, "gateway", GONE_TIMEOUT);
-    wait_gone(&namespace, "nofunction", GONE_TIMEOUT);
-    let owned = assert_invariant(&aws, &cluster, &namespace).await;
+    world.delete("gateway");
+    world.delete("nofunction");
+    world.wait_gone("gateway", GONE_TIMEOUT);
+    world.wait_gone("nofunction", GONE_TIMEOUT);
+    let owned = assert_invariant(&world).await;
     assert_eq!(
         owned.len(),
         4,
         "only the fixed object's resources: {owned:?}"
     );
     assert!(
-        function_exists(&aws, &late_arn).await,
+        function_exists(aws, &late_arn).await,
         "a referenced function stays"
     );
-    assert!(lambda_statements(&aws, &late_arn).await.is_empty());
+    assert!(lambda_statements(aws, &late_arn).await.is_empty());
     aws.lambda
         .delete_function()
         .function_name(&late_arn)
@@ -1740,11 +1204,9 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
         .await
         .expect("DeleteFunction");
 
-    delete_object(&namespace, "subnet");
-    wait_gone(&namespace, "subnet", GONE_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
-    delete_endpoint(&aws, &gateway).await;
-    drop(operator);
+    world.delete_and_wait("subnet", GONE_TIMEOUT);
+    assert_invariant(&world).await;
+    delete_endpoint(aws, &gateway).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1753,48 +1215,43 @@ async fn invalid_specs_are_reported_not_retried_and_fixable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_killed_mid_create_recovers_without_duplicates() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("crash");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let mut operator = Operator::start(&namespace, &cluster);
+    let mut world = World::new("crash").operator().await;
     let mut names = Vec::new();
     for (i, k) in [1u64, 2, 3, 4, 6, 8, 10, 12].into_iter().enumerate() {
-        let vpc = make_vpc(&aws.ec2, 70 + i as u8).await;
+        let vpc = world.make_vpc(70 + i as u8).await;
         let name = format!("crash-after-{k}");
-        let baseline = operator.aws_calls().writes;
+        let baseline = world.operator().aws_calls().writes;
         let started = Instant::now();
-        apply_spec(&namespace, &name, &owned_endpoint_spec(&vpc, true));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let at_kill = loop {
-            let calls = operator.aws_calls();
-            if calls.writes - baseline >= k {
-                break calls;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name}: fewer than {k} writes: {calls:?}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        operator.kill();
+        PrivateApiManifest::seed(&world.namespace, &name, &vpc).apply();
+        let at_kill = poll::until(
+            &format!("{name}: {k} writes"),
+            Duration::from_secs(60),
+            Duration::from_millis(5),
+            || {
+                let calls = world.operator().aws_calls();
+                if calls.writes - baseline >= k {
+                    Ok(calls)
+                } else {
+                    Err(format!("{calls:?}"))
+                }
+            },
+        );
+        world.operator_mut().kill();
         eprintln!(
             "{name}: killed after {} writes ({:?} in); calls so far: {:?}",
             at_kill.writes - baseline,
             started.elapsed(),
             at_kill.by_operation
         );
-        let status_at_kill = get_object(&namespace, &name).map(|o| o["status"].clone());
+        let status_at_kill = world.get(&name).map(|o| o["status"].clone());
         eprintln!(
             "{name}: status at kill: {}",
             status_at_kill.unwrap_or_default()
         );
-        operator.restart();
+        world.operator_mut().restart();
         let restarted = Instant::now();
-        wait_ready(&namespace, &name, READY_TIMEOUT);
-        let calls = operator.aws_calls();
+        world.wait_ready(&name, READY_TIMEOUT);
+        let calls = world.operator().aws_calls();
         eprintln!(
             "{name}: Ready {:?} after the restart; the new process made {} reads, {} writes: {:?}",
             restarted.elapsed(),
@@ -1803,7 +1260,7 @@ async fn operator_killed_mid_create_recovers_without_duplicates() {
             calls.by_operation
         );
         names.push(name);
-        let owned = assert_invariant(&aws, &cluster, &namespace).await;
+        let owned = assert_invariant(&world).await;
         for kind in ["vpc-endpoint", "security-group", "rest-api", "function"] {
             let n = owned.iter().filter(|(k, _)| k == kind).count();
             assert_eq!(n, names.len(), "one {kind} per object: {owned:?}");
@@ -1811,14 +1268,13 @@ async fn operator_killed_mid_create_recovers_without_duplicates() {
     }
 
     for name in &names {
-        delete_object(&namespace, name);
+        world.delete(name);
     }
     for name in &names {
-        wait_gone(&namespace, name, GONE_TIMEOUT);
+        world.wait_gone(name, GONE_TIMEOUT);
     }
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    drop(operator);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1827,78 +1283,16 @@ async fn operator_killed_mid_create_recovers_without_duplicates() {
 
 /// A function made by "someone else" (the built-in handler's zip, 128 MiB).
 async fn create_existing_function(aws: &RegionClients) -> String {
-    create_function_named(aws, &unique("existing")).await
-}
-
-async fn create_function_named(aws: &RegionClients, name: &str) -> String {
-    let zip_path = std::env::var("PAPI_HANDLER_ZIP_X86_64").expect("PAPI_HANDLER_ZIP_X86_64");
-    let zip = std::fs::read(&zip_path).expect("handler zip");
-    let role = std::env::var("PAPI_LAMBDA_ROLE_ARN").expect("PAPI_LAMBDA_ROLE_ARN");
-    aws.lambda
-        .create_function()
-        .function_name(name)
-        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
-        .handler("bootstrap")
-        .role(role)
-        .architectures(aws_sdk_lambda::types::Architecture::X8664)
-        .memory_size(128)
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateFunction")
-        .function_arn
-        .expect("function ARN")
-}
-
-async fn integration_uris(aws: &RegionClients, rest_api_id: &str) -> BTreeSet<String> {
-    let resources = aws
-        .apigateway
-        .get_resources()
-        .rest_api_id(rest_api_id)
-        .send()
-        .await
-        .expect("GetResources")
-        .items
-        .unwrap_or_default();
-    let mut uris = BTreeSet::new();
-    for resource in resources {
-        let integration = aws
-            .apigateway
-            .get_integration()
-            .rest_api_id(rest_api_id)
-            .resource_id(resource.id.unwrap_or_default())
-            .http_method("ANY")
-            .send()
-            .await
-            .expect("GetIntegration");
-        uris.insert(integration.uri.unwrap_or_default());
-    }
-    uris
-}
-
-fn invocation_uri(function_arn: &str) -> String {
-    format!(
-        "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{function_arn}/invocations"
-    )
+    make::handler_function(aws, &unique("existing")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_orphan() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("switch");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 28).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("switch").vpc(28).operator().await;
+    let (aws, vpc) = (&world.aws, world.vpc());
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, true));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    world.seed(name).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let owned_function = status_str(&object, "functionArn");
     let owned_vpce = status_str(&object, "vpcEndpointId");
@@ -1906,30 +1300,29 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
     let first_deployment = status_str(&object, "deploymentId");
 
     // builtin → functionArn: the owned function goes, the referenced one is wired and not changed.
-    let existing = create_existing_function(&aws).await;
+    let existing = create_existing_function(aws).await;
     let (object, _) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "backend builtin→functionArn",
         json!({"backend": {"builtin": null, "architecture": null, "functionArn": existing}}),
     );
     assert_eq!(status_str(&object, "functionArn"), existing);
     assert!(
-        !function_exists(&aws, &owned_function).await,
+        !function_exists(aws, &owned_function).await,
         "the owned function is deleted"
     );
     assert_eq!(
-        function_configuration(&aws, &existing).await.memory_size,
+        function_configuration(aws, &existing).await.memory_size,
         Some(128)
     );
-    let statements = lambda_statements(&aws, &existing).await;
+    let statements = lambda_statements(aws, &existing).await;
     assert!(
-        statements.len() == 1 && permits_api(&statements, &aws, &rest_api_id),
+        permits_only(&statements, aws, &rest_api_id),
         "{statements:?}"
     );
     assert_eq!(
-        integration_uris(&aws, &rest_api_id).await,
+        integration_uris(aws, &rest_api_id).await,
         BTreeSet::from([invocation_uri(&existing)])
     );
     let second_deployment = status_str(&object, "deploymentId");
@@ -1937,25 +1330,24 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
         second_deployment, first_deployment,
         "the integration change was deployed"
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(&world).await;
 
     // endpoint.create → endpoint.id: the API moves to the referenced endpoint, the owned endpoint
     // and its security group go.
-    let shared = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let shared = make::execute_api_endpoint(aws, vpc).await;
     let (object, _) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "endpoint create→id",
         json!({"endpoint": {"create": null, "id": shared}}),
     );
     assert_eq!(status_str(&object, "vpcEndpointId"), shared);
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        api_vpc_endpoint_ids(aws, &rest_api_id).await,
         BTreeSet::from([shared.clone()])
     );
     assert_eq!(
-        api_policy_decisions(&aws, &rest_api_id, &[Some(&shared), Some(&owned_vpce)]).await,
+        api_policy_decisions(aws, &rest_api_id, &[Some(&shared), Some(&owned_vpce)]).await,
         vec![Decision::Allow, Decision::ExplicitDeny]
     );
     assert_ne!(
@@ -1963,24 +1355,23 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
         second_deployment,
         "the policy change was deployed"
     );
-    let took = owned_endpoint_released(&aws, &namespace, name, &owned_vpce, &owned_sg).await;
+    let took = owned_endpoint_released(&world, name, &owned_vpce, &owned_sg).await;
     eprintln!(
         "endpoint create→id: owned endpoint and group gone {took:?} after the change settled"
     );
     assert_eq!(
         endpoint_state(
-            &describe_endpoint(&aws, &shared)
+            &inspect::endpoint(aws, &shared)
                 .await
                 .expect("shared endpoint")
         ),
         "available"
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(&world).await;
 
     // functionArn → builtin: a new owned function; the referenced one loses our statement only.
     let (object, _) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "backend functionArn→builtin",
         json!({"backend": {"functionArn": null, "builtin": {"message": "back again"}, "architecture": "x86_64"}}),
@@ -1988,48 +1379,42 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
     let new_function = status_str(&object, "functionArn");
     assert_ne!(new_function, existing);
     assert_eq!(
-        env_var(
-            &function_configuration(&aws, &new_function).await,
-            "MESSAGE"
-        )
-        .as_deref(),
+        env_var(&function_configuration(aws, &new_function).await, "MESSAGE").as_deref(),
         Some("back again")
     );
     assert!(
-        function_exists(&aws, &existing).await,
+        function_exists(aws, &existing).await,
         "the referenced function is never deleted"
     );
     assert!(
-        lambda_statements(&aws, &existing).await.is_empty(),
+        lambda_statements(aws, &existing).await.is_empty(),
         "our statement is removed"
     );
     assert_eq!(
-        integration_uris(&aws, &rest_api_id).await,
+        integration_uris(aws, &rest_api_id).await,
         BTreeSet::from([invocation_uri(&new_function)])
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(&world).await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    assert!(function_exists(&aws, &existing).await);
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    assert!(function_exists(aws, &existing).await);
     assert_eq!(
         endpoint_state(
-            &describe_endpoint(&aws, &shared)
+            &inspect::endpoint(aws, &shared)
                 .await
                 .expect("shared endpoint")
         ),
         "available"
     );
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    delete_endpoint(&aws, &shared).await;
+    delete_endpoint(aws, &shared).await;
     aws.lambda
         .delete_function()
         .function_name(&existing)
         .send()
         .await
         .expect("DeleteFunction");
-    drop(operator);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2038,17 +1423,14 @@ async fn switching_between_owned_and_referenced_backend_and_endpoint_leaves_no_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("vpce-drift");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 29).await;
-    let operator = Operator::start_with(&namespace, &cluster, &["--resync-seconds", "5"]);
+    let world = World::new("vpce-drift")
+        .vpc(29)
+        .operator_with(&["--resync-seconds", "5"])
+        .await;
+    let (aws, operator) = (&world.aws, world.operator());
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, true));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    world.seed(name).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let old_vpce = status_str(&object, "vpcEndpointId");
     let sg_id = status_str(&object, "securityGroupId");
@@ -2056,21 +1438,22 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
 
     // Deleted, and a reconcile comes while it is still `deleting` (its private DNS domain still
     // taken), as any edit of the object would make.
-    delete_endpoint(&aws, &old_vpce).await;
+    delete_endpoint(aws, &old_vpce).await;
     let before = operator.aws_calls();
     kubectl(&[
         "annotate",
         "privateapi",
         name,
         "-n",
-        &namespace,
+        &world.namespace,
         "papi-test/poke=after-endpoint-delete",
     ]);
-    let (new_vpce, took) = eventually(
+    let (new_vpce, took) = poll::timed_async(
         "a new endpoint in status, available, used by the API",
         Duration::from_secs(30),
+        POLL,
         async || {
-            let object = get_object(&namespace, name).ok_or("object gone")?;
+            let object = world.get(name).ok_or("object gone")?;
             let id = object["status"]["vpcEndpointId"]
                 .as_str()
                 .unwrap_or_default()
@@ -2078,10 +1461,10 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
             if id.is_empty() || id == old_vpce {
                 return Err(format!("status: {}", object["status"]));
             }
-            let state = describe_endpoint(&aws, &id)
+            let state = inspect::endpoint(aws, &id)
                 .await
                 .map(|e| endpoint_state(&e));
-            let api_ids = api_vpc_endpoint_ids(&aws, &rest_api_id).await;
+            let api_ids = api_vpc_endpoint_ids(aws, &rest_api_id).await;
             if state.as_deref() == Some("available") && api_ids == BTreeSet::from([id.clone()]) {
                 Ok(id)
             } else {
@@ -2093,13 +1476,13 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
         },
     )
     .await;
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let calls = before.since(&operator.aws_calls());
     eprintln!(
         "endpoint deleted: recreated as {new_vpce} in {took:?}; {} reads, {} writes: {:?}",
         calls.reads, calls.writes, calls.by_operation
     );
-    let endpoint = describe_endpoint(&aws, &new_vpce)
+    let endpoint = inspect::endpoint(aws, &new_vpce)
         .await
         .expect("new endpoint");
     assert_eq!(endpoint.private_dns_enabled, Some(true));
@@ -2111,7 +1494,7 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
     assert_eq!(groups, vec![sg_id.clone()], "the managed group is reused");
     assert_eq!(status_str(&object, "securityGroupId"), sg_id);
     assert_eq!(
-        api_policy_decisions(&aws, &rest_api_id, &[Some(&new_vpce), Some(&old_vpce)]).await,
+        api_policy_decisions(aws, &rest_api_id, &[Some(&new_vpce), Some(&old_vpce)]).await,
         vec![Decision::Allow, Decision::ExplicitDeny]
     );
     assert_ne!(
@@ -2119,12 +1502,10 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
         old_deployment,
         "the policy change was deployed"
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(&world).await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    assert_invariant(&aws, &cluster, &namespace).await;
-    drop(operator);
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    assert_invariant(&world).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2133,28 +1514,21 @@ async fn owned_endpoint_deleted_in_aws_is_recreated_and_the_api_follows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_an_object_whose_endpoint_others_use_waits_for_them() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("inuse");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 29).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("inuse").vpc(29).operator().await;
+    let aws = &world.aws;
 
-    apply_spec(&namespace, "owner", &owned_endpoint_spec(&vpc, true));
-    let owner = wait_ready(&namespace, "owner", READY_TIMEOUT);
+    world.seed("owner").apply();
+    let owner = world.wait_ready("owner", READY_TIMEOUT);
     let vpce = status_str(&owner, "vpcEndpointId");
     let owner_api = status_str(&owner, "restApiId");
-    apply_spec(&namespace, "user", &referenced_endpoint_spec(&vpce));
-    let user = wait_ready(&namespace, "user", READY_TIMEOUT);
+    world.referencing("user", &vpce).apply();
+    let user = world.wait_ready("user", READY_TIMEOUT);
     let user_api = status_str(&user, "restApiId");
 
     // Deleting the owner removes its API and function, but not the endpoint "user" goes
     // through: the object waits, and says why.
-    delete_object(&namespace, "owner");
-    let blocked = wait_for(
-        &namespace,
+    world.delete("owner");
+    let blocked = world.wait_for(
         "owner",
         Duration::from_secs(60),
         "Ready=False reason Deleting naming the API that uses the endpoint",
@@ -2174,65 +1548,49 @@ async fn deleting_an_object_whose_endpoint_others_use_waits_for_them() {
             .map(|c| c["message"].to_string())
             .unwrap_or_default()
     );
-    let endpoint = describe_endpoint(&aws, &vpce)
+    let endpoint = inspect::endpoint(aws, &vpce)
         .await
         .expect("the endpoint is still there");
     assert_eq!(endpoint_state(&endpoint), "available");
     assert!(
-        !rest_api_exists(&aws, &owner_api).await,
+        !rest_api_exists(aws, &owner_api).await,
         "the owner's own API is deleted meanwhile"
     );
-    let user = get_object(&namespace, "user").expect("user");
+    let user = world.get("user").expect("user");
     assert!(
         condition(&user, "Ready").is_some_and(|c| c["status"] == "True"),
         "the user of the endpoint stays Ready"
     );
 
     // Once nobody uses it, the endpoint and its security group go, and the owner with them.
-    delete_object(&namespace, "user");
-    wait_gone(&namespace, "user", GONE_TIMEOUT);
-    wait_gone(&namespace, "owner", GONE_TIMEOUT);
-    let left = owned_resources(&aws, &cluster).await;
+    world.delete_and_wait("user", GONE_TIMEOUT);
+    world.wait_gone("owner", GONE_TIMEOUT);
+    let left = world.owned_resources().await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    drop(operator);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_to_another_endpoint_keeps_the_old_one_while_others_use_it() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("switchuse");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 31).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("switchuse").vpc(31).operator().await;
+    let (aws, vpc) = (&world.aws, world.vpc());
 
-    apply_spec(&namespace, "owner", &owned_endpoint_spec(&vpc, true));
-    let owner = wait_ready(&namespace, "owner", READY_TIMEOUT);
+    world.seed("owner").apply();
+    let owner = world.wait_ready("owner", READY_TIMEOUT);
     let old_vpce = status_str(&owner, "vpcEndpointId");
-    apply_spec(&namespace, "user", &referenced_endpoint_spec(&old_vpce));
-    wait_ready(&namespace, "user", READY_TIMEOUT);
+    world.referencing("user", &old_vpce).apply();
+    world.wait_ready("user", READY_TIMEOUT);
 
     // The owner moves to an endpoint made elsewhere; "user" still goes through the old one.
-    let other_vpce = create_endpoint(
-        &aws,
-        &vpc,
-        VpcEndpointType::Interface,
-        "com.amazonaws.us-east-1.execute-api",
-        &[],
-    )
-    .await;
-    patch_spec(
-        &namespace,
+    let other_vpce = make::execute_api_endpoint(aws, vpc).await;
+    world.patch(
         "owner",
         json!({"endpoint": {"create": null, "id": other_vpce}}),
     );
-    let owner = wait_ready(&namespace, "owner", READY_TIMEOUT);
+    let owner = world.wait_ready("owner", READY_TIMEOUT);
     assert_eq!(status_str(&owner, "vpcEndpointId"), other_vpce);
     // Give the cleanup of the old endpoint a few tries: it must keep waiting.
     std::thread::sleep(Duration::from_secs(12));
-    let still = describe_endpoint(&aws, &old_vpce)
+    let still = inspect::endpoint(aws, &old_vpce)
         .await
         .expect("the old endpoint is still there");
     assert_eq!(
@@ -2240,30 +1598,29 @@ async fn switching_to_another_endpoint_keeps_the_old_one_while_others_use_it() {
         "available",
         "the endpoint \"user\" goes through is not deleted"
     );
-    let user = get_object(&namespace, "user").expect("user");
+    let user = world.get("user").expect("user");
     assert!(condition(&user, "Ready").is_some_and(|c| c["status"] == "True"));
 
     // Once "user" is gone, the owner removes its old endpoint and security group.
-    delete_object(&namespace, "user");
-    wait_gone(&namespace, "user", GONE_TIMEOUT);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let owned = owned_resources(&aws, &cluster).await;
-        let kinds: Vec<&str> = owned.iter().map(|(kind, _)| kind.as_str()).collect();
-        if !kinds.contains(&"vpc-endpoint") && !kinds.contains(&"security-group") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "old endpoint or group left: {owned:?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    delete_object(&namespace, "owner");
-    wait_gone(&namespace, "owner", GONE_TIMEOUT);
-    let left = owned_resources(&aws, &cluster).await;
+    world.delete_and_wait("user", GONE_TIMEOUT);
+    poll::until_async(
+        "the old endpoint and group removed",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        async || {
+            let owned = world.owned_resources().await;
+            let kinds: Vec<&str> = owned.iter().map(|(kind, _)| kind.as_str()).collect();
+            if !kinds.contains(&"vpc-endpoint") && !kinds.contains(&"security-group") {
+                Ok(())
+            } else {
+                Err(format!("{owned:?}"))
+            }
+        },
+    )
+    .await;
+    world.delete_and_wait("owner", GONE_TIMEOUT);
+    let left = world.owned_resources().await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    drop(operator);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2374,17 +1731,7 @@ async fn served_now(aws: &RegionClients, rest_api_id: &str, check: Check) -> Ser
             Served::Function(function)
         }
         Check::Endpoints => {
-            let live = aws
-                .apigateway
-                .get_rest_api()
-                .rest_api_id(rest_api_id)
-                .send()
-                .await
-                .expect("GetRestApi")
-                .policy
-                .as_deref()
-                .and_then(policy::parse_policy)
-                .unwrap_or(Value::Null);
+            let live = api_policy(aws, rest_api_id).await;
             let prefix = policy::execute_api_arn_prefix("us-east-1", &aws.account_id, rest_api_id);
             Served::Endpoints(admitted_endpoints(&live, &prefix))
         }
@@ -2414,7 +1761,7 @@ async fn still_there(
             }
             let attached = api_vpc_endpoint_ids(aws, rest_api_id).await;
             for id in admitted {
-                let state = describe_endpoint(aws, id).await.map(|e| endpoint_state(&e));
+                let state = inspect::endpoint(aws, id).await.map(|e| endpoint_state(&e));
                 if state.as_deref() != Some("available") {
                     return Err(format!("its policy admits {id}, which is {state:?}"));
                 }
@@ -2472,16 +1819,7 @@ impl StageSampler {
             Ok(resolved) => resolved,
             Err(why) => return Some(Err(why)),
         };
-        let verdict = match aws
-            .apigateway
-            .get_stage()
-            .rest_api_id(&rest_api_id)
-            .stage_name(&stage)
-            .send()
-            .await
-            .ok()
-            .and_then(|s| s.deployment_id)
-        {
+        let verdict = match stage_deployment(aws, &rest_api_id, &stage).await {
             None => Err(format!(
                 "stage {stage} of {rest_api_id} serves no deployment"
             )),
@@ -2518,20 +1856,14 @@ impl StageSampler {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_function() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("mbb");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 33).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("mbb").vpc(33).operator().await;
+    let aws = &world.aws;
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, false));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    world.seed(name).private_dns(false).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let owned_function = status_str(&object, "functionArn");
-    let existing = create_existing_function(&aws).await;
+    let existing = create_existing_function(aws).await;
 
     let sampler = StageSampler::start(
         aws.clone(),
@@ -2546,34 +1878,32 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
     //    the deployment stay; the object says why it is not Ready.
     let deployment = status_str(&object, "deploymentId");
     let typo = format!("{existing}-typo");
-    patch_spec(
-        &namespace,
+    world.patch(
         name,
         json!({"backend": {"builtin": null, "architecture": null, "functionArn": typo}}),
     );
-    let object = wait_refused(&namespace, name, "ReferenceNotFound", "functionArn");
+    let object = wait_refused(&world, name, "ReferenceNotFound", "functionArn");
     std::thread::sleep(Duration::from_secs(3));
     assert!(
-        function_exists(&aws, &owned_function).await,
+        function_exists(aws, &owned_function).await,
         "the working function stays"
     );
     assert!(permits_api(
-        &lambda_statements(&aws, &owned_function).await,
-        &aws,
+        &lambda_statements(aws, &owned_function).await,
+        aws,
         &rest_api_id
     ));
     assert_eq!(status_str(&object, "functionArn"), owned_function);
     assert_eq!(status_str(&object, "deploymentId"), deployment);
     assert_eq!(
-        integration_uris(&aws, &rest_api_id).await,
+        integration_uris(aws, &rest_api_id).await,
         BTreeSet::from([invocation_uri(&owned_function)])
     );
 
     // 2. Fixed: builtin → functionArn. The owned function goes only after the stage serves the
     //    deployment that calls the referenced one.
     let (object, _) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "backend builtin→functionArn (make-before-break)",
         json!({"backend": {"functionArn": existing}}),
@@ -2584,27 +1914,25 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
         "nothing left to release: {}",
         object["status"]
     );
-    assert!(!function_exists(&aws, &owned_function).await);
+    assert!(!function_exists(aws, &owned_function).await);
 
     // 3. functionArn → builtin: our statement stays on the referenced function until the stage
     //    calls the new one.
     let (object, _) = change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "backend functionArn→builtin (make-before-break)",
         json!({"backend": {"functionArn": null, "builtin": {"message": "back"}, "architecture": "x86_64"}}),
     );
     let new_function = status_str(&object, "functionArn");
     assert_ne!(new_function, existing);
-    assert!(lambda_statements(&aws, &existing).await.is_empty());
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert!(lambda_statements(aws, &existing).await.is_empty());
+    assert_invariant(&world).await;
 
     sampler.finish("backend switches").await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
     aws.lambda
         .delete_function()
@@ -2612,15 +1940,15 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
         .send()
         .await
         .expect("DeleteFunction");
-    drop(operator);
 }
 
 /// Wait until an endpoint made by the test is available, as a user would before naming it.
 async fn wait_available(aws: &RegionClients, id: &str) {
-    eventually(
+    poll::timed_async(
         &format!("endpoint {id} available"),
         Duration::from_secs(60),
-        async || match describe_endpoint(aws, id).await.map(|e| endpoint_state(&e)) {
+        POLL,
+        async || match inspect::endpoint(aws, id).await.map(|e| endpoint_state(&e)) {
             Some(state) if state == "available" => Ok(()),
             other => Err(format!("{other:?}")),
         },
@@ -2634,27 +1962,26 @@ async fn wait_available(aws: &RegionClients, id: &str) {
 /// for a sampler to see what a client would see in it.
 const AWS_LATENCY_MS: u64 = 150;
 
-/// An operator watching `namespace` whose AWS calls take [`AWS_LATENCY_MS`] longer.
-fn operator_at_aws_latency(namespace: &str, cluster: &str) -> (faults::FaultProxy, Operator) {
+/// The world's operator, whose AWS calls take [`AWS_LATENCY_MS`] longer: through the proxy
+/// returned.
+fn operator_at_aws_latency(world: &mut World) -> faults::FaultProxy {
     let proxy = faults::FaultProxy::start(15);
     proxy.set_latency(AWS_LATENCY_MS);
-    let operator = proxy.start_operator(namespace, cluster, &[]);
-    (proxy, operator)
+    let operator = proxy.start_operator(&world.namespace, &world.cluster, &[]);
+    world.set_operator(operator);
+    proxy
 }
 
 /// Wait until a switch has settled: Ready, nothing left in `status.retiring`, and the API
 /// attached to exactly the endpoints the spec names. Returns the object.
-async fn wait_switched(
-    aws: &RegionClients,
-    namespace: &str,
-    name: &str,
-    rest_api_id: &str,
-) -> Value {
-    let (object, took) = eventually(
+async fn wait_switched(world: &World, name: &str, rest_api_id: &str) -> Value {
+    let aws = &world.aws;
+    let (object, took) = poll::timed_async(
         "the switch settled (Ready, status.retiring empty, only the spec's endpoints attached)",
         Duration::from_secs(60),
+        POLL,
         async || {
-            let object = get_object(namespace, name).ok_or("object gone")?;
+            let object = world.get(name).ok_or("object gone")?;
             let mut named: BTreeSet<String> = object["spec"]["additionalVpcEndpointIds"]
                 .as_array()
                 .into_iter()
@@ -2674,28 +2001,25 @@ async fn wait_switched(
         },
     )
     .await;
-    eprintln!("{namespace}/{name}: switch settled {took:?} after Ready");
+    eprintln!(
+        "{}/{name}: switch settled {took:?} after Ready",
+        world.namespace
+    );
     object
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_switches_never_leave_the_stage_admitting_a_missing_or_detached_endpoint() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("mbb-vpce");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 34).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("mbb-vpce").vpc(34).operator().await;
+    let (aws, vpc) = (&world.aws, world.vpc());
     let name = "orders";
-    let spec = owned_endpoint_spec(&vpc, false);
-    apply_spec(&namespace, name, &spec);
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    let manifest = world.seed(name).private_dns(false);
+    manifest.apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let first_owned = status_str(&object, "vpcEndpointId");
     let first_group = status_str(&object, "securityGroupId");
-    let shared = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let shared = make::execute_api_endpoint(aws, vpc).await;
 
     let sampler = StageSampler::start(
         aws.clone(),
@@ -2708,26 +2032,24 @@ async fn endpoint_switches_never_leave_the_stage_admitting_a_missing_or_detached
     // endpoint.create → endpoint.id: the owned endpoint goes only after the stage serves a
     // policy that admits the referenced one alone (the sampler's check).
     change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "endpoint create→id (make-before-break)",
         json!({"endpoint": {"create": null, "id": shared}}),
     );
-    let object = wait_switched(&aws, &namespace, name, &rest_api_id).await;
+    let object = wait_switched(&world, name, &rest_api_id).await;
     assert_eq!(status_str(&object, "vpcEndpointId"), shared);
-    owned_endpoint_released(&aws, &namespace, name, &first_owned, &first_group).await;
+    owned_endpoint_released(&world, name, &first_owned, &first_group).await;
 
     // endpoint.id → endpoint.create: a new owned endpoint; the referenced one is detached once
     // the stage no longer admits it, and never deleted.
     change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "endpoint id→create (make-before-break)",
-        json!({"endpoint": {"id": null, "create": spec["endpoint"]["create"]}}),
+        json!({"endpoint": {"id": null, "create": manifest.spec_json()["endpoint"]["create"]}}),
     );
-    let object = wait_switched(&aws, &namespace, name, &rest_api_id).await;
+    let object = wait_switched(&world, name, &rest_api_id).await;
     sampler.finish("endpoint create→id→create").await;
 
     let second_owned = status_str(&object, "vpcEndpointId");
@@ -2736,43 +2058,35 @@ async fn endpoint_switches_never_leave_the_stage_admitting_a_missing_or_detached
         "a new endpoint: {second_owned}"
     );
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        api_vpc_endpoint_ids(aws, &rest_api_id).await,
         BTreeSet::from([second_owned.clone()])
     );
     assert_eq!(
-        endpoint_state(&describe_endpoint(&aws, &shared).await.expect("shared")),
+        endpoint_state(&inspect::endpoint(aws, &shared).await.expect("shared")),
         "available",
         "the referenced endpoint is never deleted"
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(&world).await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    delete_endpoint(&aws, &shared).await;
-    drop(operator);
+    delete_endpoint(aws, &shared).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_additional_endpoint_stays_attached_until_the_stage_no_longer_admits_it() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("mbb-extra");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 35).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("mbb-extra").vpc(35).operator().await;
+    let (aws, vpc) = (&world.aws, world.vpc());
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, false));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    world.seed(name).private_dns(false).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
     let owned = status_str(&object, "vpcEndpointId");
-    let extra = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let extra = make::execute_api_endpoint(aws, vpc).await;
     // The operator does not wait for an additional endpoint to be available (the spec's main
     // endpoint still serves meanwhile); a user names one that is.
-    wait_available(&aws, &extra).await;
+    wait_available(aws, &extra).await;
 
     let sampler = StageSampler::start(
         aws.clone(),
@@ -2784,80 +2098,70 @@ async fn a_removed_additional_endpoint_stays_attached_until_the_stage_no_longer_
     );
     // Added: attached before a deployment admits it.
     change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "additionalVpcEndpointIds added",
         json!({"additionalVpcEndpointIds": [extra]}),
     );
-    wait_switched(&aws, &namespace, name, &rest_api_id).await;
+    wait_switched(&world, name, &rest_api_id).await;
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        api_vpc_endpoint_ids(aws, &rest_api_id).await,
         BTreeSet::from([owned.clone(), extra.clone()])
     );
     // Removed: detached only after a deployment that no longer admits it serves.
     change(
-        &operator,
-        &namespace,
+        &world,
         name,
         "additionalVpcEndpointIds removed (make-before-break)",
         json!({"additionalVpcEndpointIds": null}),
     );
-    wait_switched(&aws, &namespace, name, &rest_api_id).await;
+    wait_switched(&world, name, &rest_api_id).await;
     sampler
         .finish("additionalVpcEndpointIds added and removed")
         .await;
 
     assert_eq!(
-        api_vpc_endpoint_ids(&aws, &rest_api_id).await,
+        api_vpc_endpoint_ids(aws, &rest_api_id).await,
         BTreeSet::from([owned.clone()])
     );
     assert_eq!(
-        api_policy_decisions(&aws, &rest_api_id, &[Some(&owned), Some(&extra)]).await,
+        api_policy_decisions(aws, &rest_api_id, &[Some(&owned), Some(&extra)]).await,
         vec![Decision::Allow, Decision::ExplicitDeny]
     );
     assert_eq!(
-        endpoint_state(&describe_endpoint(&aws, &extra).await.expect("extra")),
+        endpoint_state(&inspect::endpoint(aws, &extra).await.expect("extra")),
         "available",
         "an additional endpoint is not owned: never deleted"
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(&world).await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    delete_endpoint(&aws, &extra).await;
-    drop(operator);
+    delete_endpoint(aws, &extra).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stage_renames_never_leave_the_status_url_without_a_stage() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("mbb-stage");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 36).await;
-    let (_proxy, operator) = operator_at_aws_latency(&namespace, &cluster);
+    let mut world = World::new("mbb-stage").vpc(36).build().await;
+    let _proxy = operator_at_aws_latency(&mut world);
+    let aws = &world.aws;
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, false));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    world.seed(name).private_dns(false).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let rest_api_id = status_str(&object, "restApiId");
 
     let sampler = StageSampler::start(
         aws.clone(),
         Target::StatusUrl {
-            namespace: namespace.clone(),
+            namespace: world.namespace.clone(),
             name: name.into(),
         },
         Check::Function,
     );
     for stage in ["live", "v2", "prod"] {
         let (object, _) = change(
-            &operator,
-            &namespace,
+            &world,
             name,
             &format!("stageName → {stage} (make-before-break)"),
             json!({"stageName": stage}),
@@ -2868,12 +2172,13 @@ async fn stage_renames_never_leave_the_status_url_without_a_stage() {
             object["status"]
         );
         // The old stage goes: the stage named in the spec is the API's only one.
-        let (_, took) = eventually(
+        let (_, took) = poll::timed_async(
             "only the new stage left",
             Duration::from_secs(30),
+            POLL,
             async || {
-                let object = get_object(&namespace, name).ok_or("object gone")?;
-                let now = stages(&aws, &rest_api_id).await;
+                let object = world.get(name).ok_or("object gone")?;
+                let now = stages(aws, &rest_api_id).await;
                 let deployment = object["status"]["deploymentId"]
                     .as_str()
                     .unwrap_or_default();
@@ -2888,13 +2193,11 @@ async fn stage_renames_never_leave_the_status_url_without_a_stage() {
         eprintln!("stage renamed to {stage}: the old stage gone {took:?} after Ready");
     }
     sampler.finish("stage renames prod→live→v2→prod").await;
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(&world).await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    world.delete_and_wait(name, GONE_TIMEOUT);
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    drop(operator);
 }
 
 /// A private REST API made outside the operator (e.g. by CDK, not deployed yet), reachable
@@ -2919,17 +2222,12 @@ async fn create_private_api(aws: &RegionClients, vpce: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_does() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("mbb-adopt");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 37).await;
-    let (_proxy, operator) = operator_at_aws_latency(&namespace, &cluster);
+    let mut world = World::new("mbb-adopt").vpc(37).build().await;
+    let _proxy = operator_at_aws_latency(&mut world);
+    let aws = &world.aws;
     let name = "orders";
-    apply_spec(&namespace, name, &owned_endpoint_spec(&vpc, false));
-    let object = wait_ready(&namespace, name, READY_TIMEOUT);
+    world.seed(name).private_dns(false).apply();
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let mut previous_api = status_str(&object, "restApiId");
     let vpce = status_str(&object, "vpcEndpointId");
     let function = status_str(&object, "functionArn");
@@ -2937,7 +2235,7 @@ async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_
     let sampler = StageSampler::start(
         aws.clone(),
         Target::StatusUrl {
-            namespace: namespace.clone(),
+            namespace: world.namespace.clone(),
             name: name.into(),
         },
         Check::Function,
@@ -2946,20 +2244,20 @@ async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_
     // at any time: no CEL rule makes it immutable). Each time the API status.url named before
     // goes only after the adopted one serves.
     for step in ["own API → adopted", "adopted → another adopted"] {
-        let adopted = create_private_api(&aws, &vpce).await;
+        let adopted = create_private_api(aws, &vpce).await;
         change(
-            &operator,
-            &namespace,
+            &world,
             name,
             &format!("spec.adopt.restApiId: {step} (make-before-break)"),
             json!({"adopt": {"restApiId": adopted}}),
         );
-        let (object, took) = eventually(
+        let (object, took) = poll::timed_async(
             "the adopted API in status, the previous one released",
             Duration::from_secs(60),
+            POLL,
             async || {
-                let object = get_object(&namespace, name).ok_or("object gone")?;
-                let released = !rest_api_exists(&aws, &previous_api).await;
+                let object = world.get(name).ok_or("object gone")?;
+                let released = !rest_api_exists(aws, &previous_api).await;
                 if object["status"]["restApiId"] == adopted.as_str()
                     && object["status"]["retiring"].is_null()
                     && released
@@ -2980,12 +2278,12 @@ async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_
             Some((adopted.clone(), "prod".to_string()))
         );
         assert_eq!(
-            integration_uris(&aws, &adopted).await,
+            integration_uris(aws, &adopted).await,
             BTreeSet::from([invocation_uri(&function)])
         );
-        let statements = lambda_statements(&aws, &function).await;
+        let statements = lambda_statements(aws, &function).await;
         assert!(
-            statements.len() == 1 && permits_api(&statements, &aws, &adopted),
+            permits_only(&statements, aws, &adopted),
             "only the adopted API may invoke the function: {statements:?}"
         );
         assert!(
@@ -2997,22 +2295,20 @@ async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_
             "{}",
             object["status"]
         );
-        assert_invariant(&aws, &cluster, &namespace).await;
+        assert_invariant(&world).await;
         previous_api = adopted;
     }
     sampler
         .finish("spec.adopt taking over a REST API, twice")
         .await;
 
-    delete_object(&namespace, name);
-    wait_gone(&namespace, name, GONE_TIMEOUT);
+    world.delete_and_wait(name, GONE_TIMEOUT);
     assert!(
-        !rest_api_exists(&aws, &previous_api).await,
+        !rest_api_exists(aws, &previous_api).await,
         "deletionPolicy Delete applies to the adopted API"
     );
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    drop(operator);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3043,14 +2339,14 @@ fn boto3(script: &str) {
 /// `make`, and wait for Ready with no spec change; print how long after the reference appeared
 /// it became Ready. Returns the object.
 fn ready_once_the_reference_appears(
-    namespace: &str,
-    name: &str,
-    spec: &Value,
+    world: &World,
+    manifest: &PrivateApiManifest,
     field: &str,
     make: impl FnOnce(),
 ) -> Value {
-    apply_spec(namespace, name, spec);
-    let refused = wait_refused(namespace, name, "ReferenceNotFound", field);
+    let name = manifest.name();
+    manifest.apply();
+    let refused = wait_refused(world, name, "ReferenceNotFound", field);
     assert!(
         refused["status"]["functionArn"].is_null(),
         "no function is made without it: {}",
@@ -3059,7 +2355,7 @@ fn ready_once_the_reference_appears(
     let generation = refused["metadata"]["generation"].clone();
     make();
     let appeared = Instant::now();
-    let object = wait_ready(namespace, name, READY_TIMEOUT);
+    let object = world.wait_ready(name, READY_TIMEOUT);
     let took = appeared.elapsed();
     assert_eq!(
         object["metadata"]["generation"], generation,
@@ -3071,29 +2367,23 @@ fn ready_once_the_reference_appears(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn references_that_appear_late_become_ready_on_their_own() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("late");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 38).await;
-    let vpce = create_endpoint(&aws, &vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await;
+    let mut world = World::new("late").vpc(38).build().await;
+    let vpce = make::execute_api_endpoint(&world.aws, world.vpc()).await;
     // Available first: its own transition would be one more status change, and each one a
     // reconcile that fails again and lengthens the backoff being measured.
-    wait_available(&aws, &vpce).await;
-    let operator = Operator::start(&namespace, &cluster);
+    wait_available(&world.aws, &vpce).await;
+    world.start_operator();
+    let aws = &world.aws;
 
     // An execution role the same sync makes (IAM is eventually consistent as well): Lambda
     // answers that it cannot be assumed until it exists.
     let role_name = unique("papi-late-role");
     let role_arn = format!("arn:aws:iam::{}:role/{role_name}", aws.account_id);
-    let mut spec = referenced_endpoint_spec(&vpce);
-    spec["backend"]["executionRoleArn"] = json!(role_arn);
     let object = ready_once_the_reference_appears(
-        &namespace,
-        "late-role",
-        &spec,
+        &world,
+        &world
+            .referencing("late-role", &vpce)
+            .execution_role_arn(&role_arn),
         "spec.backend.executionRoleArn",
         || {
             boto3(&format!(
@@ -3103,22 +2393,22 @@ async fn references_that_appear_late_become_ready_on_their_own() {
             ))
         },
     );
-    let config = function_configuration(&aws, &status_str(&object, "functionArn")).await;
+    let config = function_configuration(aws, &status_str(&object, "functionArn")).await;
     assert_eq!(config.role.as_deref(), Some(role_arn.as_str()));
 
     // A deployment package not uploaded yet.
     let bucket = std::env::var("PAPI_TEST_CODE_BUCKET").expect("PAPI_TEST_CODE_BUCKET (moto.env)");
     let seeded = std::env::var("PAPI_TEST_CODE_KEY").expect("PAPI_TEST_CODE_KEY (moto.env)");
     let key = format!("late/{}.zip", unique("code"));
-    let mut spec = referenced_endpoint_spec(&vpce);
-    spec["backend"] = json!({
-        "code": {"s3Bucket": bucket, "s3Key": key, "runtime": "provided.al2023", "handler": "bootstrap"},
-        "architecture": "x86_64",
-    });
     let object = ready_once_the_reference_appears(
-        &namespace,
-        "late-code",
-        &spec,
+        &world,
+        &world.referencing("late-code", &vpce).code(CodeBackend {
+            s3_bucket: bucket.clone(),
+            s3_key: key.clone(),
+            s3_object_version: None,
+            runtime: Runtime::ProvidedAl2023,
+            handler: "bootstrap".into(),
+        }),
         "spec.backend.code",
         || {
             boto3(&format!(
@@ -3127,7 +2417,7 @@ async fn references_that_appear_late_become_ready_on_their_own() {
             ))
         },
     );
-    let config = function_configuration(&aws, &status_str(&object, "functionArn")).await;
+    let config = function_configuration(aws, &status_str(&object, "functionArn")).await;
     assert!(
         config
             .description
@@ -3136,14 +2426,12 @@ async fn references_that_appear_late_become_ready_on_their_own() {
         "{:?}",
         config.description
     );
-    assert_invariant(&aws, &cluster, &namespace).await;
+    assert_invariant(&world).await;
 
     for name in ["late-role", "late-code"] {
-        delete_object(&namespace, name);
-        wait_gone(&namespace, name, GONE_TIMEOUT);
+        world.delete_and_wait(name, GONE_TIMEOUT);
     }
-    let left = assert_invariant(&aws, &cluster, &namespace).await;
+    let left = assert_invariant(&world).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    delete_endpoint(&aws, &vpce).await;
-    drop(operator);
+    delete_endpoint(aws, &vpce).await;
 }

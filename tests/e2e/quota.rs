@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use crate::support::faults::FaultProxy;
 use crate::support::runtime::Metrics;
 use crate::support::{
-    Operator, TestVpc, apply, condition, create_namespace, get_object, install_crd, kubectl,
-    make_vpc, patch_spec, seed_manifest, unique, wait_for, wait_gone, wait_ready,
+    Operator, PrivateApiManifest, TestVpc, World, apply, condition, create_namespace,
+    delete_object, get_object, inspect, install_crd, make_vpc, patch_spec, poll, unique, wait_for,
+    wait_gone, wait_ready,
 };
 use serde_json::json;
 
@@ -19,9 +20,9 @@ const READY: Duration = Duration::from_secs(300);
 /// The quotas at 10×: tight enough that a burst of creates exceeds them.
 const SCALE: f64 = 10.0;
 
-fn manifest(namespace: &str, name: &str, vpc: &TestVpc) -> String {
+fn manifest(namespace: &str, name: &str, vpc: &TestVpc) -> PrivateApiManifest {
     // One VPC has room for one endpoint with private DNS for execute-api.
-    seed_manifest(namespace, name, vpc, "").replace("privateDns: true", "privateDns: false")
+    PrivateApiManifest::seed(namespace, name, vpc).private_dns(false)
 }
 
 fn delete_all(namespace: &str, names: &[String]) {
@@ -35,14 +36,7 @@ fn delete_all(namespace: &str, names: &[String]) {
 /// Delete every (namespace, name) at once, then wait until all are gone.
 fn delete_objects(objects: &[(String, String)]) {
     for (namespace, name) in objects {
-        kubectl(&[
-            "delete",
-            "privateapi",
-            name,
-            "-n",
-            namespace,
-            "--wait=false",
-        ]);
+        delete_object(namespace, name);
     }
     for (namespace, name) in objects {
         wait_gone(namespace, name, READY);
@@ -70,18 +64,18 @@ fn throttled_seen(operator: &Operator) -> f64 {
 #[tokio::test]
 async fn quotas_throttle_an_unpaced_operator_and_never_a_paced_one() {
     let _bed = crate::support::hold_testbed();
-    install_crd();
-    let aws = crate::support::aws().await;
     let mut results = Vec::new();
     for (pacing, octet) in [(false, 91u8), (true, 92)] {
-        let namespace = unique(if pacing {
+        let mut world = World::new(if pacing {
             "quota-paced"
         } else {
             "quota-unpaced"
-        });
-        let cluster = unique("qc");
-        create_namespace(&namespace);
-        let vpc = make_vpc(&aws.ec2, octet).await;
+        })
+        .cluster_prefix("qc")
+        .vpc(octet)
+        .without_bed_hold()
+        .build()
+        .await;
         let proxy = FaultProxy::start(7);
         proxy.control(
             "PUT",
@@ -90,30 +84,30 @@ async fn quotas_throttle_an_unpaced_operator_and_never_a_paced_one() {
         );
         let scale = SCALE.to_string();
         let pacing_flag = format!("--aws-pacing={pacing}");
-        let operator = proxy.start_operator(
-            &namespace,
-            &cluster,
+        world.set_operator(proxy.start_operator(
+            &world.namespace,
+            &world.cluster,
             &[&pacing_flag, "--aws-quota-scale", &scale],
-        );
+        ));
         let names: Vec<String> = (0..6).map(|i| format!("burst-{i}")).collect();
         let started = Instant::now();
         for name in &names {
-            apply(&manifest(&namespace, name, &vpc));
+            manifest(&world.namespace, name, world.vpc()).apply();
         }
         for name in &names {
-            wait_ready(&namespace, name, READY);
+            world.wait_ready(name, READY);
         }
         let ready_after = started.elapsed();
         let throttled_at_create = throttled_by_quota(&proxy);
-        let seen = throttled_seen(&operator);
-        delete_all(&namespace, &names);
+        let seen = throttled_seen(world.operator());
+        delete_all(&world.namespace, &names);
         let throttled_total = throttled_by_quota(&proxy);
         eprintln!(
             "pacing={pacing}: 6 objects Ready in {:.1} s; throttled by the quotas: {throttled_at_create} during the creates, {throttled_total} with the deletes; operator saw {seen}",
             ready_after.as_secs_f64()
         );
         results.push((pacing, throttled_total, seen));
-        drop(operator);
+        drop(world);
         drop(proxy);
     }
     let (_, unpaced, unpaced_seen) = results[0];
@@ -134,34 +128,28 @@ async fn quotas_throttle_an_unpaced_operator_and_never_a_paced_one() {
 /// `WaitingForQuota`, the operation and an estimate; the next status write replaces it.
 #[tokio::test]
 async fn a_long_wait_for_quota_is_reported_and_ready_keeps_its_value() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let aws = crate::support::aws().await;
-    let namespace = unique("quota-wait");
-    let cluster = unique("qw");
-    create_namespace(&namespace);
-    let vpc = make_vpc(&aws.ec2, 93).await;
     // CreateDeployment: 1 per 1000 s, ×50 (the tests' scale) = one every ~20.6 s; the first is
     // free (a full bucket).
-    let operator = Operator::start_with(
-        &namespace,
-        &cluster,
-        &[
+    let world = World::new("quota-wait")
+        .cluster_prefix("qw")
+        .vpc(93)
+        .operator_with(&[
             "--aws-quota",
             "API Gateway:CreateDeployment=1/1000s",
             "--aws-quota-share",
             "1",
             "--quota-wait-report-seconds",
             "1",
-        ],
-    );
-    apply(&manifest(&namespace, "first", &vpc));
-    wait_ready(&namespace, "first", READY);
+        ])
+        .await;
+    let (namespace, vpc, operator) = (&world.namespace, world.vpc(), world.operator());
+    manifest(namespace, "first", vpc).apply();
+    wait_ready(namespace, "first", READY);
 
     // A new object waits for its deployment: Ready=False, WaitingForQuota.
-    apply(&manifest(&namespace, "second", &vpc));
+    manifest(namespace, "second", vpc).apply();
     let waiting = wait_for(
-        &namespace,
+        namespace,
         "second",
         Duration::from_secs(60),
         "Ready=False with reason WaitingForQuota",
@@ -178,7 +166,7 @@ async fn a_long_wait_for_quota_is_reported_and_ready_keeps_its_value() {
         message.contains("API Gateway CreateDeployment quota") && message.contains("about"),
         "{message}"
     );
-    let second = wait_ready(&namespace, "second", READY);
+    let second = wait_ready(namespace, "second", READY);
     assert_eq!(
         condition(&second, "Ready").expect("Ready")["reason"],
         "Available"
@@ -186,15 +174,15 @@ async fn a_long_wait_for_quota_is_reported_and_ready_keeps_its_value() {
 
     // An object already Ready whose spec change needs a deployment while the bucket is empty:
     // Ready stays True, and says why nothing moves.
-    let before = get_object(&namespace, "first").expect("first");
+    let before = get_object(namespace, "first").expect("first");
     let ready_since = condition(&before, "Ready").expect("Ready")["lastTransitionTime"].clone();
     patch_spec(
-        &namespace,
+        namespace,
         "first",
         json!({"additionalVpcEndpointIds": ["vpce-0aaaaaaaaaaaaaaa1"]}),
     );
     let waiting = wait_for(
-        &namespace,
+        namespace,
         "first",
         Duration::from_secs(60),
         "Ready=True with reason WaitingForQuota",
@@ -208,7 +196,7 @@ async fn a_long_wait_for_quota_is_reported_and_ready_keeps_its_value() {
         ready_since,
         "Ready did not transition"
     );
-    let done = wait_ready(&namespace, "first", READY);
+    let done = wait_ready(namespace, "first", READY);
     assert_eq!(
         condition(&done, "Ready").expect("Ready")["reason"],
         "Available"
@@ -224,7 +212,7 @@ async fn a_long_wait_for_quota_is_reported_and_ready_keeps_its_value() {
         )
         .unwrap_or(0.0);
     assert!(waited > 10.0, "CreateDeployment waited {waited} s in all");
-    delete_all(&namespace, &["first".to_string(), "second".to_string()]);
+    delete_all(namespace, &["first".to_string(), "second".to_string()]);
 }
 
 fn counter(metrics: &Metrics, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -244,31 +232,26 @@ fn calls(metrics: &Metrics, service: &str, operation: &str) -> f64 {
 /// write. A change to the routes in AWS is still found, at the next deep turn.
 #[tokio::test]
 async fn periodic_checks_use_shared_listings_and_still_find_drift() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let aws = crate::support::aws().await;
-    let namespace = unique("quota-steady");
-    let cluster = unique("qs");
-    create_namespace(&namespace);
-    let vpc = make_vpc(&aws.ec2, 94).await;
     let resync = 6u64;
-    let operator = Operator::start_with(
-        &namespace,
-        &cluster,
-        &[
+    let world = World::new("quota-steady")
+        .cluster_prefix("qs")
+        .vpc(94)
+        .operator_with(&[
             "--resync-seconds",
             &resync.to_string(),
             "--deep-resync-every",
             "3",
-        ],
-    );
+        ])
+        .await;
+    let (namespace, aws, vpc, operator) =
+        (&world.namespace, &world.aws, world.vpc(), world.operator());
     let names: Vec<String> = (0..4).map(|i| format!("steady-{i}")).collect();
     for name in &names {
-        apply(&manifest(&namespace, name, &vpc));
+        manifest(namespace, name, vpc).apply();
     }
     let mut api_ids = Vec::new();
     for name in &names {
-        let object = wait_ready(&namespace, name, READY);
+        let object = wait_ready(namespace, name, READY);
         api_ids.push(
             object["status"]["restApiId"]
                 .as_str()
@@ -339,15 +322,8 @@ async fn periodic_checks_use_shared_listings_and_still_find_drift() {
     // Drift in the routes (not deployed: the stage still serves the old deployment) is found
     // at the object's next deep turn: within 3 periods and a window.
     let rest_api_id = &api_ids[0];
-    let resources = aws
-        .apigateway
-        .get_resources()
-        .rest_api_id(rest_api_id)
-        .send()
+    let proxy = inspect::resources(aws, rest_api_id)
         .await
-        .expect("GetResources");
-    let proxy = resources
-        .items()
         .iter()
         .find(|r| r.path() == Some("/{proxy+}"))
         .and_then(|r| r.id())
@@ -361,41 +337,29 @@ async fn periodic_checks_use_shared_listings_and_still_find_drift() {
         .send()
         .await
         .expect("DeleteMethod");
-    let deadline = Instant::now() + Duration::from_secs(5 * resync + 30);
-    loop {
-        let method = aws
-            .apigateway
-            .get_method()
-            .rest_api_id(rest_api_id)
-            .resource_id(&proxy)
-            .http_method("ANY")
-            .send()
-            .await;
-        if method.is_ok() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the deleted method was not restored by a deep check"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    wait_ready(&namespace, &names[0], READY);
+    poll::until_async(
+        "the deleted method restored by a deep check",
+        Duration::from_secs(5 * resync + 30),
+        Duration::from_millis(500),
+        async || {
+            aws.apigateway
+                .get_method()
+                .rest_api_id(rest_api_id)
+                .resource_id(&proxy)
+                .http_method("ANY")
+                .send()
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    wait_ready(namespace, &names[0], READY);
     let end = operator.metrics();
     assert!(
         counter(&end, "privateapi_resyncs_total", &[("outcome", "drift")]) >= 1.0,
         "the check that found it fell back to a fresh reconcile"
     );
-    delete_all(&namespace, &names);
-}
-
-/// `manifest` with the label an operator started by `Operator::start_selecting` watches.
-fn labelled_manifest(namespace: &str, name: &str, vpc: &TestVpc, run: &str) -> String {
-    manifest(namespace, name, vpc).replacen(
-        "metadata:\n",
-        &format!("metadata:\n  labels: {{papi-test/run: {run}}}\n"),
-        1,
-    )
+    delete_all(namespace, &names);
 }
 
 /// Watch `objects` (namespace, name) until all are Ready: the order in which they first were,
@@ -403,20 +367,26 @@ fn labelled_manifest(namespace: &str, name: &str, vpc: &TestVpc, run: &str) -> S
 fn ready_order(objects: &[(String, String)], timeout: Duration) -> Vec<((String, String), f64)> {
     let started = Instant::now();
     let mut order: Vec<((String, String), f64)> = Vec::new();
-    while order.len() < objects.len() {
-        for object in objects {
-            if !order.iter().any(|(o, _)| o == object)
-                && get_object(&object.0, &object.1).is_some_and(|o| crate::support::is_ready(&o))
-            {
-                order.push((object.clone(), started.elapsed().as_secs_f64()));
+    poll::until(
+        "every object Ready",
+        timeout,
+        Duration::from_millis(150),
+        || {
+            for object in objects {
+                if !order.iter().any(|(o, _)| o == object)
+                    && get_object(&object.0, &object.1)
+                        .is_some_and(|o| crate::support::is_ready(&o))
+                {
+                    order.push((object.clone(), started.elapsed().as_secs_f64()));
+                }
             }
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "not all Ready after {timeout:?}: {order:?}"
-        );
-        std::thread::sleep(Duration::from_millis(150));
-    }
+            if order.len() == objects.len() {
+                Ok(())
+            } else {
+                Err(format!("{order:?}"))
+            }
+        },
+    );
     order
 }
 
@@ -455,7 +425,11 @@ async fn a_busy_namespace_does_not_hold_back_a_quiet_one() {
     // One apply, busy's first: no object gets a head start from the time kubectl takes.
     let manifests: Vec<String> = objects
         .iter()
-        .map(|(namespace, name)| labelled_manifest(namespace, name, &vpc, &run))
+        .map(|(namespace, name)| {
+            manifest(namespace, name, &vpc)
+                .label("papi-test/run", &run)
+                .yaml()
+        })
         .collect();
     apply(&manifests.join("\n---\n"));
     let order = ready_order(&objects, READY);
@@ -502,26 +476,25 @@ async fn a_busy_namespace_does_not_hold_back_a_quiet_one() {
 /// held reconciles are taken in no particular order: the three would come anywhere among the 19.)
 #[tokio::test]
 async fn after_a_restart_new_objects_go_before_the_checks_of_the_others() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let aws = crate::support::aws().await;
-    let namespace = unique("quota-first");
-    let cluster = unique("qp");
-    create_namespace(&namespace);
-    let vpc = make_vpc(&aws.ec2, 96).await;
+    let world = World::new("quota-first")
+        .cluster_prefix("qp")
+        .vpc(96)
+        .build()
+        .await;
+    let (namespace, cluster, vpc) = (&world.namespace, &world.cluster, world.vpc());
     let names: Vec<String> = (0..16).map(|i| format!("old-{i}")).collect();
     {
-        let _first = Operator::start_with(&namespace, &cluster, &["--leader-election=false"]);
+        let _first = Operator::start_with(namespace, cluster, &["--leader-election=false"]);
         for name in &names {
-            apply(&manifest(&namespace, name, &vpc));
+            manifest(namespace, name, vpc).apply();
         }
         for name in &names {
-            wait_ready(&namespace, name, READY);
+            wait_ready(namespace, name, READY);
         }
     }
     let operator = Operator::start_with(
-        &namespace,
-        &cluster,
+        namespace,
+        cluster,
         &[
             "--leader-election=false",
             "--concurrency",
@@ -534,22 +507,26 @@ async fn after_a_restart_new_objects_go_before_the_checks_of_the_others() {
     );
     // Every object was triggered by the restart's first list; once the first check is done the
     // others are held behind it.
-    crate::support::runtime::wait_until(Duration::from_secs(60), "the first check", || {
-        (counter(&operator.metrics(), "privateapi_resyncs_total", &[]) >= 1.0).then_some(())
-    });
+    poll::until(
+        "the first check",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || (counter(&operator.metrics(), "privateapi_resyncs_total", &[]) >= 1.0).then_some(()),
+    );
     let new: Vec<String> = (0..3).map(|i| format!("new-{i}")).collect();
     for name in &new {
-        apply(&manifest(&namespace, name, &vpc));
+        manifest(namespace, name, vpc).apply();
     }
     let mut checks_before = Vec::new();
     let mut pending = new.clone();
-    crate::support::runtime::wait_until(
-        Duration::from_secs(90),
+    poll::until(
         "the new objects' finalizers",
+        Duration::from_secs(90),
+        Duration::from_millis(200),
         || {
             let checks = counter(&operator.metrics(), "privateapi_resyncs_total", &[]);
             pending.retain(|name| {
-                let finalized = get_object(&namespace, name).is_some_and(|o| {
+                let finalized = get_object(namespace, name).is_some_and(|o| {
                     o["metadata"]["finalizers"]
                         .as_array()
                         .is_some_and(|f| f.iter().any(|f| f == "privateapi.io/cleanup"))
@@ -572,12 +549,17 @@ async fn after_a_restart_new_objects_go_before_the_checks_of_the_others() {
         names.len()
     );
     for name in &new {
-        wait_ready(&namespace, name, READY);
+        wait_ready(namespace, name, READY);
     }
-    crate::support::runtime::wait_until(READY, "every object's check", || {
-        let checks = counter(&operator.metrics(), "privateapi_resyncs_total", &[]);
-        (checks >= names.len() as f64).then_some(())
-    });
+    poll::until(
+        "every object's check",
+        READY,
+        Duration::from_millis(200),
+        || {
+            let checks = counter(&operator.metrics(), "privateapi_resyncs_total", &[]);
+            (checks >= names.len() as f64).then_some(())
+        },
+    );
     let all: Vec<String> = names.iter().chain(&new).cloned().collect();
-    delete_all(&namespace, &all);
+    delete_all(namespace, &all);
 }

@@ -5,10 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
-use serde_json::{Value, json};
+use privateapi_operator::crd::Architecture;
+use serde_json::Value;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -99,22 +100,25 @@ impl ControlPlane {
     }
 
     fn wait_ready(&self, namespace: &str, name: &str, operator: &ProcessOperator) -> Value {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let object = self.object(namespace, name);
-            if condition(&object, "Ready").is_some_and(|c| c["status"] == "True")
-                && object["status"]["observedGeneration"] == object["metadata"]["generation"]
-            {
-                return object;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{namespace}/{name} not Ready: {}\noperator log:\n{}",
-                object["status"],
-                operator.log()
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        poll::until(
+            &format!("{namespace}/{name} Ready"),
+            READY_TIMEOUT,
+            Duration::from_millis(500),
+            || {
+                let object = self.object(namespace, name);
+                if condition(&object, "Ready").is_some_and(|c| c["status"] == "True")
+                    && object["status"]["observedGeneration"] == object["metadata"]["generation"]
+                {
+                    Ok(object)
+                } else {
+                    Err(format!(
+                        "{}\noperator log:\n{}",
+                        object["status"],
+                        operator.log()
+                    ))
+                }
+            },
+        )
     }
 
     fn stop(&mut self) {
@@ -178,23 +182,13 @@ impl Drop for ProcessOperator {
 }
 
 fn manifest(namespace: &str, name: &str, vpc: &TestVpc) -> String {
-    json!({
-        "apiVersion": "privateapi.io/v1alpha1",
-        "kind": "PrivateApi",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "region": "us-east-1",
-            "endpoint": {"create": {
-                "vpcId": vpc.vpc_id,
-                "subnetIds": vpc.subnet_ids,
-                "privateDns": true,
-                "allowedSecurityGroupIds": [vpc.client_sg_id],
-            }},
-            "backend": {"builtin": {}, "architecture": "x86_64"},
-            "tags": {"team": "rebuild"},
-        },
-    })
-    .to_string()
+    PrivateApiManifest::new(namespace, name)
+        .region(REGION)
+        .endpoint_create(vpc)
+        .builtin_default()
+        .architecture(Architecture::X86_64)
+        .tag("team", "rebuild")
+        .yaml()
 }
 
 /// The IDs a Ready object's status names.
@@ -340,17 +334,19 @@ async fn a_rebuilt_cluster_takes_over_the_same_resources_and_other_clusters_are_
             "--timeout=180s",
         ]);
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let left = owned_resources(&aws, &cluster).await.len()
-            + owned_resources(&aws, &other_cluster).await.len();
-        if left == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{left} resources left after delete"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    poll::until_async(
+        "no resources left after delete",
+        Duration::from_secs(120),
+        Duration::from_secs(1),
+        async || {
+            let left = owned_resources(&aws, &cluster).await.len()
+                + owned_resources(&aws, &other_cluster).await.len();
+            if left == 0 {
+                Ok(())
+            } else {
+                Err(format!("{left} resources left"))
+            }
+        },
+    )
+    .await;
 }

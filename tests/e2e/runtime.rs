@@ -12,25 +12,20 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_reconciles_and_a_killed_leader_is_replaced() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("lead");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc_one = make_vpc(&aws.ec2, 110).await;
-    let vpc_two = make_vpc(&aws.ec2, 111).await;
+    let world = World::new("lead").vpc(110).build().await;
+    let (namespace, cluster) = (&world.namespace, &world.cluster);
+    let vpc_two = world.make_vpc(111).await;
     let flags = ["--lease-duration-seconds", "6"];
 
-    let mut first = Operator::start_with(&namespace, &cluster, &flags);
-    wait_leader(&namespace, &first, Duration::from_secs(30));
-    let second = Operator::start_with(&namespace, &cluster, &flags);
+    let mut first = Operator::start_with(namespace, cluster, &flags);
+    wait_leader(namespace, &first, Duration::from_secs(30));
+    let second = Operator::start_with(namespace, cluster, &flags);
     wait_standby(&second);
-    let lease = get_lease(&namespace, LEASE).expect("lease");
+    let lease = get_lease(namespace, LEASE).expect("lease");
     assert_eq!(lease["spec"]["leaseDurationSeconds"], 6, "{lease}");
 
-    apply(&seed_manifest(&namespace, "one", &vpc_one, ""));
-    wait_ready(&namespace, "one", READY_TIMEOUT);
+    world.seed("one").apply();
+    wait_ready(namespace, "one", READY_TIMEOUT);
     assert!(first.reconciles() > 0);
     assert!(first.aws_calls().writes > 0);
     let standby = second.metrics();
@@ -38,22 +33,22 @@ async fn only_the_leader_reconciles_and_a_killed_leader_is_replaced() {
     assert_eq!(standby.sum("privateapi_aws_calls_total"), 0.0);
     assert_eq!(standby.value("privateapi_leader", &[]), Some(0.0));
     assert_eq!(
-        lease_holder(&namespace, LEASE).as_deref(),
+        lease_holder(namespace, LEASE).as_deref(),
         Some(first.identity().as_str())
     );
 
     // A crash: the standby takes over once the lease expires (6 s after the last renewal).
     first.kill();
-    wait_leader(&namespace, &second, Duration::from_secs(6 + 30));
-    apply(&seed_manifest(&namespace, "two", &vpc_two, ""));
-    wait_ready(&namespace, "two", READY_TIMEOUT);
+    wait_leader(namespace, &second, Duration::from_secs(6 + 30));
+    PrivateApiManifest::seed(namespace, "two", &vpc_two).apply();
+    wait_ready(namespace, "two", READY_TIMEOUT);
     assert!(second.reconciles() > 0);
     assert!(second.aws_calls().writes > 0);
     // The old leader comes back (same identity, as a restarted container): it waits as standby.
     first.start_again();
     wait_standby(&first);
     assert_eq!(
-        lease_holder(&namespace, LEASE).as_deref(),
+        lease_holder(namespace, LEASE).as_deref(),
         Some(second.identity().as_str())
     );
     assert_eq!(first.metrics().sum("privateapi_reconciles_total"), 0.0);
@@ -72,30 +67,29 @@ fn lease_time(lease: &Value, field: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_reconciles_releases_the_lease_and_exits_zero() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("term");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpcs = [make_vpc(&aws.ec2, 112).await, make_vpc(&aws.ec2, 113).await];
+    let world = World::new("term").build().await;
+    let (namespace, cluster, aws) = (&world.namespace, &world.cluster, &world.aws);
+    let vpcs = [world.make_vpc(112).await, world.make_vpc(113).await];
     // A lease far longer than the test's waits: a takeover within them can only come from the
     // leader releasing the lease.
     let flags = ["--lease-duration-seconds", "300"];
-    let mut first = Operator::start_with(&namespace, &cluster, &flags);
-    wait_leader(&namespace, &first, Duration::from_secs(30));
-    let second = Operator::start_with(&namespace, &cluster, &flags);
+    let mut first = Operator::start_with(namespace, cluster, &flags);
+    wait_leader(namespace, &first, Duration::from_secs(30));
+    let second = Operator::start_with(namespace, cluster, &flags);
     wait_standby(&second);
 
     // SIGTERM while the leader is in the middle of creating both objects.
     let baseline = first.aws_calls().writes;
     for (i, vpc) in vpcs.iter().enumerate() {
-        apply(&seed_manifest(&namespace, &format!("obj-{i}"), vpc, ""));
+        PrivateApiManifest::seed(namespace, &format!("obj-{i}"), vpc).apply();
     }
-    wait_until(Duration::from_secs(60), "the first AWS writes", || {
-        (first.aws_calls().writes > baseline).then_some(())
-    });
-    let before = get_lease(&namespace, LEASE).expect("lease");
+    poll::until(
+        "the first AWS writes",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || first.aws_calls().writes > baseline,
+    );
+    let before = get_lease(namespace, LEASE).expect("lease");
     let last_renewal_seen = lease_time(&before, "renewTime");
     let status = first.terminate(Duration::from_secs(60));
     assert_eq!(status.code(), Some(0), "{}", first.log());
@@ -110,8 +104,8 @@ async fn sigterm_finishes_reconciles_releases_the_lease_and_exits_zero() {
     assert!(!log.contains("reconciles still running"), "{log}");
 
     // The standby takes over long before the released lease would have expired.
-    wait_leader(&namespace, &second, Duration::from_secs(60));
-    let after = get_lease(&namespace, LEASE).expect("lease");
+    wait_leader(namespace, &second, Duration::from_secs(60));
+    let after = get_lease(namespace, LEASE).expect("lease");
     let acquired = lease_time(&after, "acquireTime");
     assert!(
         acquired < last_renewal_seen + 300.0,
@@ -120,9 +114,9 @@ async fn sigterm_finishes_reconciles_releases_the_lease_and_exits_zero() {
     );
     // Both objects converge under the new leader, with nothing created twice.
     for i in 0..vpcs.len() {
-        wait_ready(&namespace, &format!("obj-{i}"), READY_TIMEOUT);
+        wait_ready(namespace, &format!("obj-{i}"), READY_TIMEOUT);
     }
-    let owned = owned_resources(&aws, &cluster).await;
+    let owned = owned_resources(aws, cluster).await;
     for kind in ["vpc-endpoint", "security-group", "rest-api", "function"] {
         assert_eq!(
             owned.iter().filter(|(k, _)| k == kind).count(),
@@ -133,24 +127,19 @@ async fn sigterm_finishes_reconciles_releases_the_lease_and_exits_zero() {
     assert!(second.reconciles() > 0);
 
     // A standby told to stop exits 0 at once, and does not touch the lease.
-    let mut third = Operator::start_with(&namespace, &cluster, &flags);
+    let mut third = Operator::start_with(namespace, cluster, &flags);
     wait_standby(&third);
     assert_eq!(third.terminate(Duration::from_secs(30)).code(), Some(0));
     assert_eq!(
-        lease_holder(&namespace, LEASE).as_deref(),
+        lease_holder(namespace, LEASE).as_deref(),
         Some(second.identity().as_str())
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_waits_for_the_first_list_and_metrics_has_every_family() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("admin");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 114).await;
+    let world = World::new("admin").vpc(114).build().await;
+    let (namespace, cluster) = (&world.namespace, &world.cluster);
 
     // The operator reaches the API server through a gate that holds every connection: it runs
     // (healthz) but has not listed its objects (readyz).
@@ -158,8 +147,8 @@ async fn readyz_waits_for_the_first_list_and_metrics_has_every_family() {
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = kubeconfig_via(gate.port, dir.path());
     let operator = Operator::start_with_env(
-        &namespace,
-        &cluster,
+        namespace,
+        cluster,
         &[
             "--leader-election=false",
             "--log-level",
@@ -183,22 +172,25 @@ async fn readyz_waits_for_the_first_list_and_metrics_has_every_family() {
         kubeconfig.to_str().expect("utf-8 path"),
         "get",
         "namespace",
-        &namespace,
+        namespace,
         "-o",
         "name",
     ]);
     assert_eq!(through_gate.trim(), format!("namespace/{namespace}"));
-    wait_until(Duration::from_secs(60), "/readyz 200", || {
-        (operator.admin_status("/readyz").0 == 200).then_some(())
-    });
+    poll::until(
+        "/readyz 200",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || operator.admin_status("/readyz").0 == 200,
+    );
     assert!(
-        get_lease(&namespace, LEASE).is_none(),
+        get_lease(namespace, LEASE).is_none(),
         "no election, no Lease"
     );
 
-    apply(&seed_manifest(&namespace, "metered", &vpc, ""));
-    wait_ready(&namespace, "metered", READY_TIMEOUT);
-    poke_and_wait(&operator, &namespace, "metered");
+    world.seed("metered").apply();
+    wait_ready(namespace, "metered", READY_TIMEOUT);
+    poke_and_wait(&operator, namespace, "metered");
     let metrics = operator.metrics();
     let families = [
         ("privateapi_reconciles", "counter"),
@@ -303,18 +295,15 @@ async fn readyz_waits_for_the_first_list_and_metrics_has_every_family() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_with_the_level_from_the_flag() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("logs");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
+    let world = World::new("logs").build().await;
+    let (namespace, cluster) = (&world.namespace, &world.cluster);
     // The flag wins over RUST_LOG (which tests/support sets to info,privateapi_operator=debug).
     let mut operator = Operator::start_with(
-        &namespace,
-        &cluster,
+        namespace,
+        cluster,
         &["--log-format", "json", "--log-level", "debug"],
     );
-    wait_leader(&namespace, &operator, Duration::from_secs(30));
+    wait_leader(namespace, &operator, Duration::from_secs(30));
     assert_eq!(operator.terminate(Duration::from_secs(30)).code(), Some(0));
     let log = operator.log();
     let lines: Vec<Value> = log
@@ -359,15 +348,10 @@ async fn json_logs_with_the_level_from_the_flag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_lagging_behind_the_last_status_write_does_not_roll_it_back() {
     use crate::support::in_process::{InProcess, ready};
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("lag");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 112).await;
-    let mut operator = InProcess::new(&namespace, &cluster).await;
-    apply(&seed_manifest(&namespace, "lag", &vpc, ""));
+    let world = World::new("lag").vpc(112).build().await;
+    let (namespace, cluster, aws) = (&world.namespace, &world.cluster, &world.aws);
+    let mut operator = InProcess::new(namespace, cluster).await;
+    world.seed("lag").apply();
     let copies = operator.reconcile_until("lag", READY_TIMEOUT, ready).await;
     let written = copies.last().expect("the Ready copy").clone();
     // The copy a lagging watch could still hold: the finalizer added, no status written yet.
@@ -417,13 +401,13 @@ async fn a_watch_lagging_behind_the_last_status_write_does_not_roll_it_back() {
         "privateapis.privateapi.io",
         "lag",
         "-n",
-        &namespace,
+        namespace,
         "--wait=false",
     ]);
     operator
         .reconcile_until("lag", READY_TIMEOUT, |o| o.is_none())
         .await;
-    let left = owned_resources(&aws, &cluster).await;
+    let left = owned_resources(aws, cluster).await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
@@ -432,16 +416,11 @@ async fn a_watch_lagging_behind_the_last_status_write_does_not_roll_it_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_of_an_object_deleted_elsewhere_are_forgotten() {
     use crate::support::in_process::{InProcess, ready};
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("prune");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 113).await;
+    let world = World::new("prune").vpc(113).build().await;
+    let (namespace, cluster, aws) = (&world.namespace, &world.cluster, &world.aws);
     let key = format!("{namespace}/gone");
-    let mut first = InProcess::new(&namespace, &cluster).await;
-    apply(&seed_manifest(&namespace, "gone", &vpc, ""));
+    let mut first = InProcess::new(namespace, cluster).await;
+    world.seed("gone").apply();
     let copies = first.reconcile_until("gone", READY_TIMEOUT, ready).await;
     let last = copies.last().expect("the Ready copy").clone();
 
@@ -456,19 +435,19 @@ async fn records_of_an_object_deleted_elsewhere_are_forgotten() {
     );
 
     // Another replica deletes it (the cleanup runs there), then this one's watch sees it go.
-    let mut second = InProcess::new(&namespace, &cluster).await;
+    let mut second = InProcess::new(namespace, cluster).await;
     kubectl(&[
         "delete",
         "privateapis.privateapi.io",
         "gone",
         "-n",
-        &namespace,
+        namespace,
         "--wait=false",
     ]);
     second
         .reconcile_until("gone", READY_TIMEOUT, |o| o.is_none())
         .await;
-    assert!(owned_resources(&aws, &cluster).await.is_empty());
+    assert!(owned_resources(aws, cluster).await.is_empty());
     first.feed_deleted(&last);
     first.ctx.prune_forgotten();
     let after = first.ctx.bookkeeping();

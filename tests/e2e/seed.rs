@@ -3,24 +3,19 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::iam::{Decision, evaluate_resource_policy};
+use crate::support::iam::Decision;
 use crate::support::*;
-use privateapi_operator::policy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete() {
-    let _bed = crate::support::hold_testbed();
-    install_crd();
-    let namespace = unique("seed");
-    let cluster = unique("cl");
-    create_namespace(&namespace);
-    let aws = aws().await;
-    let vpc = make_vpc(&aws.ec2, 10).await;
-    let operator = Operator::start(&namespace, &cluster);
+    let world = World::new("seed").vpc(10).operator().await;
+    let (namespace, cluster, aws, vpc) =
+        (&world.namespace, &world.cluster, &world.aws, world.vpc());
+    let operator = world.operator();
 
     let started = Instant::now();
-    apply(&seed_manifest(&namespace, "orders", &vpc, ""));
-    let object = wait_ready(&namespace, "orders", Duration::from_secs(90));
+    world.seed("orders").apply();
+    let object = world.wait_ready("orders", Duration::from_secs(90));
     let time_to_ready = started.elapsed();
     let create_calls = operator.aws_calls();
     eprintln!(
@@ -69,23 +64,15 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
         let c = condition(&object, type_).unwrap_or_else(|| panic!("condition {type_}"));
         assert_eq!(c["status"], "True", "{type_}: {c}");
     }
-    let printed = kubectl(&["get", "papi", "-n", &namespace, "-o", "wide"]);
+    let printed = kubectl(&["get", "papi", "-n", namespace, "-o", "wide"]);
     assert!(
         printed.contains("True") && printed.contains(&vpce_id),
         "{printed}"
     );
 
     // The endpoint: execute-api, interface, in the subnets, private DNS, the managed group.
-    let endpoint = aws
-        .ec2
-        .describe_vpc_endpoints()
-        .vpc_endpoint_ids(&vpce_id)
-        .send()
+    let endpoint = inspect::endpoint(aws, &vpce_id)
         .await
-        .expect("DescribeVpcEndpoints")
-        .vpc_endpoints
-        .unwrap_or_default()
-        .pop()
         .expect("the endpoint exists");
     assert_eq!(
         endpoint.service_name.as_deref(),
@@ -101,35 +88,17 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
     let mut expected_subnets = vpc.subnet_ids.clone();
     expected_subnets.sort();
     assert_eq!(subnets, expected_subnets);
-    let groups: Vec<String> = endpoint
-        .groups
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|g| g.group_id)
-        .collect();
-    assert_eq!(groups, vec![sg_id.clone()]);
-    let endpoint_tags: Vec<(String, String)> = endpoint
-        .tags
-        .unwrap_or_default()
-        .into_iter()
-        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
-        .collect();
-    assert!(endpoint_tags.contains(&("privateapi.io/owner".into(), format!("{namespace}/orders"))));
-    assert!(endpoint_tags.contains(&("privateapi.io/cluster".into(), cluster.clone())));
-    assert!(endpoint_tags.contains(&("team".into(), "test".into())));
+    assert_eq!(inspect::endpoint_group_ids(&endpoint), vec![sg_id.clone()]);
+    let endpoint_tags = inspect::ec2_tags(endpoint.tags());
+    assert_eq!(
+        endpoint_tags.get("privateapi.io/owner"),
+        Some(&format!("{namespace}/orders"))
+    );
+    assert_eq!(endpoint_tags.get("privateapi.io/cluster"), Some(cluster));
+    assert_eq!(endpoint_tags.get("team").map(String::as_str), Some("test"));
 
     // The security group admits HTTPS from the client group only, and nothing goes out.
-    let group = aws
-        .ec2
-        .describe_security_groups()
-        .group_ids(&sg_id)
-        .send()
-        .await
-        .expect("DescribeSecurityGroups")
-        .security_groups
-        .unwrap_or_default()
-        .pop()
-        .expect("the group exists");
+    let group = inspect::security_group(aws, &sg_id).await;
     let ingress = group.ip_permissions.unwrap_or_default();
     assert_eq!(ingress.len(), 1, "{ingress:?}");
     assert_eq!(ingress[0].ip_protocol.as_deref(), Some("tcp"));
@@ -149,13 +118,7 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
     assert!(group.ip_permissions_egress.unwrap_or_default().is_empty());
 
     // The REST API: PRIVATE, through that endpoint, with the Deny-unless-SourceVpce policy.
-    let api = aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(&rest_api_id)
-        .send()
-        .await
-        .expect("GetRestApi");
+    let api = inspect::rest_api(aws, &rest_api_id).await;
     let configuration = api
         .endpoint_configuration
         .clone()
@@ -166,39 +129,19 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
         configuration.vpc_endpoint_ids(),
         std::slice::from_ref(&vpce_id)
     );
-    let live_policy =
-        policy::parse_policy(api.policy.as_deref().expect("policy")).expect("policy parses");
-    let prefix = policy::execute_api_arn_prefix("us-east-1", &aws.account_id, &rest_api_id);
-    let resource = format!("{prefix}prod/GET/");
+    assert!(api.policy.is_some(), "the API has a policy");
     assert_eq!(
-        evaluate_resource_policy(
-            &live_policy,
-            &prefix,
-            policy::INVOKE_ACTION,
-            &resource,
-            Some(&vpce_id)
-        ),
-        Decision::Allow
-    );
-    assert_eq!(
-        evaluate_resource_policy(
-            &live_policy,
-            &prefix,
-            policy::INVOKE_ACTION,
-            &resource,
-            Some("vpce-0000000000000000a")
-        ),
-        Decision::ExplicitDeny
-    );
-    assert_eq!(
-        evaluate_resource_policy(
-            &live_policy,
-            &prefix,
-            policy::INVOKE_ACTION,
-            &resource,
-            None
-        ),
-        Decision::ExplicitDeny
+        inspect::api_policy_decisions(
+            aws,
+            &rest_api_id,
+            &[Some(&vpce_id), Some("vpce-0000000000000000a"), None]
+        )
+        .await,
+        vec![
+            Decision::Allow,
+            Decision::ExplicitDeny,
+            Decision::ExplicitDeny
+        ]
     );
     let api_tags = api.tags.clone().unwrap_or_default();
     assert_eq!(
@@ -220,9 +163,7 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
     let mut paths: Vec<String> = resources.iter().filter_map(|r| r.path.clone()).collect();
     paths.sort();
     assert_eq!(paths, vec!["/".to_string(), "/{proxy+}".to_string()]);
-    let expected_uri = format!(
-        "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{function_arn}/invocations"
-    );
+    let expected_uri = inspect::invocation_uri(&function_arn);
     for resource in &resources {
         let id = resource.id.as_deref().expect("resource id");
         let integration = aws
@@ -243,24 +184,13 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
     }
 
     // The stage serves the latest deployment.
-    let stage = aws
-        .apigateway
-        .get_stage()
-        .rest_api_id(&rest_api_id)
-        .stage_name("prod")
-        .send()
-        .await
-        .expect("GetStage");
-    assert_eq!(stage.deployment_id.as_deref(), Some(deployment_id.as_str()));
+    assert_eq!(
+        inspect::stage_deployment(aws, &rest_api_id, "prod").await,
+        Some(deployment_id.clone())
+    );
 
     // The function: builtin handler, 256 MiB, MESSAGE, tags; the permission scoped to this API.
-    let function = aws
-        .lambda
-        .get_function()
-        .function_name(&function_arn)
-        .send()
-        .await
-        .expect("GetFunction");
+    let function = inspect::function(aws, &function_arn).await;
     let configuration = function.configuration.expect("configuration");
     assert_eq!(configuration.memory_size, Some(256));
     assert_eq!(configuration.handler.as_deref(), Some("bootstrap"));
@@ -280,38 +210,22 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
         function.tags.unwrap_or_default().get("privateapi.io/owner"),
         Some(&format!("{namespace}/orders"))
     );
-    let lambda_policy = aws
-        .lambda
-        .get_policy()
-        .function_name(&function_arn)
-        .send()
-        .await
-        .expect("GetPolicy")
-        .policy
-        .expect("policy");
-    let lambda_policy: serde_json::Value = serde_json::from_str(&lambda_policy).expect("JSON");
-    let statements = lambda_policy["Statement"].as_array().expect("statements");
-    assert_eq!(statements.len(), 1, "{lambda_policy}");
-    assert_eq!(
-        statements[0]["Condition"]["ArnLike"]["AWS:SourceArn"],
-        format!("{prefix}*")
+    let statements = inspect::lambda_statements(aws, &function_arn).await;
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    assert!(
+        inspect::permits_api(&statements, aws, &rest_api_id),
+        "{statements:?}"
     );
 
     // Steady state: a reconcile of the unchanged object makes no write.
-    let before = operator.aws_calls();
-    poke_and_wait(&operator, &namespace, "orders");
-    let steady = before.since(&operator.aws_calls());
-    eprintln!(
-        "steady-state reconcile: {} reads, {} writes: {:?}",
-        steady.reads, steady.writes, steady.by_operation
-    );
+    let steady = operator.calls_during("steady-state reconcile", || world.poke("orders"));
     assert_eq!(
         steady.writes, 0,
         "steady state wrote: {:?}",
         steady.by_operation
     );
     assert!(steady.reads > 0, "the poke did not reconcile");
-    let again = get_object(&namespace, "orders").expect("object");
+    let again = world.get("orders").expect("object");
     assert_eq!(
         again["status"]["deploymentId"],
         deployment_id.as_str(),
@@ -319,16 +233,7 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
     );
 
     // Delete: everything this object made is gone, nothing else.
-    kubectl(&[
-        "delete",
-        "privateapi",
-        "orders",
-        "-n",
-        &namespace,
-        "--wait=false",
-    ]);
-    wait_gone(&namespace, "orders", Duration::from_secs(90));
-    let left = owned_resources(&aws, &cluster).await;
+    world.delete_and_wait("orders", Duration::from_secs(90));
+    let left = world.owned_resources().await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    drop(operator);
 }

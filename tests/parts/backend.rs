@@ -9,12 +9,13 @@
 //! Run through the test bed: `make test`, or `bash testbed/with-testbed.sh cargo test --test
 //! part_backend`.
 
-use crate::support::unique;
+use crate::support::inspect::{self, function_exists, lambda_statements};
+use crate::support::{poll, unique};
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
@@ -176,93 +177,45 @@ fn tiny_zip(name: &str, body: &[u8]) -> Vec<u8> {
 
 /// Reconcile the function until it is ready; returns the last outcome and every change made.
 async fn converge(bed: &Bed, api: &Api) -> (Outcome<BackendInfo>, Vec<Change>) {
-    let deadline = Instant::now() + Duration::from_secs(60);
     let mut changes = Vec::new();
-    loop {
-        let out = backend::reconcile_function(&api.ctx(bed))
-            .await
-            .unwrap_or_else(|e| panic!("reconcile_function: {e}"));
-        changes.extend(out.changes.iter().cloned());
-        if out.state.ready {
-            return (out, changes);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "function not ready after 60s: {:?}; changes so far: {changes:?}",
-            out.state
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let out = poll::until_async(
+        "the function ready",
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        async || {
+            let out = backend::reconcile_function(&api.ctx(bed))
+                .await
+                .unwrap_or_else(|e| panic!("reconcile_function: {e}"));
+            changes.extend(out.changes.iter().cloned());
+            if out.state.ready {
+                Ok(out)
+            } else {
+                Err(format!("{:?}; changes so far: {changes:?}", out.state))
+            }
+        },
+    )
+    .await;
+    (out, changes)
 }
 
 /// Until the function is Active and no update is in progress (after a change made directly).
 async fn wait_idle(bed: &Bed, name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let cfg = bed
-            .lambda()
-            .get_function_configuration()
-            .function_name(name)
-            .send()
-            .await
-            .expect("GetFunctionConfiguration");
-        let state = cfg.state().map(|s| s.as_str());
-        let update = cfg.last_update_status().map(|s| s.as_str());
-        if state == Some("Active") && update != Some("InProgress") {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} still {state:?}/{update:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn get(bed: &Bed, name: &str) -> aws_sdk_lambda::operation::get_function::GetFunctionOutput {
-    bed.lambda()
-        .get_function()
-        .function_name(name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GetFunction {name}: {e:?}"))
-}
-
-async fn exists(bed: &Bed, name: &str) -> bool {
-    match bed.lambda().get_function().function_name(name).send().await {
-        Ok(_) => true,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            false
-        }
-        Err(e) => panic!("GetFunction {name}: {e:?}"),
-    }
-}
-
-/// The statements of the function's resource policy (none when it has no policy).
-async fn statements(bed: &Bed, function: &str) -> Vec<Value> {
-    match bed
-        .lambda()
-        .get_policy()
-        .function_name(function)
-        .send()
-        .await
-    {
-        Ok(out) => {
-            let doc: Value =
-                serde_json::from_str(out.policy().expect("policy text")).expect("policy JSON");
-            doc["Statement"].as_array().cloned().unwrap_or_default()
-        }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            Vec::new()
-        }
-        Err(e) => panic!("GetPolicy {function}: {e:?}"),
-    }
+    poll::until_async(
+        &format!("{name} Active, no update in progress"),
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        async || {
+            let cfg = inspect::function_configuration(&bed.aws, name).await;
+            let state = cfg.state().map(|s| s.as_str());
+            let update = cfg.last_update_status().map(|s| s.as_str());
+            if state == Some("Active") && update != Some("InProgress") {
+                Ok(())
+            } else {
+                Err(format!("{state:?}/{update:?}"))
+            }
+        },
+    )
+    .await;
 }
 
 fn sids(statements: &[Value]) -> Vec<String> {
@@ -340,7 +293,7 @@ struct Snapshot {
 }
 
 async fn snapshot(bed: &Bed, name: &str) -> Snapshot {
-    let out = get(bed, name).await;
+    let out = inspect::function(&bed.aws, name).await;
     let c = out.configuration().expect("configuration");
     Snapshot {
         config: vec![
@@ -449,7 +402,7 @@ async fn builtin_function_is_created_as_specified_and_steady_state_writes_nothin
     );
     assert_eq!(ready.state.reason, "Available");
 
-    let out = get(&bed, &name).await;
+    let out = inspect::function(&bed.aws, &name).await;
     let c = out.configuration().expect("configuration");
     assert_eq!(c.function_arn(), Some(arn.as_str()));
     assert_eq!(c.runtime(), Some(&Runtime::Providedal2023));
@@ -510,7 +463,7 @@ async fn lost_status_and_a_rebuilt_cluster_find_the_same_function() {
     let adopted = adopted.expect("reconcile with a new uid");
     assert_eq!(adopted.value.function_arn, ready.value.function_arn);
     assert_eq!(writes(&calls), ops(&[("Lambda:TagResource", 1)]));
-    let out = get(&bed, &api.owner.function_name()).await;
+    let out = inspect::function(&bed.aws, &api.owner.function_name()).await;
     assert_eq!(
         out.tags().and_then(|t| t.get("privateapi.io/uid")),
         Some(&api.owner.uid)
@@ -552,7 +505,7 @@ async fn drift_is_reverted() {
         .await
         .expect("edit the configuration");
     wait_idle(&bed, &name).await;
-    let arn = get(&bed, &name)
+    let arn = inspect::function(&bed.aws, &name)
         .await
         .configuration()
         .and_then(|c| c.function_arn())
@@ -596,7 +549,7 @@ async fn drift_is_reverted() {
     assert_eq!(writes(&calls), ops(&[("Lambda:UpdateFunctionCode", 1)]));
     converge(&bed, &api).await;
     assert_eq!(
-        get(&bed, &name)
+        inspect::function(&bed.aws, &name)
             .await
             .configuration()
             .and_then(|c| c.code_sha256()),
@@ -657,7 +610,7 @@ async fn spec_changes_converge_with_one_update() {
 
     let (_, changes) = converge(&bed, &api).await;
     assert!(changes.is_empty(), "{changes:?}");
-    let c = get(&bed, &name).await;
+    let c = inspect::function(&bed.aws, &name).await;
     let c = c.configuration().expect("configuration");
     assert_eq!((c.memory_size(), c.timeout()), (Some(512), Some(20)));
     assert_eq!(
@@ -684,7 +637,7 @@ async fn architecture_change_deploys_the_other_package() {
     let (_, calls) = measured(&bed, backend::reconcile_function(&api.ctx(&bed))).await;
     assert_eq!(writes(&calls), ops(&[("Lambda:UpdateFunctionCode", 1)]));
     converge(&bed, &api).await;
-    let c = get(&bed, &name).await;
+    let c = inspect::function(&bed.aws, &name).await;
     let c = c.configuration().expect("configuration");
     assert_eq!(c.architectures(), &[LambdaArchitecture::X8664]);
     assert_eq!(
@@ -718,7 +671,7 @@ async fn s3_code_backend_records_and_follows_its_source() {
     );
     let name = api.owner.function_name();
     converge(&bed, &api).await;
-    let out = get(&bed, &name).await;
+    let out = inspect::function(&bed.aws, &name).await;
     let c = out.configuration().expect("configuration");
     assert_eq!(
         c.description(),
@@ -756,7 +709,7 @@ async fn s3_code_backend_records_and_follows_its_source() {
     let (_, changes) = converge(&bed, &api).await;
     assert!(changes.is_empty(), "{changes:?}");
     assert_eq!(
-        get(&bed, &name)
+        inspect::function(&bed.aws, &name)
             .await
             .configuration()
             .and_then(|c| c.description()),
@@ -776,7 +729,7 @@ async fn s3_code_backend_records_and_follows_its_source() {
     assert_eq!(field, "spec.backend.code");
     assert!(message.contains("NoSuchKey"), "{message}");
     assert_eq!(
-        get(&bed, &name)
+        inspect::function(&bed.aws, &name)
             .await
             .configuration()
             .and_then(|c| c.description()),
@@ -794,7 +747,7 @@ async fn s3_code_backend_records_and_follows_its_source() {
         .await
         .expect_err("missing S3 object on create");
     assert_eq!(reference_not_found(err).0, "spec.backend.code");
-    assert!(!exists(&bed, &missing.owner.function_name()).await);
+    assert!(!function_exists(&bed.aws, &missing.owner.function_name()).await);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -824,7 +777,7 @@ async fn missing_or_unusable_role_is_invalid_spec() {
     let (field, message) = reference_not_found(err);
     assert_eq!(field, "spec.backend.executionRoleArn");
     assert!(message.contains("cannot be assumed"), "{message}");
-    assert!(!exists(&bed, &api.owner.function_name()).await);
+    assert!(!function_exists(&bed.aws, &api.owner.function_name()).await);
 }
 
 #[tokio::test]
@@ -902,7 +855,7 @@ async fn permission_is_added_kept_repaired_and_moved() {
     assert!(out.state.ready);
     assert_eq!(writes(&calls), ops(&[("Lambda:AddPermission", 1)]));
     assert_eq!(
-        statements(&bed, &function.function_name).await,
+        lambda_statements(&bed.aws, &function.function_name).await,
         [expected("api1aaaaaa")]
     );
 
@@ -973,7 +926,7 @@ async fn permission_is_added_kept_repaired_and_moved() {
         writes(&calls),
         ops(&[("Lambda:AddPermission", 1), ("Lambda:RemovePermission", 1)])
     );
-    let now = statements(&bed, &function.function_name).await;
+    let now = lambda_statements(&bed.aws, &function.function_name).await;
     assert_eq!(
         sids(&now),
         [ours("api1aaaaaa"), "someone-else-events".to_string()]
@@ -995,7 +948,7 @@ async fn permission_is_added_kept_repaired_and_moved() {
         .await
         .expect("remove stale");
     assert_eq!(removed.len(), 1, "{removed:?}");
-    let now = statements(&bed, &function.function_name).await;
+    let now = lambda_statements(&bed.aws, &function.function_name).await;
     assert_eq!(
         sids(&now),
         [ours("api2bbbbbb"), "someone-else-events".to_string()]
@@ -1036,7 +989,7 @@ async fn function_arn_backend_gets_only_the_permission() {
     assert!(perm.expect("permission").state.ready);
     assert_eq!(writes(&calls), ops(&[("Lambda:AddPermission", 1)]));
     let ours = api.owner.permission_statement_id("api3cccccc");
-    let now = statements(&bed, &name).await;
+    let now = lambda_statements(&bed.aws, &name).await;
     assert_eq!(sids(&now), [ours.clone(), "someone-else-s3".to_string()]);
     assert!(
         now.contains(&expected_statement(&bed, &ours, &arn, "api3cccccc")),
@@ -1066,7 +1019,10 @@ async fn function_arn_backend_gets_only_the_permission() {
     let cleaned = cleaned.expect("cleanup");
     assert!(cleaned.done);
     assert_eq!(writes(&calls), ops(&[("Lambda:RemovePermission", 1)]));
-    assert_eq!(sids(&statements(&bed, &name).await), ["someone-else-s3"]);
+    assert_eq!(
+        sids(&lambda_statements(&bed.aws, &name).await),
+        ["someone-else-s3"]
+    );
     assert_eq!(snapshot(&bed, &name).await, before);
 
     bed.lambda()
@@ -1100,7 +1056,7 @@ async fn cleanup_deletes_the_owned_function_with_or_without_status() {
         actions(&cleaned.changes),
         [("Deleted", format!("Lambda function {name}").as_str())]
     );
-    assert!(!exists(&bed, &name).await);
+    assert!(!function_exists(&bed.aws, &name).await);
     // Again: nothing left, nothing written.
     let (again, calls) = measured(&bed, backend::cleanup(&api.ctx(&bed))).await;
     assert!(again.expect("second cleanup").done);
@@ -1111,7 +1067,7 @@ async fn cleanup_deletes_the_owned_function_with_or_without_status() {
     converge(&bed, &lost).await;
     let cleaned = backend::cleanup(&lost.ctx(&bed)).await.expect("cleanup");
     assert!(cleaned.done);
-    assert!(!exists(&bed, &lost.owner.function_name()).await);
+    assert!(!function_exists(&bed.aws, &lost.owner.function_name()).await);
 }
 
 #[tokio::test]
@@ -1141,8 +1097,11 @@ async fn switching_backends_keeps_the_previous_one_until_it_is_released() {
         "spec.backend.functionArn"
     );
     assert_eq!(writes(&calls), ops(&[]), "nothing written");
-    assert!(exists(&bed, &owned_name).await);
-    assert_eq!(sids(&statements(&bed, &owned_name).await), [sid.as_str()]);
+    assert!(function_exists(&bed.aws, &owned_name).await);
+    assert_eq!(
+        sids(&lambda_statements(&bed.aws, &owned_name).await),
+        [sid.as_str()]
+    );
 
     // builtin -> functionArn: the new function is wired, the old one is not touched by the
     // reconcile; it goes when the reconciler releases it (after the deployment).
@@ -1154,7 +1113,10 @@ async fn switching_backends_keeps_the_previous_one_until_it_is_released() {
     assert_eq!(out.value.function_arn, ext_arn);
     assert!(out.changes.is_empty(), "{:?}", out.changes);
     assert_eq!(writes(&calls), ops(&[]));
-    assert!(exists(&bed, &owned_name).await, "kept until released");
+    assert!(
+        function_exists(&bed.aws, &owned_name).await,
+        "kept until released"
+    );
     backend::reconcile_permission(&api.ctx(&bed), &out.value, "api5eeeeee")
         .await
         .expect("permission");
@@ -1165,7 +1127,7 @@ async fn switching_backends_keeps_the_previous_one_until_it_is_released() {
         actions(&released),
         [("Deleted", format!("Lambda function {owned_name}").as_str())]
     );
-    assert!(!exists(&bed, &owned_name).await);
+    assert!(!function_exists(&bed.aws, &owned_name).await);
     api.status.function_arn = Some(ext_arn.clone());
 
     // functionArn -> builtin: a new owned function; the referenced one keeps our statement until
@@ -1175,7 +1137,7 @@ async fn switching_backends_keeps_the_previous_one_until_it_is_released() {
     let (new, changes) = converge(&bed, &api).await;
     assert!(changes.iter().any(|c| c.action == "Created"), "{changes:?}");
     assert!(
-        sids(&statements(&bed, &ext_name).await).contains(&sid),
+        sids(&lambda_statements(&bed.aws, &ext_name).await).contains(&sid),
         "the referenced function still permits the API until released"
     );
     let released = backend::release_retired(&api.ctx(&bed), &ext_arn, &new.value.function_arn)
@@ -1188,7 +1150,7 @@ async fn switching_backends_keeps_the_previous_one_until_it_is_released() {
         "{released:?}"
     );
     assert_eq!(
-        sids(&statements(&bed, &ext_name).await),
+        sids(&lambda_statements(&bed.aws, &ext_name).await),
         ["someone-else-s3"]
     );
     assert_eq!(snapshot(&bed, &ext_name).await, before);
@@ -1208,11 +1170,11 @@ async fn switching_backends_keeps_the_previous_one_until_it_is_released() {
     .await;
     assert!(released.changes.is_empty() && released.errors.is_empty());
     assert!(released.remaining.is_empty(), "dropped from the list");
-    assert!(exists(&bed, &owned_name).await);
+    assert!(function_exists(&bed.aws, &owned_name).await);
 
     api.status.function_arn = Some(new.value.function_arn.clone());
     backend::cleanup(&api.ctx(&bed)).await.expect("cleanup");
-    assert!(!exists(&bed, &owned_name).await);
+    assert!(!function_exists(&bed.aws, &owned_name).await);
     bed.lambda()
         .delete_function()
         .function_name(&ext_name)
@@ -1244,8 +1206,11 @@ async fn a_referenced_function_is_never_deleted_even_one_the_operator_made() {
     let (cleaned, calls) = measured(&bed, backend::cleanup(&api.ctx(&bed))).await;
     assert!(cleaned.expect("cleanup").done);
     assert_eq!(writes(&calls), ops(&[("Lambda:RemovePermission", 1)]));
-    assert!(exists(&bed, &name).await, "a referenced function stays");
-    assert!(statements(&bed, &name).await.is_empty());
+    assert!(
+        function_exists(&bed.aws, &name).await,
+        "a referenced function stays"
+    );
+    assert!(lambda_statements(&bed.aws, &name).await.is_empty());
     bed.lambda()
         .delete_function()
         .function_name(&name)

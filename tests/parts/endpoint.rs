@@ -10,7 +10,8 @@
 //! part_endpoint`, or by hand: `testbed/moto/start.sh DIR; source DIR/moto.env; PAPI_TESTBED=1
 //! cargo test --test parts endpoint::`.
 
-use crate::support::{TestVpc, add_subnet, make_vpc_in_azs, unique};
+use crate::support::inspect::{ec2_tags, endpoint_group_ids};
+use crate::support::{PrivateApiManifest, TestVpc, add_subnet, make_vpc_in_azs, poll, unique};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -29,7 +30,6 @@ use privateapi_operator::parts::endpoint::{
     self, DesiredEndpoint, EndpointInfo, canonical_create_params,
 };
 use privateapi_operator::parts::{Cleanup, Outcome, PartContext, Settings};
-use serde_json::json;
 
 const REGION: &str = "us-east-1";
 const EXECUTE_API: &str = "com.amazonaws.us-east-1.execute-api";
@@ -76,26 +76,31 @@ fn owner(test: &str) -> Owner {
     }
 }
 
-fn spec_with(endpoint: serde_json::Value) -> PrivateApiSpec {
-    serde_json::from_value(json!({
-        "endpoint": endpoint,
-        "backend": {"builtin": {}},
-        "tags": {"team": "endpoint-tests"},
-    }))
-    .expect("valid spec")
+/// The spec of the endpoint tests: the builtin backend, tag `team: endpoint-tests`; the endpoint
+/// is each test's.
+fn spec() -> PrivateApiManifest {
+    PrivateApiManifest::unnamed().tag("team", "endpoint-tests")
 }
 
-/// `endpoint.create` in the first two subnets, HTTPS from the VPC's first /24 and the client
-/// group, the extra group attached, private DNS on.
+/// `endpoint.id`.
+fn id_spec(vpce: &str) -> PrivateApiSpec {
+    spec().endpoint_id(vpce).typed_spec()
+}
+
+/// `endpoint.create` in the first two subnets, HTTPS from the client group, the extra group
+/// attached, private DNS on.
+fn create_base(net: &TestVpc) -> PrivateApiManifest {
+    spec()
+        .endpoint_create(net)
+        .subnets(&net.subnet_ids[..2])
+        .security_groups([&net.extra_sg_id])
+}
+
+/// [`create_base`], and HTTPS from the VPC's first /24.
 fn create_spec(net: &TestVpc) -> PrivateApiSpec {
-    spec_with(json!({"create": {
-        "vpcId": net.vpc_id,
-        "subnetIds": [net.subnet_ids[0], net.subnet_ids[1]],
-        "privateDns": true,
-        "allowedCidrs": [format!("10.{}.0.0/24", net.second_octet)],
-        "allowedSecurityGroupIds": [net.client_sg_id],
-        "securityGroupIds": [net.extra_sg_id],
-    }}))
+    create_base(net)
+        .allowed_cidrs([format!("10.{}.0.0/24", net.second_octet)])
+        .typed_spec()
 }
 
 /// AWS calls made by one step.
@@ -197,26 +202,27 @@ impl Object {
     /// Reconcile until the part is ready (the corrected moto keeps new endpoints `pending` for
     /// about two seconds). Returns the ready outcome and how many not-ready reconciles came first.
     async fn until_ready(&mut self) -> (Outcome<EndpointInfo>, usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
         let mut pending = 0;
-        loop {
-            let (outcome, calls) = self.reconciled().await;
-            if outcome.state.ready {
-                return (outcome, pending);
-            }
-            assert_eq!(outcome.state.reason, "Pending", "{:?}", outcome.state);
-            assert!(!outcome.value.available);
-            if pending > 0 {
-                assert_eq!(calls.writes, 0, "waiting makes no writes: {calls:?}");
-            }
-            pending += 1;
-            assert!(
-                Instant::now() < deadline,
-                "not ready after 30 s: {:?}",
-                outcome.state
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        let ready = poll::until_async(
+            "the endpoint part ready",
+            Duration::from_secs(30),
+            Duration::from_millis(250),
+            async || {
+                let (outcome, calls) = self.reconciled().await;
+                if outcome.state.ready {
+                    return Ok(outcome);
+                }
+                assert_eq!(outcome.state.reason, "Pending", "{:?}", outcome.state);
+                assert!(!outcome.value.available);
+                if pending > 0 {
+                    assert_eq!(calls.writes, 0, "waiting makes no writes: {calls:?}");
+                }
+                pending += 1;
+                Err(format!("{:?}", outcome.state))
+            },
+        )
+        .await;
+        (ready, pending)
     }
 
     async fn cleanup(&self) -> (Cleanup, Calls) {
@@ -234,17 +240,21 @@ impl Object {
 
     /// cleanup_owned until done. Returns how many calls said "not done yet".
     async fn cleanup_until_done(&self) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(40);
         let mut not_done = 0;
-        loop {
-            let (cleanup, _) = self.cleanup().await;
-            if cleanup.done {
-                return not_done;
-            }
-            not_done += 1;
-            assert!(Instant::now() < deadline, "cleanup not done after 40 s");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        poll::until_async(
+            "cleanup done",
+            Duration::from_secs(40),
+            Duration::from_millis(500),
+            async || {
+                let (cleanup, _) = self.cleanup().await;
+                if !cleanup.done {
+                    not_done += 1;
+                }
+                cleanup.done
+            },
+        )
+        .await;
+        not_done
     }
 }
 
@@ -366,29 +376,8 @@ fn https_rules(sources: &[&str]) -> BTreeSet<String> {
     sources.iter().map(|s| format!("tcp 443-443 {s}")).collect()
 }
 
-fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
 fn sorted(ids: &[String]) -> Vec<String> {
     let mut ids = ids.to_vec();
-    ids.sort();
-    ids
-}
-
-fn group_ids(endpoint: &VpcEndpoint) -> Vec<String> {
-    let mut ids: Vec<String> = endpoint
-        .groups()
-        .iter()
-        .filter_map(|g| g.group_id().map(str::to_string))
-        .collect();
     ids.sort();
     ids
 }
@@ -412,11 +401,13 @@ async fn foreign_endpoint(bed: &Bed, net: &TestVpc, service: &str, private_dns: 
 }
 
 async fn wait_available(ec2: &aws_sdk_ec2::Client, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while state(&describe_endpoint(ec2, id).await) != "available" {
-        assert!(Instant::now() < deadline, "{id} not available after 30 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    poll::until_async(
+        &format!("{id} available"),
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        async || state(&describe_endpoint(ec2, id).await) == "available",
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -501,7 +492,7 @@ async fn creates_group_and_endpoint_from_nothing() {
     );
     let expected_tags = obj.ctx().tags();
     assert_eq!(expected_tags.len(), 4);
-    assert_eq!(tags_of(group.tags()), expected_tags);
+    assert_eq!(ec2_tags(group.tags()), expected_tags);
 
     // The endpoint.
     let ep = describe_endpoint(obj.ec2(), &info.vpc_endpoint_id).await;
@@ -510,11 +501,11 @@ async fn creates_group_and_endpoint_from_nothing() {
     assert_eq!(ep.vpc_id(), Some(net.vpc_id.as_str()));
     assert_eq!(sorted(ep.subnet_ids()), sorted(&net.subnet_ids[..2]));
     assert_eq!(
-        group_ids(&ep),
+        endpoint_group_ids(&ep),
         sorted(&[sg.clone(), net.extra_sg_id.clone()])
     );
     assert_eq!(ep.private_dns_enabled(), Some(true));
-    assert_eq!(tags_of(ep.tags()), expected_tags);
+    assert_eq!(ec2_tags(ep.tags()), expected_tags);
     let regional = info.dns_names.first().expect("DNS names");
     assert!(
         regional.starts_with(&format!("{}-", info.vpc_endpoint_id))
@@ -672,7 +663,7 @@ async fn client_token_returns_the_same_endpoint_after_a_lost_answer() {
     );
     assert_eq!(calls.count("CreateTags"), 1, "{calls:?}");
     let ep = describe_endpoint(obj.ec2(), &id).await;
-    assert_eq!(tags_of(ep.tags()), obj.ctx().tags());
+    assert_eq!(ec2_tags(ep.tags()), obj.ctx().tags());
     // And then in sync.
     let (_, calls) = obj.reconciled().await;
     assert_eq!(calls.writes, 0, "{calls:?}");
@@ -781,7 +772,7 @@ async fn endpoint_drift_is_reverted() {
         .expect("drift");
     let drifted = describe_endpoint(&ec2, &id).await;
     assert_eq!(drifted.subnet_ids(), &net.subnet_ids[..1]);
-    assert_eq!(group_ids(&drifted), vec![net.extra_sg_id.clone()]);
+    assert_eq!(endpoint_group_ids(&drifted), vec![net.extra_sg_id.clone()]);
     assert_eq!(drifted.private_dns_enabled(), Some(false));
 
     let (outcome, calls) = obj.reconciled().await;
@@ -802,7 +793,10 @@ async fn endpoint_drift_is_reverted() {
     assert!(outcome.value.private_dns);
     let ep = describe_endpoint(&ec2, &id).await;
     assert_eq!(sorted(ep.subnet_ids()), sorted(&net.subnet_ids[..2]));
-    assert_eq!(group_ids(&ep), sorted(&[sg, net.extra_sg_id.clone()]));
+    assert_eq!(
+        endpoint_group_ids(&ep),
+        sorted(&[sg, net.extra_sg_id.clone()])
+    );
     assert_eq!(ep.private_dns_enabled(), Some(true));
     let (_, calls) = obj.reconciled().await;
     assert_eq!(calls.writes, 0, "in sync again: {calls:?}");
@@ -825,13 +819,11 @@ async fn spec_changes_converge() {
         .expect("managed group");
     let first = format!("10.{}.0.0/24", net.second_octet);
 
-    obj.spec = spec_with(json!({"create": {
-        "vpcId": net.vpc_id,
-        "subnetIds": [net.subnet_ids[0], net.subnet_ids[1], net.subnet_ids[2]],
-        "privateDns": false,
-        "allowedCidrs": [first, "172.16.0.0/12"],
-        "allowedSecurityGroupIds": [net.client_sg_id],
-    }}));
+    obj.spec = spec()
+        .endpoint_create(&net)
+        .private_dns(false)
+        .allowed_cidrs([first.as_str(), "172.16.0.0/12"])
+        .typed_spec();
     let (outcome, calls) = obj.reconciled().await;
     println!("spec change: {calls:?}");
     assert_eq!(calls.count("AuthorizeSecurityGroupIngress"), 1, "{calls:?}");
@@ -851,7 +843,7 @@ async fn spec_changes_converge() {
     );
     let ep = describe_endpoint(obj.ec2(), &id).await;
     assert_eq!(sorted(ep.subnet_ids()), sorted(&net.subnet_ids));
-    assert_eq!(group_ids(&ep), vec![sg.clone()]);
+    assert_eq!(endpoint_group_ids(&ep), vec![sg.clone()]);
     assert_eq!(ep.private_dns_enabled(), Some(false));
 
     // Move the endpoint from subnets[0] to another subnet of us-east-1a.
@@ -916,7 +908,7 @@ async fn recreated_object_adopts_its_resources() {
     assert_eq!(adopted.len(), 2, "{:?}", outcome.changes);
     let ep = describe_endpoint(obj.ec2(), &outcome.value.vpc_endpoint_id).await;
     assert_eq!(
-        tags_of(ep.tags()).get("privateapi.io/uid"),
+        ec2_tags(ep.tags()).get("privateapi.io/uid"),
         Some(&obj.owner.uid)
     );
     assert_eq!(live_endpoints_in(obj.ec2(), &net.vpc_id).await.len(), 1);
@@ -992,61 +984,53 @@ async fn invalid_references_are_invalid_spec_and_leave_nothing() {
     let same_az = add_subnet(bed.ec2(), &net.vpc_id, "10.111.9.0/24", "us-east-1a").await;
     let unknown_subnet = "subnet-0123456789abcdef0";
     let unknown_sg = "sg-0123456789abcdef0";
-    let base = json!({
-        "vpcId": net.vpc_id,
-        "subnetIds": [net.subnet_ids[0], net.subnet_ids[1]],
-        "allowedSecurityGroupIds": [net.client_sg_id],
-        "securityGroupIds": [net.extra_sg_id],
-    });
-    let with = |key: &str, value: serde_json::Value| {
-        let mut create = base.clone();
-        create[key] = value;
-        spec_with(json!({ "create": create }))
-    };
+    let base = create_base(&net);
     let cases = [
         (
-            with("subnetIds", json!([net.subnet_ids[0], unknown_subnet])),
+            base.clone()
+                .subnets([net.subnet_ids[0].as_str(), unknown_subnet])
+                .typed_spec(),
             "spec.endpoint.create.subnetIds[1]",
             unknown_subnet.to_string(),
         ),
         (
-            with("subnetIds", json!([other.subnet_ids[0]])),
+            base.clone().subnets([&other.subnet_ids[0]]).typed_spec(),
             "spec.endpoint.create.subnetIds[0]",
             other.subnet_ids[0].clone(),
         ),
         (
-            with(
-                "subnetIds",
-                json!([net.subnet_ids[0], net.subnet_ids[1], same_az]),
-            ),
+            base.clone()
+                .subnets([&net.subnet_ids[0], &net.subnet_ids[1], &same_az])
+                .typed_spec(),
             "spec.endpoint.create.subnetIds[2]",
             "us-east-1a".to_string(),
         ),
         (
-            with("vpcId", json!("vpc-0123456789abcdef0")),
+            base.clone().vpc_id("vpc-0123456789abcdef0").typed_spec(),
             "spec.endpoint.create.vpcId",
             "vpc-0123456789abcdef0".to_string(),
         ),
         (
-            with(
-                "allowedSecurityGroupIds",
-                json!([net.client_sg_id, unknown_sg]),
-            ),
+            base.clone()
+                .allowed_security_groups([net.client_sg_id.as_str(), unknown_sg])
+                .typed_spec(),
             "spec.endpoint.create.allowedSecurityGroupIds[1]",
             unknown_sg.to_string(),
         ),
         (
-            with("securityGroupIds", json!([unknown_sg])),
+            base.clone().security_groups([unknown_sg]).typed_spec(),
             "spec.endpoint.create.securityGroupIds[0]",
             unknown_sg.to_string(),
         ),
         (
-            with("securityGroupIds", json!([other.extra_sg_id])),
+            base.clone()
+                .security_groups([&other.extra_sg_id])
+                .typed_spec(),
             "spec.endpoint.create.securityGroupIds[0]",
             other.extra_sg_id.clone(),
         ),
     ];
-    let mut obj = Object::new(bed, "invalid", spec_with(json!({"create": base})));
+    let mut obj = Object::new(bed, "invalid", base.typed_spec());
     for (spec, expected_field, mentioned) in cases {
         obj.spec = spec;
         let (result, calls) = obj.reconcile().await;
@@ -1116,7 +1100,7 @@ async fn referenced_endpoint_is_used_and_never_modified() {
     let net = network(&bed, 114).await;
     let foreign = foreign_endpoint(&bed, &net, EXECUTE_API, false).await;
     let before = describe_endpoint(bed.ec2(), &foreign).await;
-    let mut obj = Object::new(bed, "ref", spec_with(json!({"id": foreign})));
+    let mut obj = Object::new(bed, "ref", id_spec(&foreign));
 
     let (pending, calls) = obj.reconciled().await;
     assert!(!pending.state.ready);
@@ -1155,7 +1139,7 @@ async fn referenced_endpoint_is_used_and_never_modified() {
     let after = describe_endpoint(obj.ec2(), &foreign).await;
     assert_eq!(state(&after), "available");
     assert_eq!(after.subnet_ids(), before.subnet_ids());
-    assert_eq!(group_ids(&after), group_ids(&before));
+    assert_eq!(endpoint_group_ids(&after), endpoint_group_ids(&before));
     assert!(after.tags().is_empty(), "no tags added: {:?}", after.tags());
 }
 
@@ -1172,13 +1156,13 @@ async fn referenced_endpoint_must_be_a_live_execute_api_endpoint() {
         .send()
         .await
         .expect("DeleteVpcEndpoints");
-    let mut obj = Object::new(bed, "ref-bad", spec_with(json!({"id": sqs})));
+    let mut obj = Object::new(bed, "ref-bad", id_spec(&sqs));
     for (id, mentioned) in [
         (sqs.as_str(), "com.amazonaws.us-east-1.sqs"),
         ("vpce-0123456789abcdef0", "does not exist"),
         (deleted.as_str(), "delet"),
     ] {
-        obj.spec = spec_with(json!({ "id": id }));
+        obj.spec = id_spec(id);
         let (result, calls) = obj.reconcile().await;
         let (field, message) = refused(result);
         assert_eq!(field, "spec.endpoint.id");
@@ -1255,7 +1239,7 @@ async fn switch_from_create_to_id_then_cleanup_owned() {
         .expect("managed group");
     wait_available(obj.ec2(), &foreign).await;
 
-    obj.spec = spec_with(json!({ "id": foreign }));
+    obj.spec = id_spec(&foreign);
     let (outcome, calls) = obj.reconciled().await;
     assert_eq!(outcome.value.vpc_endpoint_id, foreign);
     assert!(outcome.state.ready);

@@ -51,20 +51,8 @@ async fn direct() -> Clients {
         ec2: regional.ec2.clone(),
         apigw: regional.apigateway.clone(),
         lambda: regional.lambda.clone(),
-        sts: aws_sdk_sts::Client::new(&proxy_free_config().await),
+        sts: aws_sdk_sts::Client::new(&crate::support::sdk_config_loader().load().await),
     }
-}
-
-async fn proxy_free_config() -> aws_config::SdkConfig {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .load()
-        .await
 }
 
 fn status<E, R>(err: &SdkError<E, R>) -> Option<u16>
@@ -480,15 +468,7 @@ async fn a_hung_response_times_out_and_the_resource_exists() {
         proxy.stats()
     );
     // The client gave up and closed its connection: the proxy stops holding it by itself.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while proxy.stats()["held"] != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the abandoned call is still held: {}",
-            proxy.stats()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    proxy.wait_held(0, Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -581,11 +561,7 @@ async fn freeze_holds_the_kth_mutating_response_and_later_mutations() {
         let other = other.clone();
         tokio::spawn(async move { apigw.create_rest_api().name(other).send().await })
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while proxy.stats()["held"] != 2 {
-        assert!(Instant::now() < deadline, "{}", proxy.stats());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    proxy.wait_held(2, Duration::from_secs(30)).await;
     assert!(!rest_api_names(&moto).await.contains(&other));
     assert!(!creating.is_finished());
     proxy.release();
@@ -623,11 +599,7 @@ async fn a_held_call_of_a_client_that_went_away_never_reaches_aws() {
         let second = second.clone();
         tokio::spawn(async move { apigw.create_rest_api().name(second).send().await })
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while proxy.stats()["held"] != 2 {
-        assert!(Instant::now() < deadline, "{}", proxy.stats());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    proxy.wait_held(2, Duration::from_secs(30)).await;
     // The client "dies": its connections close (as for a SIGKILLed operator).
     create_first.abort();
     create_second.abort();
@@ -636,11 +608,7 @@ async fn a_held_call_of_a_client_that_went_away_never_reaches_aws() {
     let _ = create_second.await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     proxy.release();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while proxy.stats()["held"] != 0 {
-        assert!(Instant::now() < deadline, "{}", proxy.stats());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    proxy.wait_held(0, Duration::from_secs(10)).await;
     let existing = rest_api_names(&moto).await;
     assert!(existing.contains(&first), "the first create reached AWS");
     assert!(!existing.contains(&second), "the held one must not");

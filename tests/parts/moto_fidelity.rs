@@ -11,11 +11,10 @@
 //! moto_fidelity`, or by hand: `testbed/moto/start.sh DIR; source DIR/moto.env;
 //! PAPI_TESTBED=1 cargo test --test parts moto_fidelity::`.
 
-use crate::support::unique;
+use crate::support::{poll, unique};
 
 use std::time::{Duration, Instant};
 
-use aws_config::BehaviorVersion;
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, Op, PatchOperation};
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
@@ -43,16 +42,7 @@ async fn sdk_config() -> aws_config::SdkConfig {
         std::env::var_os("AWS_ENDPOINT_URL").is_some(),
         "AWS_ENDPOINT_URL is not set: source $PAPI_TESTBED_DIR/moto.env (testbed/with-testbed.sh does)"
     );
-    // The SDK crates are built without `default-https-client`: bring our own (rustls + ring).
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
-        .load()
-        .await
+    crate::support::sdk_config_loader().load().await
 }
 
 struct Aws {
@@ -86,24 +76,8 @@ fn failure<E: ProvideErrorMetadata + std::fmt::Debug, T: std::fmt::Debug>(
     }
 }
 
-/// Polls `f` every 100 ms until it returns Some, failing after `secs`.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs}s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// How often the fidelity tests look again at what they wait for.
+const POLL: Duration = Duration::from_millis(100);
 
 fn tag_spec(rt: ResourceType, uid: &str) -> TagSpecification {
     TagSpecification::builder()
@@ -231,18 +205,23 @@ async fn create_function(
 }
 
 async fn wait_active(aws: &Aws, name: &str) {
-    eventually(30, "function Active", || async {
-        let c = aws
-            .lambda
-            .get_function_configuration()
-            .function_name(name)
-            .send()
-            .await
-            .unwrap();
-        (c.state().map(|s| s.as_str()) == Some("Active")
-            && c.last_update_status().map(|s| s.as_str()) != Some("InProgress"))
-        .then_some(())
-    })
+    poll::until_async(
+        "function Active",
+        Duration::from_secs(30),
+        POLL,
+        async || {
+            let c = aws
+                .lambda
+                .get_function_configuration()
+                .function_name(name)
+                .send()
+                .await
+                .unwrap();
+            (c.state().map(|s| s.as_str()) == Some("Active")
+                && c.last_update_status().map(|s| s.as_str()) != Some("InProgress"))
+            .then_some(())
+        },
+    )
     .await
 }
 
@@ -1217,9 +1196,12 @@ async fn ec2_endpoint_pending_then_available() {
     assert_ne!(ep.state(), Some(&aws_sdk_ec2::types::State::Pending));
     assert_eq!(endpoint_state(&aws, &id).await.as_deref(), Some("pending"));
     let started = Instant::now();
-    eventually(30, "endpoint available", || async {
-        (endpoint_state(&aws, &id).await.as_deref() == Some("available")).then_some(())
-    })
+    poll::until_async(
+        "endpoint available",
+        Duration::from_secs(30),
+        POLL,
+        async || (endpoint_state(&aws, &id).await.as_deref() == Some("available")).then_some(()),
+    )
     .await;
     assert!(
         started.elapsed() >= Duration::from_millis(100),
@@ -1397,9 +1379,12 @@ async fn ec2_endpoint_delete_lifecycle() {
         .unwrap();
     assert!(del.unsuccessful().is_empty());
     assert_eq!(endpoint_state(&aws, &id).await.as_deref(), Some("deleting"));
-    eventually(30, "endpoint deleted", || async {
-        (endpoint_state(&aws, &id).await.as_deref() == Some("deleted")).then_some(())
-    })
+    poll::until_async(
+        "endpoint deleted",
+        Duration::from_secs(30),
+        POLL,
+        async || (endpoint_state(&aws, &id).await.as_deref() == Some("deleted")).then_some(()),
+    )
     .await;
 }
 
@@ -1484,9 +1469,12 @@ async fn ec2_second_private_dns_endpoint_conflicts() {
             failure(create_endpoint(&aws, &vpc, &subnets, &sg, true, None, &unique("uid")).await);
         assert_eq!(c, "InvalidParameter");
     }
-    eventually(30, "first endpoint deleted", || async {
-        (endpoint_state(&aws, &first).await.as_deref() == Some("deleted")).then_some(())
-    })
+    poll::until_async(
+        "first endpoint deleted",
+        Duration::from_secs(30),
+        POLL,
+        async || (endpoint_state(&aws, &first).await.as_deref() == Some("deleted")).then_some(()),
+    )
     .await;
     aws.ec2
         .modify_vpc_endpoint()
@@ -1599,14 +1587,19 @@ async fn ec2_security_group_in_use_by_endpoint() {
         .send()
         .await
         .unwrap();
-    eventually(30, "security group deletable", || async {
-        aws.ec2
-            .delete_security_group()
-            .group_id(&sg)
-            .send()
-            .await
-            .ok()
-    })
+    poll::until_async(
+        "security group deletable",
+        Duration::from_secs(30),
+        POLL,
+        async || {
+            aws.ec2
+                .delete_security_group()
+                .group_id(&sg)
+                .send()
+                .await
+                .ok()
+        },
+    )
     .await;
     aws.ec2
         .delete_security_group()
@@ -2313,14 +2306,19 @@ async fn ec2_operator_calls_work() {
         .send()
         .await
         .unwrap();
-    eventually(30, "managed group deletable", || async {
-        aws.ec2
-            .delete_security_group()
-            .group_id(&sg)
-            .send()
-            .await
-            .ok()
-    })
+    poll::until_async(
+        "managed group deletable",
+        Duration::from_secs(30),
+        POLL,
+        async || {
+            aws.ec2
+                .delete_security_group()
+                .group_id(&sg)
+                .send()
+                .await
+                .ok()
+        },
+    )
     .await;
     let (c, _, _) = failure(aws.ec2.delete_security_group().group_id(&sg).send().await);
     assert_eq!(c, "InvalidGroup.NotFound");

@@ -6,11 +6,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Operator, unique};
+use super::{Operator, poll, unique};
 
 /// A running `testbed/faultproxy/faultproxy.py`, stopped (SIGKILL) when dropped.
 pub struct FaultProxy {
@@ -59,27 +59,27 @@ impl FaultProxy {
             addr: String::new(),
             dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(port) = std::fs::read_to_string(&port_file)
-                && !port.trim().is_empty()
-            {
-                proxy.addr = format!("127.0.0.1:{}", port.trim());
-                proxy.url = format!("http://{}", proxy.addr);
-                break;
-            }
-            if let Some(child) = proxy.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("the fault proxy exited with {status}: {}", proxy.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the fault proxy did not listen: {}",
-                proxy.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let log = || std::fs::read_to_string(proxy.dir.join("faultproxy.log")).unwrap_or_default();
+        let addr = poll::until(
+            "the fault proxy to listen",
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || {
+                if let Some(child) = proxy.child.as_mut()
+                    && let Ok(Some(status)) = child.try_wait()
+                {
+                    panic!("the fault proxy exited with {status}: {}", log());
+                }
+                std::fs::read_to_string(&port_file)
+                    .ok()
+                    .map(|port| port.trim().to_string())
+                    .filter(|port| !port.is_empty())
+                    .map(|port| format!("127.0.0.1:{port}"))
+                    .ok_or_else(log)
+            },
+        );
+        proxy.url = format!("http://{addr}");
+        proxy.addr = addr;
         proxy
     }
 
@@ -204,29 +204,36 @@ impl FaultProxy {
             .unwrap_or(0)
     }
 
+    /// Wait until the proxy holds `n` calls; panic after `timeout`.
+    pub async fn wait_held(&self, n: u64, timeout: Duration) {
+        poll::until_async(
+            &format!("the proxy to hold {n} calls"),
+            timeout,
+            Duration::from_millis(100),
+            async || {
+                let stats = self.stats();
+                if stats["held"] == n {
+                    Ok(())
+                } else {
+                    Err(stats.to_string())
+                }
+            },
+        )
+        .await;
+    }
+
     /// Wait until a freeze took hold; false after `timeout`.
     pub fn wait_frozen(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.stats()["frozen"] == Value::Bool(true) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
+        poll::within(timeout, Duration::from_millis(100), || {
+            self.stats()["frozen"] == Value::Bool(true)
+        })
+        .is_ok()
     }
 
     /// SDK clients (the real ones, with the SDK's default retries) whose calls go through the
     /// proxy.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        // The SDK crates are built without `default-https-client`: bring our own (rustls + ring).
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
+        super::sdk_config_loader()
             .endpoint_url(&self.url)
             .region(aws_config::Region::new(super::REGION))
             .load()

@@ -4,7 +4,7 @@
 //! real API server and the AWS fake, like the operator process.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::api::Api;
 use kube::core::DeserializeGuard;
@@ -18,7 +18,7 @@ use privateapi_operator::metrics::Metrics;
 use privateapi_operator::parts::{HandlerPackage, Settings};
 use privateapi_operator::reconciler::{self, Context};
 
-use super::REGION;
+use super::{REGION, poll};
 
 /// One in-process operator: its context, and the writer of the store its reconciles read.
 pub struct InProcess {
@@ -108,31 +108,32 @@ impl InProcess {
         timeout: Duration,
         done: impl Fn(Option<&PrivateApi>) -> bool,
     ) -> Vec<PrivateApi> {
-        let deadline = Instant::now() + timeout;
         let mut fed = Vec::new();
-        loop {
-            let current = self.get(name).await;
-            if done(current.as_ref()) {
-                if let Some(current) = current {
-                    fed.push(current);
+        poll::until_async(
+            &format!("{name} to get there"),
+            timeout,
+            Duration::from_millis(500),
+            async || {
+                let current = self.get(name).await;
+                if done(current.as_ref()) {
+                    if let Some(current) = current {
+                        fed.push(current);
+                    }
+                    return Ok(());
                 }
-                return fed;
-            }
-            let Some(current) = current else {
-                panic!("{name} is gone before it got there");
-            };
-            assert!(
-                Instant::now() < deadline,
-                "{name} not there after {timeout:?}: {:?}",
-                current.status
-            );
-            self.feed(&current);
-            fed.push(current.clone());
-            if let Err(err) = self.reconcile(&current).await {
-                eprintln!("reconcile of {name}: {err} (retried)");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+                let Some(current) = current else {
+                    panic!("{name} is gone before it got there");
+                };
+                self.feed(&current);
+                fed.push(current.clone());
+                if let Err(err) = self.reconcile(&current).await {
+                    eprintln!("reconcile of {name}: {err} (retried)");
+                }
+                Err(format!("{:?}", current.status))
+            },
+        )
+        .await;
+        fed
     }
 }
 

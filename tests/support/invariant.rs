@@ -10,7 +10,7 @@
 //! - every live object Ready for its current generation.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use privateapi_operator::aws::RegionClients;
 use serde_json::Value;
@@ -143,11 +143,7 @@ pub async fn find_resources(aws: &RegionClients, scope: &Scope) -> Vec<Found> {
         .await
         .expect("DescribeVpcEndpoints");
     for endpoint in endpoints.vpc_endpoints.unwrap_or_default() {
-        let state = endpoint
-            .state
-            .as_ref()
-            .map(|s| s.as_str().to_ascii_lowercase())
-            .unwrap_or_default();
+        let state = super::inspect::endpoint_state(&endpoint);
         let tags = endpoint.tags();
         let pairs = || {
             tags.iter()
@@ -186,14 +182,7 @@ pub async fn find_resources(aws: &RegionClients, scope: &Scope) -> Vec<Found> {
             });
         }
     }
-    let apis = aws
-        .apigateway
-        .get_rest_apis()
-        .limit(500)
-        .send()
-        .await
-        .expect("GetRestApis");
-    for api in apis.items.unwrap_or_default() {
+    for api in super::inspect::rest_apis(aws).await {
         let tags = api.tags.clone().unwrap_or_default();
         let pairs = || tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         if cluster_of(pairs()).as_deref() == Some(scope.cluster.as_str())
@@ -206,41 +195,18 @@ pub async fn find_resources(aws: &RegionClients, scope: &Scope) -> Vec<Found> {
             });
         }
     }
-    let mut marker = None;
-    loop {
-        let page = aws
-            .lambda
-            .list_functions()
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .expect("ListFunctions");
-        for function in page.functions.unwrap_or_default() {
-            let Some(arn) = function.function_arn.clone() else {
-                continue;
-            };
-            let by_name = scope.is_ours_by_name(function.function_name().unwrap_or_default());
-            let tags = aws
-                .lambda
-                .list_tags()
-                .resource(&arn)
-                .send()
-                .await
-                .ok()
-                .and_then(|t| t.tags)
-                .unwrap_or_default();
-            let pairs = || tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-            if by_name || cluster_of(pairs()).as_deref() == Some(scope.cluster.as_str()) {
-                found.insert(Found {
-                    kind: "function",
-                    id: arn,
-                    uid: uid_of(pairs()),
-                });
-            }
-        }
-        match page.next_marker {
-            Some(next) if !next.is_empty() => marker = Some(next),
-            _ => break,
+    for (function, tags) in super::inspect::functions_with_tags(aws).await {
+        let Some(arn) = function.function_arn.clone() else {
+            continue;
+        };
+        let by_name = scope.is_ours_by_name(function.function_name().unwrap_or_default());
+        let pairs = || tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        if by_name || cluster_of(pairs()).as_deref() == Some(scope.cluster.as_str()) {
+            found.insert(Found {
+                kind: "function",
+                id: arn,
+                uid: uid_of(pairs()),
+            });
         }
     }
     found.into_iter().collect()
@@ -432,12 +398,17 @@ async fn check_permissions(
 /// Poll [`check`] until it holds (deletions finishing, endpoints leaving `deleting`), at most
 /// `timeout`; the last report either way.
 pub async fn wait_clean(aws: &RegionClients, scope: &Scope, timeout: Duration) -> Report {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let mut last = None;
+    let clean = super::poll::within_async(timeout, Duration::from_secs(2), async || {
         let report = check(aws, scope).await;
-        if report.is_clean() || Instant::now() >= deadline {
-            return report;
+        if report.is_clean() {
+            Ok(report)
+        } else {
+            let summary = report.summary();
+            last = Some(report);
+            Err(summary)
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
+    })
+    .await;
+    clean.unwrap_or_else(|_| last.expect("at least one look"))
 }

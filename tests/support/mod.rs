@@ -1,12 +1,29 @@
 //! Shared by the end-to-end tests: they act as users do (kubectl against the real API server), run
 //! the operator as a separate process, and check AWS (the moto server) through the real SDK.
+//!
+//! The fixtures:
+//! - [`World`] (`world`): a test's held bed, namespace, cluster name, AWS clients, VPC, operator;
+//! - [`PrivateApiManifest`] (`manifest`): manifests built from the CRD's own types;
+//! - `poll`: waiting until something holds, with the last look in the panic;
+//! - `inspect`: the AWS reads the tests check (an endpoint, a group's rules, a stage…);
+//! - `make`: AWS resources made as a user or another tool makes them.
 #![allow(dead_code)]
 
 pub mod aws_operations;
 pub mod deploy;
 pub mod iam;
 pub mod in_process;
+pub mod inspect;
+pub mod make;
+pub mod manifest;
+pub mod poll;
 pub mod runtime;
+pub mod world;
+
+#[allow(unused_imports)]
+pub use manifest::PrivateApiManifest;
+#[allow(unused_imports)]
+pub use world::World;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -14,7 +31,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use privateapi_operator::aws::{AwsClients, RegionClients};
 use privateapi_operator::metrics::Metrics;
@@ -207,17 +224,16 @@ pub fn install_crd() {
         "crd/privateapis.privateapi.io",
         "--timeout=60s",
     ]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !kubectl_raw(&["get", "privateapis", "-A"], None)
-        .status
-        .success()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the API server never served privateapis"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    poll::until(
+        "the API server to serve privateapis",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || {
+            kubectl_raw(&["get", "privateapis", "-A"], None)
+                .status
+                .success()
+        },
+    );
 }
 
 pub fn create_namespace(name: &str) {
@@ -243,7 +259,15 @@ pub fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == type_)
 }
 
-/// Wait until `check(object)` holds, polling; panic after `timeout` with the last object.
+/// The message of condition `type_` ("" when there is none).
+pub fn condition_message(object: &Value, type_: &str) -> String {
+    condition(object, type_)
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Wait until `check(object)` holds, polling; panic after `timeout` with the last object's status.
 pub fn wait_for(
     namespace: &str,
     name: &str,
@@ -251,23 +275,26 @@ pub fn wait_for(
     what: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + timeout;
-    let mut last = None;
-    loop {
-        if let Some(object) = get_object(namespace, name) {
-            if check(&object) {
-                return object;
+    poll::until(
+        &format!("{namespace}/{name}: {what}"),
+        timeout,
+        Duration::from_millis(300),
+        || match get_object(namespace, name) {
+            Some(object) if check(&object) => Ok(object),
+            Some(object) => {
+                Err(serde_json::to_string_pretty(&object["status"]).unwrap_or_default())
             }
-            last = Some(object);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {namespace}/{name}: {what}; last: {}",
-            last.map(|o| serde_json::to_string_pretty(&o["status"]).unwrap_or_default())
-                .unwrap_or_else(|| "not found".into())
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+            None => Err("not found".to_string()),
+        },
+    )
+}
+
+/// `status.<field>` of an object, which must be a string.
+pub fn status_str(object: &Value, field: &str) -> String {
+    object["status"][field]
+        .as_str()
+        .unwrap_or_else(|| panic!("status.{field} missing: {}", object["status"]))
+        .to_string()
 }
 
 /// Ready=True for the current generation.
@@ -291,14 +318,37 @@ pub fn is_ready(o: &Value) -> bool {
 }
 
 pub fn wait_gone(namespace: &str, name: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while get_object(namespace, name).is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "{namespace}/{name} still exists after {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    poll::until(
+        &format!("{namespace}/{name} to be gone"),
+        timeout,
+        Duration::from_millis(300),
+        || get_object(namespace, name).is_none(),
+    );
+}
+
+/// `kubectl delete` a PrivateApi without waiting for it to go.
+pub fn delete_object(namespace: &str, name: &str) {
+    kubectl(&[
+        "delete",
+        "privateapi",
+        name,
+        "-n",
+        namespace,
+        "--wait=false",
+    ]);
+}
+
+/// Delete a PrivateApi and wait until it is gone.
+pub fn delete_and_wait_gone(namespace: &str, name: &str, timeout: Duration) {
+    delete_object(namespace, name);
+    wait_gone(namespace, name, timeout);
+}
+
+/// The PrivateApis of a namespace, as JSON.
+pub fn list_objects(namespace: &str) -> Vec<Value> {
+    let out = kubectl(&["get", "privateapis", "-n", namespace, "-o", "json"]);
+    let list: Value = serde_json::from_str(&out).expect("kubectl JSON");
+    list["items"].as_array().cloned().unwrap_or_default()
 }
 
 /// The operator, running as a separate process with the test bed's kubeconfig.
@@ -413,26 +463,23 @@ impl Operator {
         command.args(&self.extra);
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.child = Some(command.spawn().expect("the operator starts"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(addr) = std::fs::read_to_string(&addr_file)
-                && !addr.is_empty()
-            {
-                self.admin_addr = addr;
-                break;
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("the operator exited with {status}: {}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the operator did not start: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let log = || std::fs::read_to_string(self.dir.join("operator.log")).unwrap_or_default();
+        self.admin_addr = poll::until(
+            "the operator to start",
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || {
+                if let Some(child) = self.child.as_mut()
+                    && let Ok(Some(status)) = child.try_wait()
+                {
+                    panic!("the operator exited with {status}: {}", log());
+                }
+                std::fs::read_to_string(&addr_file)
+                    .ok()
+                    .filter(|addr| !addr.is_empty())
+                    .ok_or_else(log)
+            },
+        );
     }
 
     pub fn log(&self) -> String {
@@ -484,6 +531,18 @@ impl Operator {
     /// AWS calls so far by the operator, from /metrics: (reads, writes, by operation).
     pub fn aws_calls(&self) -> AwsCalls {
         aws_calls_in(&self.metrics())
+    }
+
+    /// The AWS calls made while `action` ran, printed as `what`.
+    pub fn calls_during(&self, what: &str, action: impl FnOnce()) -> AwsCalls {
+        let before = self.aws_calls();
+        action();
+        let calls = before.since(&self.aws_calls());
+        eprintln!(
+            "{what}: {} reads, {} writes: {:?}",
+            calls.reads, calls.writes, calls.by_operation
+        );
+        calls
     }
 
     /// Reconciles finished so far.
@@ -580,13 +639,25 @@ pub fn poke_and_wait(operator: &Operator, namespace: &str, name: &str) {
         &value,
         "--overwrite",
     ]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while operator.reconciles() <= before {
-        assert!(Instant::now() < deadline, "no reconcile after the poke");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    poll::until(
+        "a reconcile after the poke",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || operator.reconciles() > before,
+    );
     // Let any reconcile the first one queued (e.g. its own status write) finish too.
     std::thread::sleep(Duration::from_millis(1500));
+}
+
+/// The SDK's config loader with the tests' HTTPS client: the SDK crates are built without
+/// `default-https-client`, so bring our own (rustls with ring, as the operator's).
+pub fn sdk_config_loader() -> aws_config::ConfigLoader {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
 }
 
 pub async fn aws() -> Arc<RegionClients> {
@@ -651,20 +722,14 @@ pub async fn make_vpc_in_azs(ec2: &aws_sdk_ec2::Client, second_octet: u8, azs: &
         let cidr = format!("10.{second_octet}.{i}.0/24");
         subnet_ids.push(add_subnet(ec2, &vpc_id, &cidr, az).await);
     }
-    let group = |what: &'static str| {
-        let request = ec2
-            .create_security_group()
-            .group_name(unique(what))
-            .description(format!("test {what} instances"))
-            .vpc_id(&vpc_id);
-        async move {
-            request
-                .send()
-                .await
-                .expect("CreateSecurityGroup")
-                .group_id
-                .expect("group ID")
-        }
+    let group = async |what: &str| {
+        make::security_group(
+            ec2,
+            &vpc_id,
+            &unique(what),
+            &format!("test {what} instances"),
+        )
+        .await
     };
     let client_sg_id = group("client").await;
     let extra_sg_id = group("extra").await;
@@ -706,11 +771,7 @@ pub async fn owned_resources(aws: &RegionClients, cluster: &str) -> Vec<(String,
         .await
         .expect("DescribeVpcEndpoints");
     for endpoint in endpoints.vpc_endpoints.unwrap_or_default() {
-        let state = endpoint
-            .state
-            .as_ref()
-            .map(|s| s.as_str().to_ascii_lowercase())
-            .unwrap_or_default();
+        let state = inspect::endpoint_state(&endpoint);
         if state != "deleted" && state != "deleting" {
             found.push((
                 "vpc-endpoint".to_string(),
@@ -731,14 +792,7 @@ pub async fn owned_resources(aws: &RegionClients, cluster: &str) -> Vec<(String,
             group.group_id.unwrap_or_default(),
         ));
     }
-    let apis = aws
-        .apigateway
-        .get_rest_apis()
-        .limit(500)
-        .send()
-        .await
-        .expect("GetRestApis");
-    for api in apis.items.unwrap_or_default() {
+    for api in inspect::rest_apis(aws).await {
         if api
             .tags
             .as_ref()
@@ -749,69 +803,13 @@ pub async fn owned_resources(aws: &RegionClients, cluster: &str) -> Vec<(String,
             found.push(("rest-api".to_string(), api.id.unwrap_or_default()));
         }
     }
-    let mut marker = None;
-    loop {
-        let page = aws
-            .lambda
-            .list_functions()
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .expect("ListFunctions");
-        for function in page.functions.unwrap_or_default() {
-            let Some(arn) = function.function_arn else {
-                continue;
-            };
-            let tags = aws
-                .lambda
-                .list_tags()
-                .resource(&arn)
-                .send()
-                .await
-                .ok()
-                .and_then(|t| t.tags)
-                .unwrap_or_default();
-            if tags.get("privateapi.io/cluster").map(String::as_str) == Some(cluster) {
-                found.push(("function".to_string(), arn));
-            }
-        }
-        match page.next_marker {
-            Some(next) if !next.is_empty() => marker = Some(next),
-            _ => break,
+    for (function, tags) in inspect::functions_with_tags(aws).await {
+        if tags.get("privateapi.io/cluster").map(String::as_str) == Some(cluster)
+            && let Some(arn) = function.function_arn
+        {
+            found.push(("function".to_string(), arn));
         }
     }
     found.sort();
     found
-}
-
-/// A PrivateApi manifest with the reference stack's shape.
-pub fn seed_manifest(namespace: &str, name: &str, vpc: &TestVpc, extra_spec: &str) -> String {
-    format!(
-        r#"apiVersion: privateapi.io/v1alpha1
-kind: PrivateApi
-metadata:
-  name: {name}
-  namespace: {namespace}
-spec:
-  region: us-east-1
-  endpoint:
-    create:
-      vpcId: {vpc}
-      subnetIds: [{s0}, {s1}]
-      privateDns: true
-      allowedSecurityGroupIds: [{sg}]
-  backend:
-    builtin:
-      message: "Private API executed!!"
-    architecture: x86_64
-    memoryMiB: 256
-  stageName: prod
-  tags:
-    team: test
-{extra_spec}"#,
-        vpc = vpc.vpc_id,
-        s0 = vpc.subnet_ids[0],
-        s1 = vpc.subnet_ids[1],
-        sg = vpc.client_sg_id,
-    )
 }

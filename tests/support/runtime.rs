@@ -8,26 +8,11 @@ use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Operator, kubectl_raw};
-
-/// Poll `check` every 200 ms until it returns `Some`; panic with `what` after `timeout`.
-pub fn wait_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use super::{Operator, kubectl_raw, poll};
 
 /// The operator's Lease (its default name).
 pub const LEASE: &str = "privateapi-operator";
@@ -35,19 +20,28 @@ pub const LEASE: &str = "privateapi-operator";
 /// Wait until `operator` holds the lease: the Lease names it and its leader gauge is 1.
 pub fn wait_leader(namespace: &str, operator: &Operator, timeout: Duration) {
     let identity = operator.identity();
-    wait_until(timeout, &format!("{identity} to hold the lease"), || {
-        (lease_holder(namespace, LEASE).as_deref() == Some(identity.as_str())
-            && operator.is_leader())
-        .then_some(())
-    });
+    poll::until(
+        &format!("{identity} to hold the lease"),
+        timeout,
+        Duration::from_millis(200),
+        || {
+            lease_holder(namespace, LEASE).as_deref() == Some(identity.as_str())
+                && operator.is_leader()
+        },
+    );
 }
 
 /// Wait until `operator` is a ready standby (healthy, not leading).
 pub fn wait_standby(operator: &Operator) {
-    wait_until(Duration::from_secs(60), "the standby to be ready", || {
-        let (code, body) = operator.admin_status("/readyz");
-        (code == 200 && body.contains("standby")).then_some(())
-    });
+    poll::until(
+        "the standby to be ready",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || {
+            let (code, body) = operator.admin_status("/readyz");
+            code == 200 && body.contains("standby")
+        },
+    );
     assert!(!operator.is_leader());
     assert_eq!(operator.admin_status("/healthz").0, 200);
 }
@@ -80,12 +74,11 @@ impl Operator {
             .expect("kill runs");
         assert!(sent.success(), "kill -TERM {pid} failed");
         let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if Instant::now() >= deadline {
+        match poll::within(timeout, Duration::from_millis(100), || {
+            child.try_wait().expect("try_wait")
+        }) {
+            Ok(status) => status,
+            Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
@@ -93,7 +86,6 @@ impl Operator {
                     self.log()
                 );
             }
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

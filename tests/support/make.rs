@@ -1,0 +1,95 @@
+//! Making AWS resources as someone other than the operator does (a user, a CDK stack): no
+//! ownership tags unless a test adds them.
+
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, VpcEndpointType};
+use privateapi_operator::aws::RegionClients;
+
+use super::TestVpc;
+
+/// The `execute-api` service of the tests' region.
+pub const EXECUTE_API: &str = "com.amazonaws.us-east-1.execute-api";
+
+/// A security group `name` in `vpc_id`.
+pub async fn security_group(
+    ec2: &aws_sdk_ec2::Client,
+    vpc_id: &str,
+    name: &str,
+    description: &str,
+) -> String {
+    ec2.create_security_group()
+        .group_name(name)
+        .description(description)
+        .vpc_id(vpc_id)
+        .send()
+        .await
+        .expect("CreateSecurityGroup")
+        .group_id
+        .expect("group ID")
+}
+
+/// An endpoint of `service` in `vpc`, tagged `tags`; an interface endpoint is in all its subnets,
+/// without private DNS.
+pub async fn endpoint(
+    aws: &RegionClients,
+    vpc: &TestVpc,
+    type_: VpcEndpointType,
+    service: &str,
+    tags: &[(&str, &str)],
+) -> String {
+    let mut request = aws
+        .ec2
+        .create_vpc_endpoint()
+        .vpc_endpoint_type(type_.clone())
+        .vpc_id(&vpc.vpc_id)
+        .service_name(service);
+    if type_ == VpcEndpointType::Interface {
+        request = request
+            .set_subnet_ids(Some(vpc.subnet_ids.clone()))
+            .private_dns_enabled(false);
+    }
+    if !tags.is_empty() {
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::VpcEndpoint);
+        for (k, v) in tags {
+            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+        }
+        request = request.tag_specifications(spec.build());
+    }
+    request
+        .send()
+        .await
+        .expect("CreateVpcEndpoint")
+        .vpc_endpoint
+        .and_then(|e| e.vpc_endpoint_id)
+        .expect("endpoint id")
+}
+
+/// An `execute-api` interface endpoint in `vpc` (its subnets, no private DNS), untagged.
+pub async fn execute_api_endpoint(aws: &RegionClients, vpc: &TestVpc) -> String {
+    endpoint(aws, vpc, VpcEndpointType::Interface, EXECUTE_API, &[]).await
+}
+
+/// A function `name` running the operator's built-in handler (`PAPI_HANDLER_ZIP_X86_64`), with
+/// the test bed's role and 128 MiB; its ARN.
+pub async fn handler_function(aws: &RegionClients, name: &str) -> String {
+    let zip_path = std::env::var("PAPI_HANDLER_ZIP_X86_64").expect("PAPI_HANDLER_ZIP_X86_64");
+    let zip = std::fs::read(&zip_path).expect("handler zip");
+    let role = std::env::var("PAPI_LAMBDA_ROLE_ARN").expect("PAPI_LAMBDA_ROLE_ARN");
+    aws.lambda
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role)
+        .architectures(aws_sdk_lambda::types::Architecture::X8664)
+        .memory_size(128)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateFunction")
+        .function_arn
+        .expect("function ARN")
+}
