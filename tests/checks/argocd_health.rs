@@ -636,7 +636,6 @@ async fn the_real_operators_objects_get_the_right_health() {
     let world = World::new("argocd")
         .cluster_prefix("argo")
         .vpc(43)
-        .without_bed_hold()
         .build()
         .await;
     let (namespace, cluster) = (&world.namespace, &world.cluster);

@@ -550,7 +550,6 @@ async fn every_operation_the_operator_performed_is_allowed() {
     let mut world = World::new("iam")
         .cluster_prefix("iam")
         .vpc(44)
-        .without_bed_hold()
         .operator()
         .await;
     let (namespace, aws, vpc) = (&world.namespace, &world.aws, world.vpc());

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn harness_measures_two_objects_and_writes_the_results_files() {
-    let _bed = crate::support::hold_testbed();
+    crate::support::require_testbed();
     let zip = std::env::var("PAPI_HANDLER_ZIP_X86_64")
         .expect("PAPI_HANDLER_ZIP_X86_64 (scripts/test.sh builds the handler package)");
     let work = tempfile::tempdir().expect("temp dir");

@@ -223,7 +223,7 @@ async fn end_to_end_as(installed: &Installed, workload: &str, second_octet: u8) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_wide_rbac_is_enough_and_no_more() {
-    let _bed = crate::support::hold_testbed();
+    crate::support::require_testbed();
     install_crd();
     let installed = install_identity(&unique("rbac"), &[]);
     let workload = unique("rbac-wl");
@@ -234,7 +234,7 @@ async fn cluster_wide_rbac_is_enough_and_no_more() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespace_scoped_rbac_is_enough_and_no_more() {
-    let _bed = crate::support::hold_testbed();
+    crate::support::require_testbed();
     install_crd();
     let workload = unique("rbac-ns");
     create_namespace(&workload);

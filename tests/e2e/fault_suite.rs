@@ -18,6 +18,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::control_plane::ControlPlane;
 use crate::support::faults::FaultProxy;
 use crate::support::invariant::{self, Report, Scope};
 use crate::support::runtime::{LEASE, lease_holder, wait_leader, wait_standby};
@@ -54,7 +55,6 @@ impl Bed {
         let world = World::new(&format!("faults-{tag}"))
             .cluster_prefix(&format!("fc-{tag}"))
             .vpc(vpc_octet)
-            .without_bed_hold()
             .build()
             .await;
         let proxy = FaultProxy::start(seed);
@@ -181,7 +181,7 @@ fn mixed_rules(rate: f64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_1_a_fifth_of_all_calls_fail() {
-    let _bed = crate::support::hold_testbed();
+    crate::support::require_testbed();
     let (objects, seeds): (usize, &[u64]) = if soak() {
         (20, &[11, 12, 13])
     } else {
@@ -240,7 +240,7 @@ async fn scenario_1_a_fifth_of_all_calls_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_2_kill_after_every_mutating_call_of_a_create() {
-    let _bed = crate::support::hold_testbed();
+    crate::support::require_testbed();
     let mut bed = Bed::new("kill", 21, 62, &[]).await;
     // how many mutating calls a create makes
     bed.create("reference");
@@ -289,7 +289,7 @@ async fn scenario_2_kill_after_every_mutating_call_of_a_create() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_3_lost_responses_on_every_create_call() {
-    let _bed = crate::support::hold_testbed();
+    crate::support::require_testbed();
     let bed = Bed::new("lost", 31, 63, &[]).await;
     bed.create("reference");
     bed.wait_ready("reference", CONVERGE);
@@ -373,7 +373,7 @@ async fn scenario_3_lost_responses_on_every_create_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_4_delete_half_way_and_while_throttled() {
-    let _bed = crate::support::hold_testbed();
+    crate::support::require_testbed();
     let bed = Bed::new("delete", 41, 64, &[]).await;
     let started = Instant::now();
     let mut faults = 0;
@@ -419,9 +419,13 @@ async fn scenario_4_delete_half_way_and_while_throttled() {
 // ---------------------------------------------------------------------------------------------
 // 5. the API server restarts mid-run
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One thread (current-thread runtime): its support helpers talk to its own control plane.
+#[tokio::test]
 async fn scenario_5_the_api_server_restarts() {
-    let apiserver = crate::support::hold_testbed_alone();
+    crate::support::require_testbed();
+    // Its own control plane: restarting the shared one would stop every other test.
+    let plane = ControlPlane::start();
+    let _talking = plane.talk_to();
     // The lease outlasts the outage (the restart takes 3 s down plus up to ~20 s to start on a
     // loaded machine), so the leader keeps it and goes on without a restart. An outage longer
     // than the lease makes the leader exit on purpose (tests/e2e/runtime.rs), to be restarted.
@@ -431,15 +435,7 @@ async fn scenario_5_the_api_server_restarts() {
         bed.create(name);
     }
     // restart while those creates are under way
-    let dir = std::env::var("PAPI_TESTBED_DIR").expect("PAPI_TESTBED_DIR");
-    let script = crate::support::repo_path("testbed/k8s/restart-apiserver.sh");
-    let status = std::process::Command::new("bash")
-        .arg(script)
-        .arg(&dir)
-        .arg("3")
-        .status()
-        .expect("restart-apiserver.sh runs");
-    assert!(status.success(), "restart-apiserver.sh failed");
+    plane.restart_apiserver(3);
     // the same operator process (never restarted) finishes them and sees new objects
     bed.create("after");
     let names: Vec<String> = ["before-0", "before-1", "after"]
@@ -451,7 +447,6 @@ async fn scenario_5_the_api_server_restarts() {
     bed.wait_gone("before-1", CONVERGE);
     let converge = started.elapsed();
     let report = bed.assert_invariant("after an API server restart").await;
-    drop(apiserver);
     record(Row {
         scenario: "5 apiserver restart",
         runs: 1,
@@ -469,7 +464,7 @@ async fn scenario_5_the_api_server_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_6_owned_resources_deleted_behind_its_back() {
-    let _bed = crate::support::hold_testbed();
+    crate::support::require_testbed();
     let mut bed = Bed::new("behind", 61, 66, &["--resync-seconds", "5"]).await;
     // one object: with private DNS, as the reference stack (its endpoint replacement waits for
     // the deleted one to go)
@@ -579,7 +574,7 @@ async fn scenario_6_owned_resources_deleted_behind_its_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_3b_hung_calls_time_out_and_converge() {
-    let _bed = crate::support::hold_testbed();
+    crate::support::require_testbed();
     let bed = Bed::new("hung", 35, 67, &["--aws-attempt-timeout-seconds", "5"]).await;
     // the first call of each kind hangs after reaching AWS (a write and reads)
     bed.proxy.set_rules(json!([
@@ -611,7 +606,7 @@ async fn scenario_3b_hung_calls_time_out_and_converge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_7_the_leader_killed_mid_create() {
-    let _bed = crate::support::hold_testbed();
+    crate::support::require_testbed();
     // A short lease so the takeover is quick; the standby polls the Lease every 2 s.
     let flags = ["--lease-duration-seconds", "6"];
     let mut bed = Bed::new("leader", 77, 69, &flags).await;
@@ -696,7 +691,7 @@ async fn scenario_7_the_leader_killed_mid_create() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_invariant_sees_duplicates_orphans_and_missing_ids() {
-    let _bed = crate::support::hold_testbed();
+    crate::support::require_testbed();
     let bed = Bed::new("checker", 71, 68, &[]).await;
     bed.create("watched");
     let object = bed.wait_ready("watched", CONVERGE);

@@ -63,7 +63,7 @@ fn throttled_seen(operator: &Operator) -> f64 {
 /// operator is throttled (and still converges, by backing off); with it, not once.
 #[tokio::test]
 async fn quotas_throttle_an_unpaced_operator_and_never_a_paced_one() {
-    let _bed = crate::support::hold_testbed();
+    crate::support::require_testbed();
     let mut results = Vec::new();
     for (pacing, octet) in [(false, 91u8), (true, 92)] {
         let mut world = World::new(if pacing {
@@ -73,7 +73,6 @@ async fn quotas_throttle_an_unpaced_operator_and_never_a_paced_one() {
         })
         .cluster_prefix("qc")
         .vpc(octet)
-        .without_bed_hold()
         .build()
         .await;
         let proxy = FaultProxy::start(7);
@@ -396,7 +395,7 @@ fn ready_order(objects: &[(String, String)], timeout: Duration) -> Vec<((String,
 /// reconciles in no particular order, a hash set's: that object would come anywhere in the 13.)
 #[tokio::test]
 async fn a_busy_namespace_does_not_hold_back_a_quiet_one() {
-    let _bed = crate::support::hold_testbed();
+    crate::support::require_testbed();
     install_crd();
     let aws = crate::support::aws().await;
     let run = unique("fair");

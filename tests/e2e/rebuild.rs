@@ -7,136 +7,40 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::control_plane::ControlPlane;
 use crate::support::*;
 use privateapi_operator::crd::Architecture;
 use serde_json::Value;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// A control plane of the test's own (etcd + kube-apiserver by the test bed's scripts).
-struct ControlPlane {
-    dir: PathBuf,
-    kubeconfig: PathBuf,
-    running: bool,
-}
-
-fn testbed_script(path: &str) -> PathBuf {
-    crate::support::repo_path("testbed").join(path)
-}
-
-impl ControlPlane {
-    fn start() -> Self {
-        let dir = std::env::temp_dir().join(unique("papi-cp"));
-        let status = Command::new("bash")
-            .arg(testbed_script("k8s/start.sh"))
-            .arg(&dir)
-            .status()
-            .expect("start.sh runs");
-        assert!(status.success(), "testbed/k8s/start.sh {}", dir.display());
-        let plane = Self {
-            kubeconfig: dir.join("kubeconfig"),
-            dir,
-            running: true,
-        };
-        plane.kubectl(&[
-            "apply",
-            "--server-side",
-            "-f",
-            &crate::support::repo_path("crds/privateapi.yaml").to_string_lossy(),
-        ]);
-        plane.kubectl(&[
-            "wait",
-            "--for=condition=established",
-            "crd/privateapis.privateapi.io",
-            "--timeout=60s",
-        ]);
-        plane
-    }
-
-    fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let mut command = Command::new("kubectl");
-        command
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("kubectl runs");
-        if let Some(input) = stdin {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(input.as_bytes())
-                .expect("write stdin");
-        }
-        drop(child.stdin.take());
-        let out = child.wait_with_output().expect("kubectl finishes");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn kubectl(&self, args: &[&str]) -> String {
-        self.kubectl_stdin(args, None)
-    }
-
-    fn object(&self, namespace: &str, name: &str) -> Value {
-        serde_json::from_str(&self.kubectl(&[
-            "get",
-            "privateapi",
-            name,
-            "-n",
-            namespace,
-            "-o",
-            "json",
-        ]))
-        .expect("object JSON")
-    }
-
-    fn wait_ready(&self, namespace: &str, name: &str, operator: &ProcessOperator) -> Value {
-        poll::until(
-            &format!("{namespace}/{name} Ready"),
-            READY_TIMEOUT,
-            Duration::from_millis(500),
-            || {
-                let object = self.object(namespace, name);
-                if condition(&object, "Ready").is_some_and(|c| c["status"] == "True")
-                    && object["status"]["observedGeneration"] == object["metadata"]["generation"]
-                {
-                    Ok(object)
-                } else {
-                    Err(format!(
-                        "{}\noperator log:\n{}",
-                        object["status"],
-                        operator.log()
-                    ))
-                }
-            },
-        )
-    }
-
-    fn stop(&mut self) {
-        if self.running {
-            let _ = Command::new("bash")
-                .arg(testbed_script("k8s/stop.sh"))
-                .arg(&self.dir)
-                .status();
-            self.running = false;
-        }
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// Wait until `namespace/name` in `plane` is Ready for its generation; the operator's log on
+/// timeout.
+fn wait_ready(
+    plane: &ControlPlane,
+    namespace: &str,
+    name: &str,
+    operator: &ProcessOperator,
+) -> Value {
+    poll::until(
+        &format!("{namespace}/{name} Ready"),
+        READY_TIMEOUT,
+        Duration::from_millis(500),
+        || {
+            let object = plane.object(namespace, name);
+            if condition(&object, "Ready").is_some_and(|c| c["status"] == "True")
+                && object["status"]["observedGeneration"] == object["metadata"]["generation"]
+            {
+                Ok(object)
+            } else {
+                Err(format!(
+                    "{}\noperator log:\n{}",
+                    object["status"],
+                    operator.log()
+                ))
+            }
+        },
+    )
 }
 
 /// The operator as a process against a given kubeconfig.
@@ -153,6 +57,9 @@ impl ProcessOperator {
         command
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,privateapi_operator=debug")
+            // As `support::Operator`: the fake is not AWS, pace it as one fifty times as large
+            // (at AWS's own quotas the four deletions alone wait a minute for DeleteRestApi).
+            .env("PAPI_AWS_QUOTA_SCALE", "50")
             .args(["--cluster-name", cluster, "--namespace", namespace])
             .args(["--admin-addr", "127.0.0.1:0"])
             .stdout(Stdio::from(file.try_clone().expect("log handle")))
@@ -212,26 +119,54 @@ fn ids(object: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuilt_cluster_takes_over_the_same_resources_and_other_clusters_are_untouched() {
-    let _bed = crate::support::hold_testbed();
+    crate::support::require_testbed();
     let aws = aws().await;
     let namespace = "payments";
     let names = ["alpha", "beta"];
     let cluster = unique("prod");
     let other_cluster = unique("staging");
-    let vpcs = [make_vpc(&aws.ec2, 71).await, make_vpc(&aws.ec2, 72).await];
-    let other_vpcs = [make_vpc(&aws.ec2, 73).await, make_vpc(&aws.ec2, 74).await];
+    let (a, b, c, d) = tokio::join!(
+        make_vpc(&aws.ec2, 71),
+        make_vpc(&aws.ec2, 72),
+        make_vpc(&aws.ec2, 73),
+        make_vpc(&aws.ec2, 74)
+    );
+    let (vpcs, other_vpcs) = ([a, b], [c, d]);
 
-    // The first life of the cluster.
-    let mut first = ControlPlane::start();
-    first.kubectl(&["create", "namespace", namespace]);
+    let started = std::time::Instant::now();
+    let phase = |what: &str| {
+        eprintln!(
+            "rebuild: {what} at {:.1} s",
+            started.elapsed().as_secs_f64()
+        )
+    };
+    // The three control planes of the story (the first life of the cluster, another cluster, the
+    // rebuilt one), started together: each start takes seconds of waiting for etcd and /readyz.
+    let (mut first, other, second) = std::thread::scope(|threads| {
+        let planes = [(); 3].map(|()| threads.spawn(ControlPlane::start));
+        let [first, other, second] = planes.map(|plane| plane.join().expect("a control plane"));
+        (first, other, second)
+    });
+    for plane in [&first, &other, &second] {
+        plane.kubectl(&["create", "namespace", namespace]);
+    }
+
+    phase("control planes up");
+    // The first life of the cluster and another cluster with the same namespace and names (its
+    // own resources), converging at the same time.
     let operator = ProcessOperator::start(&first.kubeconfig, namespace, &cluster);
-    for (name, vpc) in names.iter().zip(&vpcs) {
+    let other_operator = ProcessOperator::start(&other.kubeconfig, namespace, &other_cluster);
+    for (name, (vpc, other_vpc)) in names.iter().zip(vpcs.iter().zip(&other_vpcs)) {
         first.kubectl_stdin(&["apply", "-f", "-"], Some(&manifest(namespace, name, vpc)));
+        other.kubectl_stdin(
+            &["apply", "-f", "-"],
+            Some(&manifest(namespace, name, other_vpc)),
+        );
     }
     let before: Vec<(String, Vec<String>)> = names
         .iter()
         .map(|name| {
-            let object = first.wait_ready(namespace, name, &operator);
+            let object = wait_ready(&first, namespace, name, &operator);
             (
                 object["metadata"]["uid"]
                     .as_str()
@@ -247,17 +182,9 @@ async fn a_rebuilt_cluster_takes_over_the_same_resources_and_other_clusters_are_
         8,
         "4 resources per object: {owned_before:?}"
     );
-
-    // Another cluster, same namespace and names, its own resources.
-    let other = ControlPlane::start();
-    other.kubectl(&["create", "namespace", namespace]);
-    let other_operator = ProcessOperator::start(&other.kubeconfig, namespace, &other_cluster);
-    for (name, vpc) in names.iter().zip(&other_vpcs) {
-        other.kubectl_stdin(&["apply", "-f", "-"], Some(&manifest(namespace, name, vpc)));
-    }
     let other_ids: Vec<Vec<String>> = names
         .iter()
-        .map(|name| ids(&other.wait_ready(namespace, name, &other_operator)))
+        .map(|name| ids(&wait_ready(&other, namespace, name, &other_operator)))
         .collect();
     let other_owned = owned_resources(&aws, &other_cluster).await;
     assert_eq!(other_owned.len(), 8, "{other_owned:?}");
@@ -270,20 +197,19 @@ async fn a_rebuilt_cluster_takes_over_the_same_resources_and_other_clusters_are_
         }
     }
 
+    phase("both clusters Ready");
     // The cluster is lost: operator and control plane gone, etcd data with them.
     drop(operator);
     first.stop();
     drop(first);
 
     // A new control plane, the same manifests (GitOps re-applies them), the same cluster name.
-    let second = ControlPlane::start();
-    second.kubectl(&["create", "namespace", namespace]);
     for (name, vpc) in names.iter().zip(&vpcs) {
         second.kubectl_stdin(&["apply", "-f", "-"], Some(&manifest(namespace, name, vpc)));
     }
     let operator = ProcessOperator::start(&second.kubeconfig, namespace, &cluster);
     for (name, (old_uid, old_ids)) in names.iter().zip(&before) {
-        let object = second.wait_ready(namespace, name, &operator);
+        let object = wait_ready(&second, namespace, name, &operator);
         assert_ne!(object["metadata"]["uid"].as_str(), Some(old_uid.as_str()));
         assert_eq!(
             &ids(&object),
@@ -322,7 +248,8 @@ async fn a_rebuilt_cluster_takes_over_the_same_resources_and_other_clusters_are_
         );
     }
 
-    // Both clusters clean up what they own.
+    phase("the rebuilt cluster Ready on the same resources");
+    // Both clusters clean up what they own, at the same time.
     for plane in [&second, &other] {
         plane.kubectl(&[
             "delete",
@@ -330,10 +257,27 @@ async fn a_rebuilt_cluster_takes_over_the_same_resources_and_other_clusters_are_
             "--all",
             "-n",
             namespace,
-            "--wait=true",
-            "--timeout=180s",
+            "--wait=false",
         ]);
     }
+    poll::until(
+        "both clusters' objects gone (finalizers done)",
+        READY_TIMEOUT,
+        Duration::from_secs(1),
+        || {
+            let left: Vec<String> = [&second, &other]
+                .iter()
+                .map(|plane| plane.kubectl(&["get", "privateapi", "-n", namespace, "-o", "name"]))
+                .filter(|out| !out.trim().is_empty())
+                .collect();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(left.join(" "))
+            }
+        },
+    );
+    phase("both clusters' objects gone");
     poll::until_async(
         "no resources left after delete",
         Duration::from_secs(120),
@@ -349,4 +293,5 @@ async fn a_rebuilt_cluster_takes_over_the_same_resources_and_other_clusters_are_
         },
     )
     .await;
+    phase("both clusters deleted, nothing left in AWS");
 }

@@ -37,6 +37,7 @@ use privateapi_operator::aws::{AwsClients, RegionClients};
 use privateapi_operator::metrics::Metrics;
 use serde_json::Value;
 
+pub mod control_plane;
 pub mod faults;
 pub mod invariant;
 
@@ -45,68 +46,6 @@ pub const REGION: &str = "us-east-1";
 pub fn require_testbed() {
     if std::env::var("PAPI_TESTBED").is_err() {
         panic!("run through `make test` (testbed/with-testbed.sh): this test needs the test bed");
-    }
-}
-
-/// The end-to-end tests share one test bed and run in parallel in one binary; one scenario restarts
-/// the API server under them (`fault_suite`). Each end-to-end test holds the bed while it runs:
-/// shared ([`hold_testbed`]) by every test, alone ([`hold_testbed_alone`]) by the restart, which
-/// waits for the tests running to finish and holds back those not started yet.
-#[must_use = "the bed is held until the guard is dropped"]
-pub struct TestBedHold {
-    alone: bool,
-}
-
-/// (tests holding the bed shared, whether one holds or waits for it alone)
-static TESTBED_HOLDS: std::sync::Mutex<(usize, bool)> = std::sync::Mutex::new((0, false));
-static TESTBED_HOLDS_CHANGED: std::sync::Condvar = std::sync::Condvar::new();
-
-fn testbed_holds() -> std::sync::MutexGuard<'static, (usize, bool)> {
-    TESTBED_HOLDS.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Hold the test bed shared, for as long as the guard lives (see [`TestBedHold`]). Blocks while
-/// a test holds it alone or waits to: call it first thing in a test, never while holding one.
-pub fn hold_testbed() -> TestBedHold {
-    require_testbed();
-    let mut holds = testbed_holds();
-    while holds.1 {
-        holds = TESTBED_HOLDS_CHANGED
-            .wait(holds)
-            .unwrap_or_else(|p| p.into_inner());
-    }
-    holds.0 += 1;
-    TestBedHold { alone: false }
-}
-
-/// Hold the test bed alone (no other test runs meanwhile), e.g. to restart its API server.
-pub fn hold_testbed_alone() -> TestBedHold {
-    require_testbed();
-    let mut holds = testbed_holds();
-    while holds.1 {
-        holds = TESTBED_HOLDS_CHANGED
-            .wait(holds)
-            .unwrap_or_else(|p| p.into_inner());
-    }
-    // From now on new tests wait; then wait for the running ones.
-    holds.1 = true;
-    while holds.0 > 0 {
-        holds = TESTBED_HOLDS_CHANGED
-            .wait(holds)
-            .unwrap_or_else(|p| p.into_inner());
-    }
-    TestBedHold { alone: true }
-}
-
-impl Drop for TestBedHold {
-    fn drop(&mut self) {
-        let mut holds = testbed_holds();
-        if self.alone {
-            holds.1 = false;
-        } else {
-            holds.0 = holds.0.saturating_sub(1);
-        }
-        TESTBED_HOLDS_CHANGED.notify_all();
     }
 }
 
@@ -129,6 +68,9 @@ pub fn unique(prefix: &str) -> String {
 /// Run kubectl with `args` (and `stdin`), returning its output whatever the exit code.
 pub fn kubectl_raw(args: &[&str], stdin: Option<&str>) -> Output {
     let mut command = Command::new("kubectl");
+    if let Some(kubeconfig) = control_plane::kubeconfig_override() {
+        command.arg("--kubeconfig").arg(kubeconfig);
+    }
     command
         .args(args)
         .stdin(if stdin.is_some() {
@@ -401,6 +343,13 @@ impl Operator {
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
+                // A test that talks to a control plane of its own starts its operators there.
+                .chain(control_plane::kubeconfig_override().map(|kubeconfig| {
+                    (
+                        "KUBECONFIG".to_string(),
+                        kubeconfig.to_string_lossy().into_owned(),
+                    )
+                }))
                 .collect(),
         }
     }

@@ -16,9 +16,9 @@ use super::manifest::PrivateApiManifest;
 use serde_json::Value;
 
 use super::{
-    Operator, TestBedHold, TestVpc, aws, create_namespace, delete_object, get_object, hold_testbed,
-    install_crd, list_objects, make_vpc, owned_resources, patch_spec, poke_and_wait,
-    require_testbed, unique, wait_for, wait_gone, wait_ready,
+    Operator, TestVpc, aws, create_namespace, delete_object, get_object, install_crd, list_objects,
+    make_vpc, owned_resources, patch_spec, poke_and_wait, require_testbed, unique, wait_for,
+    wait_gone, wait_ready,
 };
 
 /// What a test's world is made of, before it is made.
@@ -27,18 +27,16 @@ pub struct WorldBuilder {
     prefix: String,
     cluster_prefix: String,
     vpc: Option<u8>,
-    hold: bool,
 }
 
 /// A test's namespace, cluster name, AWS clients, VPC and operator. Dropping it stops the
-/// operator, then lets go of the test bed.
+/// operator.
 pub struct World {
     pub namespace: String,
     pub cluster: String,
     pub aws: Arc<RegionClients>,
     vpc: Option<TestVpc>,
     operator: Option<Operator>,
-    _bed: Option<TestBedHold>,
 }
 
 impl World {
@@ -49,7 +47,6 @@ impl World {
             prefix: prefix.to_string(),
             cluster_prefix: "cl".to_string(),
             vpc: None,
-            hold: true,
         }
     }
 
@@ -176,21 +173,9 @@ impl WorldBuilder {
         self
     }
 
-    /// Only check that the bed is there: the test holds it itself (e.g. alone, to restart the API
-    /// server), or runs where nothing restarts it (the checks).
-    pub fn without_bed_hold(mut self) -> Self {
-        self.hold = false;
-        self
-    }
-
     /// The world, without an operator yet.
     pub async fn build(self) -> World {
-        let bed = if self.hold {
-            Some(hold_testbed())
-        } else {
-            require_testbed();
-            None
-        };
+        require_testbed();
         install_crd();
         let namespace = unique(&self.prefix);
         let cluster = unique(&self.cluster_prefix);
@@ -206,7 +191,6 @@ impl WorldBuilder {
             aws,
             vpc,
             operator: None,
-            _bed: bed,
         }
     }
 
