@@ -6,6 +6,7 @@ pub mod aws_operations;
 pub mod deploy;
 pub mod iam;
 pub mod in_process;
+pub mod netns;
 pub mod runtime;
 
 use std::collections::BTreeMap;
