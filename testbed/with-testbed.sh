@@ -18,6 +18,8 @@ if [[ $# -lt 1 ]]; then
     exit 2
 fi
 ROOT=$PAPI_TESTBED_ROOT
+# shellcheck source-path=SCRIPTDIR source=netns/lib-netns.sh
+. "$ROOT/netns/lib-netns.sh"
 
 bash "$ROOT/install.sh" || papi_die "testbed/install.sh failed"
 
@@ -62,6 +64,7 @@ cleanup() {
     fi
     bash "$ROOT/k8s/stop.sh" "$PAPI_TESTBED_DIR"
     wait
+    papi_netns_release
     if [[ ${PAPI_KEEP_TESTBED:-0} == 1 ]]; then
         papi_log "state kept (PAPI_KEEP_TESTBED=1): $PAPI_TESTBED_DIR (logs: $PAPI_TESTBED_DIR/*.log)"
     else
@@ -84,6 +87,19 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The bed's networks (testbed/netns): a slot of its own, its bridge and DNS address; namespaces
+# are made on first use by testbed/netns/run.sh. Skipped (with a note) when this process cannot
+# make namespaces (not root) or PAPI_NETNS=0.
+if [[ ${PAPI_NETNS:-1} != 0 ]] && papi_netns_can; then
+    if papi_netns_acquire "$PAPI_TESTBED_DIR"; then
+        papi_log "networks: slot $PAPI_NETNS_SLOT (testbed/netns/run.sh --vpc ... CMD)"
+    else
+        papi_log "networks: could not take a slot or make the bridge; running without them"
+    fi
+else
+    papi_log "networks: not made (needs root and ip netns; PAPI_NETNS=${PAPI_NETNS:-1})"
+fi
+
 # k8s and moto start side by side (each takes a few seconds).
 t0=$(papi_now)
 bash "$ROOT/k8s/start.sh" "$PAPI_TESTBED_DIR" &
@@ -100,7 +116,7 @@ papi_log "test bed up in $(papi_elapsed "$t0")s: $PAPI_TESTBED_DIR"
 export PAPI_TESTBED=1 PAPI_CACHE
 export PATH=$PAPI_CACHE/bin:$PATH
 export PAPI_RIE=$PAPI_CACHE/bin/aws-lambda-rie
-for env in k8s.env moto.env; do
+for env in k8s.env moto.env netns.env; do
     if [[ -f $PAPI_TESTBED_DIR/$env ]]; then
         # shellcheck disable=SC1090
         . "$PAPI_TESTBED_DIR/$env"

@@ -304,6 +304,31 @@ def apigw_delete_deployment_checks_live_stages() -> None:
 
 
 @correction
+def apigw_deployment_snapshot() -> None:
+    """A deployment freezes the API: a stage serves what was deployed, not the live API.
+
+    AWS (API Gateway developer guide, "Deploy a REST API"): CreateDeployment takes a snapshot of
+    the API's resources, methods, integrations and resource policy; a stage serves its
+    deployment's snapshot, so a change (a new policy, a new method) has no effect until it is
+    deployed. moto keeps no snapshot (and serves nothing). The snapshot is recorded on the
+    deployment (`_papi_snapshot`) for the test bed's execute-api data plane (dataplane.py).
+    Test: data_plane::undeployed_policy_edit_changes_nothing (tests/parts/data_plane.rs)."""
+    from moto.apigateway import models
+
+    import dataplane
+
+    orig = models.RestAPI.create_deployment
+
+    def create_deployment(self: Any, name: str, description: str, stage_variables: Any = None) -> Any:
+        with _LOCK:
+            deployment = orig(self, name, description, stage_variables)
+            deployment.__dict__["_papi_snapshot"] = dataplane.snapshot(self)
+        return deployment
+
+    models.RestAPI.create_deployment = create_deployment
+
+
+@correction
 def apigw_tags_by_arn() -> None:
     """TagResource / UntagResource / GetTags by ARN (`arn:aws:apigateway:<region>::/restapis/<id>`
     and `.../restapis/<id>/stages/<name>`).
@@ -1244,6 +1269,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-corrections", action="store_true",
                         default=os.environ.get("PAPI_MOTO_CORRECTIONS", "1") == "0",
                         help="serve plain moto (env PAPI_MOTO_CORRECTIONS=0): shows what each test catches")
+    parser.add_argument("--dataplane", default=None, metavar="DIR",
+                        help="serve the test bed's DNS and execute-api data plane (DIR/netns.env)")
     args = parser.parse_args(argv)
 
     import moto
@@ -1262,6 +1289,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["MOTO_PORT"] = str(port)
     print(f"papi moto {moto.__version__} on http://{args.host}:{port} with corrections: {', '.join(names) or 'NONE'}",
           file=sys.stderr, flush=True)
+    if args.dataplane:
+        import dataplane
+
+        dataplane.start(args.dataplane)
     if args.port_file:
         tmp = args.port_file + ".tmp"
         with open(tmp, "w") as f:
@@ -1272,6 +1303,10 @@ def main(argv: list[str] | None = None) -> None:
         # Everything is in memory and disposable: exit at once (a graceful werkzeug shutdown
         # waits for request threads and takes seconds).
         print(f"papi moto: signal {signum}, exiting", file=sys.stderr, flush=True)
+        if args.dataplane:
+            import dataplane
+
+            dataplane.stop()
         os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)

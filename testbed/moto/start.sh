@@ -19,9 +19,16 @@ if [[ -f "$dir/moto.pid" ]] && kill -0 "$(cat "$dir/moto.pid")" 2>/dev/null; the
 fi
 rm -f "$dir/moto.port" "$dir/moto.env"
 
+# The bed's networks (testbed/netns, made by with-testbed.sh): the server also answers its DNS
+# and serves the execute-api data plane on the endpoint addresses (dataplane.py).
+dataplane=()
+if [[ -f "$dir/netns.env" ]]; then
+  dataplane=(--dataplane "$dir")
+fi
 # --port 0: the server binds a port the kernel picks (no race) and writes it to moto.port.
+PAPI_RIE="${PAPI_RIE:-$PAPI_CACHE/bin/aws-lambda-rie}" \
 "$venv/bin/python" "$here/server.py" --host 127.0.0.1 --port "${PAPI_MOTO_PORT:-0}" \
-  --port-file "$dir/moto.port" </dev/null >"$dir/moto.log" 2>&1 &
+  --port-file "$dir/moto.port" "${dataplane[@]}" </dev/null >"$dir/moto.log" 2>&1 &
 pid=$!
 echo "$pid" >"$dir/moto.pid"
 

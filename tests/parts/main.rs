@@ -6,6 +6,7 @@
 mod support;
 
 mod backend;
+mod data_plane;
 mod endpoint;
 mod fault_proxy;
 mod moto_fidelity;

@@ -16,6 +16,7 @@ pub mod in_process;
 pub mod inspect;
 pub mod make;
 pub mod manifest;
+pub mod netns;
 pub mod poll;
 pub mod runtime;
 pub mod world;
