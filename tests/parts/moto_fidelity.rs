@@ -76,6 +76,33 @@ fn failure<E: ProvideErrorMetadata + std::fmt::Debug, T: std::fmt::Debug>(
     }
 }
 
+/// A call that must fail, answering its error code and HTTP status.
+type FailingCall<'a> = futures::future::BoxFuture<'a, (String, u16)>;
+
+/// What a failing call is, and the error code and HTTP status it must answer.
+type Expected<'a> = (&'a str, &'a str, u16);
+
+/// The error code and HTTP status a call answers (it must fail).
+fn code_and_status<'a, T, E, F>(call: F) -> FailingCall<'a>
+where
+    T: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::fmt::Debug,
+    F: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>> + Send + 'a,
+{
+    Box::pin(async move {
+        let (code, status, _) = failure(call.await);
+        (code, status)
+    })
+}
+
+/// A table of calls that must fail: (what, expected code, expected status) and the call, in order.
+async fn expect_failures(table: Vec<(Expected<'_>, FailingCall<'_>)>) {
+    for ((what, code, status), call) in table {
+        let (got_code, got_status) = call.await;
+        assert_eq!((got_code.as_str(), got_status), (code, status), "{what}");
+    }
+}
+
 /// How often the fidelity tests look again at what they wait for.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -456,114 +483,122 @@ async fn apigw_deletes_are_404_when_gone() {
         .id()
         .unwrap()
         .to_string();
-    let nf = ("NotFoundException".to_string(), 404u16);
-    let (c, s, _) = failure(
-        aws.apigw
-            .get_deployment()
-            .rest_api_id(&id)
-            .deployment_id("nosuchdep")
-            .send()
-            .await,
-    );
-    assert_eq!((c, s), nf, "GetDeployment unknown");
-    let (c, s, _) = failure(
-        aws.apigw
-            .delete_deployment()
-            .rest_api_id(&id)
-            .deployment_id("nosuchdep")
-            .send()
-            .await,
-    );
-    assert_eq!((c, s), nf, "DeleteDeployment unknown");
-    let (c, s, _) = failure(
-        aws.apigw
-            .delete_stage()
-            .rest_api_id(&id)
-            .stage_name("prod")
-            .send()
-            .await,
-    );
-    assert_eq!((c, s), nf, "DeleteStage unknown");
-    let (c, s, _) = failure(
-        aws.apigw
-            .get_stage()
-            .rest_api_id(&id)
-            .stage_name("prod")
-            .send()
-            .await,
-    );
-    assert_eq!((c, s), nf, "GetStage unknown");
-    let (c, s, _) = failure(
-        aws.apigw
-            .delete_method()
-            .rest_api_id(&id)
-            .resource_id(&root)
-            .http_method("ANY")
-            .send()
-            .await,
-    );
-    assert_eq!((c, s), nf, "DeleteMethod unknown");
-    let (c, s, _) = failure(
-        aws.apigw
-            .get_integration()
-            .rest_api_id(&id)
-            .resource_id(&root)
-            .http_method("ANY")
-            .send()
-            .await,
-    );
-    assert_eq!((c, s), nf, "GetIntegration on a missing method");
+    let api_gone = |what| (what, "NotFoundException", 404);
+    expect_failures(vec![
+        (
+            api_gone("GetDeployment unknown"),
+            code_and_status(
+                aws.apigw
+                    .get_deployment()
+                    .rest_api_id(&id)
+                    .deployment_id("nosuchdep")
+                    .send(),
+            ),
+        ),
+        (
+            api_gone("DeleteDeployment unknown"),
+            code_and_status(
+                aws.apigw
+                    .delete_deployment()
+                    .rest_api_id(&id)
+                    .deployment_id("nosuchdep")
+                    .send(),
+            ),
+        ),
+        (
+            api_gone("DeleteStage unknown"),
+            code_and_status(
+                aws.apigw
+                    .delete_stage()
+                    .rest_api_id(&id)
+                    .stage_name("prod")
+                    .send(),
+            ),
+        ),
+        (
+            api_gone("GetStage unknown"),
+            code_and_status(
+                aws.apigw
+                    .get_stage()
+                    .rest_api_id(&id)
+                    .stage_name("prod")
+                    .send(),
+            ),
+        ),
+        (
+            api_gone("DeleteMethod unknown"),
+            code_and_status(
+                aws.apigw
+                    .delete_method()
+                    .rest_api_id(&id)
+                    .resource_id(&root)
+                    .http_method("ANY")
+                    .send(),
+            ),
+        ),
+        (
+            api_gone("GetIntegration on a missing method"),
+            code_and_status(
+                aws.apigw
+                    .get_integration()
+                    .rest_api_id(&id)
+                    .resource_id(&root)
+                    .http_method("ANY")
+                    .send(),
+            ),
+        ),
+    ])
+    .await;
     aws.apigw
         .delete_rest_api()
         .rest_api_id(&id)
         .send()
         .await
         .unwrap();
-    let (c, s, _) = failure(aws.apigw.delete_rest_api().rest_api_id(&id).send().await);
-    assert_eq!((c, s), nf, "DeleteRestApi twice");
-    let (c, s, _) = failure(aws.apigw.get_rest_api().rest_api_id(&id).send().await);
-    assert_eq!((c, s), nf, "GetRestApi after delete");
+    expect_failures(vec![
+        (
+            api_gone("DeleteRestApi twice"),
+            code_and_status(aws.apigw.delete_rest_api().rest_api_id(&id).send()),
+        ),
+        (
+            api_gone("GetRestApi after delete"),
+            code_and_status(aws.apigw.get_rest_api().rest_api_id(&id).send()),
+        ),
+    ])
+    .await;
 
     // Lambda: DeleteFunction twice, RemovePermission of an unknown statement.
     let name = unique("papi-404fn");
     create_function(&aws, &name, &tiny_zip("bootstrap", b"#!/bin/sh\n")).await;
-    let (c, s, _) = failure(
-        aws.lambda
-            .remove_permission()
-            .function_name(&name)
-            .statement_id("nope")
-            .send()
-            .await,
-    );
-    assert_eq!(
-        (c.as_str(), s),
-        ("ResourceNotFoundException", 404),
-        "RemovePermission unknown sid"
-    );
+    let function_gone = |what| (what, "ResourceNotFoundException", 404);
+    expect_failures(vec![(
+        function_gone("RemovePermission unknown sid"),
+        code_and_status(
+            aws.lambda
+                .remove_permission()
+                .function_name(&name)
+                .statement_id("nope")
+                .send(),
+        ),
+    )])
+    .await;
     aws.lambda
         .delete_function()
         .function_name(&name)
         .send()
         .await
         .unwrap();
-    let (c, s, _) = failure(
-        aws.lambda
-            .delete_function()
-            .function_name(&name)
-            .send()
-            .await,
-    );
-    assert_eq!(
-        (c.as_str(), s),
-        ("ResourceNotFoundException", 404),
-        "DeleteFunction twice"
-    );
-    let (c, s, _) = failure(aws.lambda.get_function().function_name(&name).send().await);
-    assert_eq!(
-        (c.as_str(), s),
-        ("ResourceNotFoundException", 404),
-        "GetFunction after delete"
-    );
+    expect_failures(vec![
+        (
+            function_gone("DeleteFunction twice"),
+            code_and_status(aws.lambda.delete_function().function_name(&name).send()),
+        ),
+        (
+            function_gone("GetFunction after delete"),
+            code_and_status(aws.lambda.get_function().function_name(&name).send()),
+        ),
+    ])
+    .await;
 }
 
 /// TagResource/GetTags/UntagResource by REST API ARN; CreateRestApi tags are the same tags.
