@@ -630,6 +630,14 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
 const DRIFT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// One drift of a table: what is changed, the change made in AWS, and the check that it is
+/// reverted.
+struct Drift<'a> {
+    what: &'static str,
+    make: futures::future::BoxFuture<'a, ()>,
+    reverted: Box<dyn FnMut() -> futures::future::BoxFuture<'a, Result<(), String>> + Send + 'a>,
+}
+
 /// Wait until the drift of `what` is reverted (`check` holds), at most [`DRIFT_TIMEOUT`]; note in
 /// `times` how long it took. Returns what `check` found.
 async fn reverted<L: poll::Look>(
@@ -659,156 +667,162 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
     let sg_id = status_str(&object, "securityGroupId");
     let mut times = Vec::new();
 
-    // The API policy replaced by an allow-all policy.
+    // Drift that leaves every ID in place, one after the other: each is made in AWS, then
+    // reverted by the operator within one resync; the object stays Ready and owns exactly what
+    // it should.
     let allow_all = json!({"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*"
     }]});
-    aws.apigateway
-        .update_rest_api()
-        .rest_api_id(&rest_api_id)
-        .patch_operations(
-            PatchOperation::builder()
-                .op(Op::Replace)
-                .path("/policy")
-                .value(allow_all.to_string())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("UpdateRestApi");
-    assert_eq!(
-        api_policy_decisions(aws, &rest_api_id, &[Some(OTHER_VPCE)]).await,
-        vec![Decision::Allow],
-        "the drift took"
-    );
-    reverted(&mut times, "policy", async || {
-        let decisions =
-            api_policy_decisions(aws, &rest_api_id, &[Some(&vpce), Some(OTHER_VPCE), None]).await;
-        if decisions
-            == [
-                Decision::Allow,
-                Decision::ExplicitDeny,
-                Decision::ExplicitDeny,
-            ]
-        {
-            Ok(())
-        } else {
-            Err(format!("{decisions:?}"))
-        }
-    })
-    .await;
-    world.wait_ready(name, READY_TIMEOUT);
-    assert_invariant(&world).await;
-
-    // The invoke permission removed.
-    for statement in lambda_statements(aws, &function_arn).await {
-        let sid = statement["Sid"].as_str().expect("Sid");
-        aws.lambda
-            .remove_permission()
-            .function_name(&function_arn)
-            .statement_id(sid)
-            .send()
-            .await
-            .expect("RemovePermission");
+    let drifts: Vec<Drift> = vec![
+        Drift {
+            what: "policy",
+            // The API policy replaced by an allow-all policy.
+            make: Box::pin(async {
+                aws.apigateway
+                    .update_rest_api()
+                    .rest_api_id(&rest_api_id)
+                    .patch_operations(
+                        PatchOperation::builder()
+                            .op(Op::Replace)
+                            .path("/policy")
+                            .value(allow_all.to_string())
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .expect("UpdateRestApi");
+                assert_eq!(
+                    api_policy_decisions(aws, &rest_api_id, &[Some(OTHER_VPCE)]).await,
+                    vec![Decision::Allow],
+                    "the drift took"
+                );
+            }),
+            reverted: Box::new(|| {
+                Box::pin(async {
+                    let decisions = api_policy_decisions(
+                        aws,
+                        &rest_api_id,
+                        &[Some(&vpce), Some(OTHER_VPCE), None],
+                    )
+                    .await;
+                    let expected = [
+                        Decision::Allow,
+                        Decision::ExplicitDeny,
+                        Decision::ExplicitDeny,
+                    ];
+                    (decisions == expected)
+                        .then_some(())
+                        .ok_or_else(|| format!("{decisions:?}"))
+                })
+            }),
+        },
+        Drift {
+            what: "permission",
+            // The invoke permission removed.
+            make: Box::pin(async {
+                for statement in lambda_statements(aws, &function_arn).await {
+                    let sid = statement["Sid"].as_str().expect("Sid");
+                    aws.lambda
+                        .remove_permission()
+                        .function_name(&function_arn)
+                        .statement_id(sid)
+                        .send()
+                        .await
+                        .expect("RemovePermission");
+                }
+                assert!(lambda_statements(aws, &function_arn).await.is_empty());
+            }),
+            reverted: Box::new(|| {
+                Box::pin(async {
+                    let statements = lambda_statements(aws, &function_arn).await;
+                    permits_only(&statements, aws, &rest_api_id)
+                        .then_some(())
+                        .ok_or_else(|| format!("{statements:?}"))
+                })
+            }),
+        },
+        Drift {
+            what: "memory",
+            make: Box::pin(async {
+                aws.lambda
+                    .update_function_configuration()
+                    .function_name(&function_arn)
+                    .memory_size(1024)
+                    .send()
+                    .await
+                    .expect("UpdateFunctionConfiguration");
+            }),
+            reverted: Box::new(|| {
+                Box::pin(async {
+                    match function_configuration(aws, &function_arn).await.memory_size {
+                        Some(256) => Ok(()),
+                        other => Err(format!("{other:?}")),
+                    }
+                })
+            }),
+        },
+        Drift {
+            what: "stage",
+            make: Box::pin(async {
+                aws.apigateway
+                    .delete_stage()
+                    .rest_api_id(&rest_api_id)
+                    .stage_name("prod")
+                    .send()
+                    .await
+                    .expect("DeleteStage");
+            }),
+            // The stage is back, and the status names the deployment it serves.
+            reverted: Box::new(|| {
+                Box::pin(async {
+                    let stages = stages(aws, &rest_api_id).await;
+                    let object = world.get(name).ok_or("object gone")?;
+                    let deployment = object["status"]["deploymentId"].as_str().unwrap_or("");
+                    match stages.as_slice() {
+                        [(stage, serving)] if stage == "prod" && serving == deployment => Ok(()),
+                        _ => Err(format!("stages {stages:?}, status {deployment}")),
+                    }
+                })
+            }),
+        },
+        Drift {
+            what: "ingress rule",
+            // The security group's ingress rules revoked, exactly as EC2 reports them (with the
+            // operator's rule descriptions).
+            make: Box::pin(async {
+                let live_rules = security_group(aws, &sg_id)
+                    .await
+                    .ip_permissions
+                    .unwrap_or_default();
+                assert_eq!(live_rules.len(), 1, "{live_rules:?}");
+                aws.ec2
+                    .revoke_security_group_ingress()
+                    .group_id(&sg_id)
+                    .set_ip_permissions(Some(live_rules))
+                    .send()
+                    .await
+                    .expect("RevokeSecurityGroupIngress");
+                assert!(
+                    ingress_sources(aws, &sg_id).await.is_empty(),
+                    "the drift took"
+                );
+            }),
+            reverted: Box::new(|| {
+                Box::pin(async {
+                    let rules = ingress_sources(aws, &sg_id).await;
+                    (rules == https_from(&[&vpc.client_sg_id]))
+                        .then_some(())
+                        .ok_or_else(|| format!("{rules:?}"))
+                })
+            }),
+        },
+    ];
+    for mut drift in drifts {
+        drift.make.await;
+        reverted(&mut times, drift.what, async || (drift.reverted)().await).await;
+        world.wait_ready(name, READY_TIMEOUT);
+        assert_invariant(&world).await;
     }
-    assert!(lambda_statements(aws, &function_arn).await.is_empty());
-    reverted(&mut times, "permission", async || {
-        let statements = lambda_statements(aws, &function_arn).await;
-        if permits_only(&statements, aws, &rest_api_id) {
-            Ok(())
-        } else {
-            Err(format!("{statements:?}"))
-        }
-    })
-    .await;
-    world.wait_ready(name, READY_TIMEOUT);
-    assert_invariant(&world).await;
-
-    // Memory changed.
-    aws.lambda
-        .update_function_configuration()
-        .function_name(&function_arn)
-        .memory_size(1024)
-        .send()
-        .await
-        .expect("UpdateFunctionConfiguration");
-    reverted(
-        &mut times,
-        "memory",
-        async || match function_configuration(aws, &function_arn).await.memory_size {
-            Some(256) => Ok(()),
-            other => Err(format!("{other:?}")),
-        },
-    )
-    .await;
-    world.wait_ready(name, READY_TIMEOUT);
-    assert_invariant(&world).await;
-
-    // The stage deleted.
-    aws.apigateway
-        .delete_stage()
-        .rest_api_id(&rest_api_id)
-        .stage_name("prod")
-        .send()
-        .await
-        .expect("DeleteStage");
-    reverted(&mut times, "stage", async || {
-        let stages = stages(aws, &rest_api_id).await;
-        match stages.as_slice() {
-            [(name, deployment)] if name == "prod" && !deployment.is_empty() => Ok(()),
-            _ => Err(format!("{stages:?}")),
-        }
-    })
-    .await;
-    // The status names the restored stage's deployment once the reconcile that restored it has
-    // written it (a moment after the stage is back).
-    poll::timed_async(
-        "status names the deployment the stage serves",
-        READY_TIMEOUT,
-        POLL,
-        async || {
-            let object = world.wait_ready(name, READY_TIMEOUT);
-            let stages = stages(aws, &rest_api_id).await;
-            let deployment = status_str(&object, "deploymentId");
-            if stages == vec![("prod".to_string(), deployment.clone())] {
-                Ok(())
-            } else {
-                Err(format!("stages {stages:?}, status {deployment}"))
-            }
-        },
-    )
-    .await;
-    assert_invariant(&world).await;
-
-    // The security group's ingress rules revoked, exactly as EC2 reports them (with the
-    // operator's rule descriptions).
-    let live_rules = security_group(aws, &sg_id)
-        .await
-        .ip_permissions
-        .unwrap_or_default();
-    assert_eq!(live_rules.len(), 1, "{live_rules:?}");
-    aws.ec2
-        .revoke_security_group_ingress()
-        .group_id(&sg_id)
-        .set_ip_permissions(Some(live_rules))
-        .send()
-        .await
-        .expect("RevokeSecurityGroupIngress");
-    assert!(
-        ingress_sources(aws, &sg_id).await.is_empty(),
-        "the drift took"
-    );
-    reverted(&mut times, "ingress rule", async || {
-        let rules = ingress_sources(aws, &sg_id).await;
-        if rules == https_from(&[&vpc.client_sg_id]) {
-            Ok(())
-        } else {
-            Err(format!("{rules:?}"))
-        }
-    })
-    .await;
-    world.wait_ready(name, READY_TIMEOUT);
-    assert_invariant(&world).await;
 
     // The function deleted: recreated (same name, so same ARN), with its permission.
     aws.lambda
