@@ -15,7 +15,7 @@ use privateapi_operator::aws::RegionClients;
 use serde_json::{Value, json};
 
 use crate::support::netns::{From, curl_async};
-use crate::support::{REGION, TestVpc, aws, make_vpc, unique};
+use crate::support::{REGION, TestVpc, aws, inspect, make_vpc, poll, unique};
 
 /// What a test calls: a VPC with an execute-api endpoint admitting the VPC's "client" group,
 /// a function answering `message`, a PRIVATE API on the endpoint with `ANY /` and
@@ -261,25 +261,18 @@ impl Fixture {
     }
 
     async fn wait_endpoint_available(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let state = self
-                .aws
-                .ec2
-                .describe_vpc_endpoints()
-                .vpc_endpoint_ids(&self.endpoint)
-                .send()
-                .await
-                .expect("DescribeVpcEndpoints")
-                .vpc_endpoints()
-                .first()
-                .and_then(|e| e.state().map(|s| s.as_str().to_string()));
-            if state.as_deref() == Some("available") {
-                return;
-            }
-            assert!(Instant::now() < deadline, "endpoint still {state:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        poll::until_async(
+            &format!("endpoint {} available", self.endpoint),
+            Duration::from_secs(20),
+            Duration::from_millis(200),
+            async || {
+                let state = inspect::endpoint_state_of(&self.aws, &self.endpoint).await;
+                (state.as_deref() == Some("available"))
+                    .then_some(())
+                    .ok_or_else(|| format!("{state:?}"))
+            },
+        )
+        .await;
     }
 
     /// `https://{api}.execute-api.{region}.amazonaws.com/prod{path}`
@@ -426,15 +419,9 @@ async fn the_vpce_name_needs_the_association_and_a_route() {
     assert_eq!(internet.exit, 28, "{internet:?}");
 
     // The endpoint's own DNS name, the API chosen by x-apigw-api-id (or Host).
-    let dns = f
-        .aws
-        .ec2
-        .describe_vpc_endpoints()
-        .vpc_endpoint_ids(&f.endpoint)
-        .send()
+    let dns = inspect::endpoint(&f.aws, &f.endpoint)
         .await
-        .expect("DescribeVpcEndpoints")
-        .vpc_endpoints()[0]
+        .expect("the endpoint")
         .dns_entries()[0]
         .dns_name()
         .expect("DNS name")
