@@ -6,13 +6,12 @@
 use std::time::Duration;
 
 use crate::support::*;
-use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType};
+use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
 use aws_sdk_ec2::types::VpcEndpointType;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, Runtime};
 use privateapi_operator::aws::RegionClients;
 use privateapi_operator::crd::AdoptSpec;
-use privateapi_operator::parts::routes;
 use privateapi_operator::policy;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -89,40 +88,7 @@ async fn build_stack(aws: &RegionClients, vpc: &TestVpc, prefix: &str) -> Existi
         .expect("CreateRestApi");
     let rest_api_id = api.id.expect("api id");
     let root = api.root_resource_id.expect("root resource");
-    let proxy = aws
-        .apigateway
-        .create_resource()
-        .rest_api_id(&rest_api_id)
-        .parent_id(&root)
-        .path_part("{proxy+}")
-        .send()
-        .await
-        .expect("CreateResource")
-        .id
-        .expect("resource id");
-    let uri = routes::integration_uri("us-east-1", &function_arn);
-    for resource in [&root, &proxy] {
-        aws.apigateway
-            .put_method()
-            .rest_api_id(&rest_api_id)
-            .resource_id(resource)
-            .http_method("ANY")
-            .authorization_type("NONE")
-            .send()
-            .await
-            .expect("PutMethod");
-        aws.apigateway
-            .put_integration()
-            .rest_api_id(&rest_api_id)
-            .resource_id(resource)
-            .http_method("ANY")
-            .r#type(IntegrationType::AwsProxy)
-            .integration_http_method("POST")
-            .uri(&uri)
-            .send()
-            .await
-            .expect("PutIntegration");
-    }
+    make::proxy_routes(aws, &rest_api_id, &root, &function_arn, None).await;
     aws.lambda
         .add_permission()
         .function_name(&function_name)

@@ -15,7 +15,7 @@ use privateapi_operator::aws::RegionClients;
 use serde_json::{Value, json};
 
 use crate::support::netns::{From, curl_async};
-use crate::support::{REGION, TestVpc, aws, inspect, make_vpc, poll, unique};
+use crate::support::{REGION, TestVpc, aws, inspect, make, make_vpc, poll, unique};
 
 /// What a test calls: a VPC with an execute-api endpoint admitting the VPC's "client" group,
 /// a function answering `message`, a PRIVATE API on the endpoint with `ANY /` and
@@ -164,43 +164,7 @@ impl Fixture {
             .and_then(|r| r.id())
             .expect("root resource")
             .to_string();
-        let proxy = aws
-            .apigateway
-            .create_resource()
-            .rest_api_id(&api)
-            .parent_id(&root)
-            .path_part("{proxy+}")
-            .send()
-            .await
-            .expect("CreateResource")
-            .id
-            .expect("resource id");
-        let uri = format!(
-            "arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
-        );
-        for resource in [&root, &proxy] {
-            aws.apigateway
-                .put_method()
-                .rest_api_id(&api)
-                .resource_id(resource)
-                .http_method("ANY")
-                .authorization_type("NONE")
-                .send()
-                .await
-                .expect("PutMethod");
-            aws.apigateway
-                .put_integration()
-                .rest_api_id(&api)
-                .resource_id(resource)
-                .http_method("ANY")
-                .r#type(aws_sdk_apigateway::types::IntegrationType::AwsProxy)
-                .integration_http_method("POST")
-                .uri(&uri)
-                .set_timeout_in_millis(timeout_ms)
-                .send()
-                .await
-                .expect("PutIntegration");
-        }
+        make::proxy_routes(&aws, &api, &root, &function_arn, timeout_ms).await;
         let fixture = Fixture {
             aws,
             vpc,

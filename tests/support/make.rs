@@ -93,3 +93,50 @@ pub async fn handler_function(aws: &RegionClients, name: &str) -> String {
         .function_arn
         .expect("function ARN")
 }
+
+/// The reference stack's routes on REST API `rest_api_id` (root resource `root`), as CDK makes
+/// them: `{proxy+}`, and `ANY` with a Lambda proxy integration to `function_arn` on both;
+/// `timeout_ms` is the integration timeout (None: API Gateway's 29 s).
+pub async fn proxy_routes(
+    aws: &RegionClients,
+    rest_api_id: &str,
+    root: &str,
+    function_arn: &str,
+    timeout_ms: Option<i32>,
+) {
+    let proxy = aws
+        .apigateway
+        .create_resource()
+        .rest_api_id(rest_api_id)
+        .parent_id(root)
+        .path_part("{proxy+}")
+        .send()
+        .await
+        .expect("CreateResource")
+        .id
+        .expect("resource id");
+    let uri = privateapi_operator::parts::routes::integration_uri(&aws.region, function_arn);
+    for resource in [root, proxy.as_str()] {
+        aws.apigateway
+            .put_method()
+            .rest_api_id(rest_api_id)
+            .resource_id(resource)
+            .http_method("ANY")
+            .authorization_type("NONE")
+            .send()
+            .await
+            .expect("PutMethod");
+        aws.apigateway
+            .put_integration()
+            .rest_api_id(rest_api_id)
+            .resource_id(resource)
+            .http_method("ANY")
+            .r#type(aws_sdk_apigateway::types::IntegrationType::AwsProxy)
+            .integration_http_method("POST")
+            .uri(&uri)
+            .set_timeout_in_millis(timeout_ms)
+            .send()
+            .await
+            .expect("PutIntegration");
+    }
+}
