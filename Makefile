@@ -25,7 +25,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	"$$(bash scripts/install-hadolint.sh)" Dockerfile
 
-## Regenerate crds/privateapi.yaml from src/crd.rs, and its copies in the kustomize base and the
+## Regenerate crds/privateapi.yaml from src/crd/, and its copies in the kustomize base and the
 ## Helm chart (tests/checks/deploy_manifests.rs fails when a copy is stale).
 CRD_FILES := crds/privateapi.yaml deploy/crds/privateapi.yaml deploy/helm/privateapi-operator/crds/privateapi.yaml
 crds:
