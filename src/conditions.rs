@@ -10,6 +10,8 @@ pub const ENDPOINT_READY: &str = "EndpointReady";
 pub const API_READY: &str = "ApiReady";
 pub const BACKEND_READY: &str = "BackendReady";
 pub const DEPLOYED: &str = "Deployed";
+/// Written by the prober (`spec.probe`) under its own field manager, never by the reconciler.
+pub const REACHABLE: &str = "Reachable";
 
 /// The part conditions, in dependency order.
 pub const PART_CONDITIONS: [&str; 4] = [ENDPOINT_READY, API_READY, BACKEND_READY, DEPLOYED];
@@ -113,6 +115,17 @@ pub fn ready_state(parts: &[(&str, &PartState)]) -> PartState {
 
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Whether the object is Ready for its current generation.
+pub fn ready_now(object: &crate::crd::PrivateApi) -> bool {
+    let generation = object.metadata.generation;
+    object.status.as_ref().is_some_and(|status| {
+        status.observed_generation == generation
+            && status.conditions.iter().any(|c| {
+                c.type_ == READY && c.status == "True" && c.observed_generation == generation
+            })
+    })
 }
 
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {

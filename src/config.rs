@@ -129,6 +129,44 @@ pub struct Args {
 
     #[command(flatten)]
     pub quota: QuotaArgs,
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// The prober of objects with `spec.probe` (see `src/probe/`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProbeArgs {
+    /// Probes per second at most, all objects together (each object is probed at most every
+    /// `spec.probe.intervalSeconds`).
+    #[arg(long, env = "PAPI_PROBE_RATE", default_value_t = 5.0)]
+    pub probe_rate: f64,
+
+    /// Probes in flight at most.
+    #[arg(long, env = "PAPI_PROBE_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub probe_concurrency: u16,
+
+    /// A PEM file of certificates the probes trust besides the platform's (`SSL_CERT_FILE`,
+    /// `SSL_CERT_DIR`), e.g. a TLS-inspecting proxy's, or a test bed's.
+    #[arg(long, env = "PAPI_PROBE_CA_FILE")]
+    pub probe_ca_file: Option<PathBuf>,
+}
+
+impl ProbeArgs {
+    pub fn settings(&self) -> Result<crate::probe::ProbeSettings> {
+        if !(self.probe_rate > 0.0 && self.probe_rate.is_finite()) {
+            return Err(Error::Config(format!(
+                "--probe-rate must be > 0, not {}",
+                self.probe_rate
+            )));
+        }
+        Ok(crate::probe::ProbeSettings {
+            rate: self.probe_rate,
+            concurrency: usize::from(self.probe_concurrency),
+            extra_ca: self.probe_ca_file.clone(),
+        })
+    }
 }
 
 /// How the operator lives within AWS's control-plane quotas (see `src/pacer/` and

@@ -22,6 +22,7 @@ use privateapi_operator::error::Error;
 use privateapi_operator::leader::{Election, ElectionError, Role};
 use privateapi_operator::metrics::Metrics;
 use privateapi_operator::pacer::Pacer;
+use privateapi_operator::probe::{HttpsGet, Prober};
 use privateapi_operator::reconciler::{self, Context};
 use privateapi_operator::watch_cache;
 
@@ -118,6 +119,9 @@ async fn lease_lost(role: Option<watch::Receiver<Role>>) -> String {
 async fn run(args: Args) -> Result<(), Fatal> {
     let mut shutdown = shutdown_requests()?;
     let settings = args.settings()?;
+    let probe_settings = args.probe.settings()?;
+    // Made now so that a bad --probe-ca-file stops the start, not the first probe.
+    let probe_https = HttpsGet::new(probe_settings.extra_ca.as_deref())?;
     let metrics = Arc::new(Metrics::default());
     let pacer_config = args.quota.pacer_config()?;
     info!(
@@ -237,6 +241,15 @@ async fn run(args: Args) -> Result<(), Fatal> {
             .with_concurrency(usize::from(args.concurrency))
             .with_store(controller.store()),
     );
+    // The prober (spec.probe) works on the controller's store, for as long as the controller runs.
+    let prober = Prober::new(
+        context.client.clone(),
+        controller.store(),
+        context.metrics.clone(),
+        probe_https,
+        &probe_settings,
+    );
+    let prober = tokio::spawn(prober.run());
     tokio::spawn(reconciler::prune_forgotten_every(
         context.clone(),
         reconciler::PRUNE_EVERY,
@@ -277,6 +290,7 @@ async fn run(args: Args) -> Result<(), Fatal> {
         () = shutdown_timed_out => return Err(Fatal::ShutdownTimeout(timeout)),
         why = lease_lost(election.as_ref().map(Election::role)) => return Err(Fatal::LeaseLost(why)),
     }
+    prober.abort();
     info!("controller stopped: no reconcile in flight");
     admin_state.leader.store(false, Ordering::Relaxed);
     if let Some(election) = election

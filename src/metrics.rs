@@ -91,6 +91,8 @@ struct Families {
     reconciles_in_flight: Family<StateLabel, Gauge>,
     objects: Family<ReadyLabel, Gauge>,
     leader: Gauge,
+    probes: Family<ResultLabel, Counter>,
+    probe_duration: Histogram,
 }
 
 impl Default for Families {
@@ -109,6 +111,8 @@ impl Default for Families {
             reconciles_in_flight: Family::default(),
             objects: Family::default(),
             leader: Gauge::default(),
+            probes: Family::default(),
+            probe_duration: Histogram::new(DURATION_BUCKETS),
         };
         let mut registry = Registry::default();
         // Counters are registered without `_total`: the encoder appends it to the samples.
@@ -166,6 +170,16 @@ impl Default for Families {
             "privateapi_leader",
             "Whether this process is the leader",
             families.leader.clone(),
+        );
+        registry.register(
+            "privateapi_probes",
+            "Probes of objects with spec.probe, by the reason of their Reachable condition",
+            families.probes.clone(),
+        );
+        registry.register(
+            "privateapi_probe_duration_seconds",
+            "Time from a probe's start to its answer's status line (answered probes)",
+            families.probe_duration.clone(),
         );
         // Present from the start, at zero.
         for state in ["running", "waiting"] {
@@ -279,6 +293,17 @@ impl Metrics {
         self.families
             .reconcile_duration
             .observe(duration.as_secs_f64());
+    }
+
+    /// One probe: the reason of its `Reachable` condition, and its latency when it was answered.
+    pub fn record_probe(&self, reason: &'static str, latency: Option<Duration>) {
+        self.families
+            .probes
+            .get_or_create(&ResultLabel { result: reason })
+            .inc();
+        if let Some(latency) = latency {
+            self.families.probe_duration.observe(latency.as_secs_f64());
+        }
     }
 
     /// Drop the readiness of objects for which `live` does not hold (deleted without a cleanup

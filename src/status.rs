@@ -77,12 +77,26 @@ pub fn set_invoke_urls(
     status.urls = Some(urls);
 }
 
-/// A digest of a status, to tell whether two copies of it are the same without keeping whole
-/// statuses (kilobytes each) per object.
+/// The status as the reconciler owns it: without the conditions other writers own (the
+/// prober's `Reachable`). The reconciler builds on this view, compares with it and applies it, so
+/// it never takes over, rolls back or is woken by what the prober writes.
+pub fn operator_view(status: &PrivateApiStatus) -> PrivateApiStatus {
+    let mut view = status.clone();
+    view.conditions
+        .retain(|c| !WRITTEN_BY_OTHERS.contains(&c.type_.as_str()));
+    view
+}
+
+/// Conditions the reconciler does not write (each has its own field manager).
+const WRITTEN_BY_OTHERS: [&str; 1] = [crate::conditions::REACHABLE];
+
+/// A digest of a status as the reconciler owns it ([`operator_view`]), to tell whether two copies
+/// of it are the same without keeping whole statuses (kilobytes each) per object.
 pub fn digest(status: Option<&PrivateApiStatus>) -> u64 {
     use std::hash::{DefaultHasher, Hasher};
     let mut hasher = DefaultHasher::new();
-    hasher.write(&serde_json::to_vec(&status).unwrap_or_default());
+    let view = status.map(operator_view);
+    hasher.write(&serde_json::to_vec(&view).unwrap_or_default());
     hasher.finish()
 }
 
@@ -142,7 +156,8 @@ fn key_of(object: &PrivateApi) -> String {
     )
 }
 
-/// Write `desired` as the object's status unless `current` (what the object has) already is it.
+/// Write `desired` (built on [`operator_view`]) as the object's status unless `current` (what the
+/// object has) already is it.
 /// Returns the object's new resourceVersion when it wrote; the write is recorded in `writes`.
 pub async fn write_if_changed(
     api: &Api<PrivateApi>,
@@ -151,7 +166,7 @@ pub async fn write_if_changed(
     desired: &PrivateApiStatus,
     writes: &LastWrites,
 ) -> Result<Option<String>> {
-    if current == Some(desired) {
+    if current.map(operator_view).as_ref() == Some(desired) {
         return Ok(None);
     }
     let patch = json!({
@@ -174,6 +189,31 @@ pub async fn write_if_changed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conditions::{self, PartState};
+
+    fn with_condition(mut status: PrivateApiStatus, type_: &str, ready: bool) -> PrivateApiStatus {
+        let now = k8s_openapi::jiff::Timestamp::from_second(100).expect("time");
+        let state = if ready {
+            PartState::ready("Answered", "ok")
+        } else {
+            PartState::not_ready("ConnectTimeout", "no")
+        };
+        conditions::set_condition(&mut status.conditions, type_, &state, Some(1), now);
+        status
+    }
+
+    #[test]
+    fn the_reconciler_neither_sees_nor_compares_the_probers_condition() {
+        let ready = with_condition(PrivateApiStatus::default(), conditions::READY, true);
+        let probed = with_condition(ready.clone(), conditions::REACHABLE, true);
+        assert_eq!(operator_view(&probed), ready);
+        assert_eq!(digest(Some(&probed)), digest(Some(&ready)));
+        let unreachable = with_condition(ready.clone(), conditions::REACHABLE, false);
+        assert_eq!(digest(Some(&unreachable)), digest(Some(&probed)));
+        // Its own conditions still count.
+        let not_ready = with_condition(PrivateApiStatus::default(), conditions::READY, false);
+        assert_ne!(digest(Some(&not_ready)), digest(Some(&ready)));
+    }
 
     #[test]
     fn urls_follow_private_dns() {

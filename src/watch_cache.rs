@@ -12,7 +12,7 @@ use futures::StreamExt;
 use kube::api::{Api, ObjectMeta};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Controller;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 
 use crate::crd::PrivateApi;
 
@@ -62,8 +62,27 @@ pub fn controller(
                 on_synced();
             }
         })
-        .applied_objects();
+        .applied_objects()
+        // The store sees every change; the reconciler only those it acts on.
+        .predicate_filter(reconciler_view_hash, PredicateConfig::default());
     Controller::for_stream(objects, reader)
+}
+
+/// A hash of the object as the reconciler sees it: everything but its resourceVersion and the
+/// status conditions other writers own (`status::operator_view`). A change of the prober's
+/// `Reachable` condition alone then wakes no reconcile (which would read AWS for nothing).
+/// Objects our types cannot read always pass.
+pub fn reconciler_view_hash(object: &DeserializeGuard<PrivateApi>) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hasher};
+    let Ok(object) = &object.0 else {
+        return None;
+    };
+    let mut view = object.clone();
+    view.metadata.resource_version = None;
+    view.status = view.status.as_ref().map(crate::status::operator_view);
+    let mut hasher = DefaultHasher::new();
+    hasher.write(&serde_json::to_vec(&view).ok()?);
+    Some(hasher.finish())
 }
 
 #[cfg(test)]
@@ -148,5 +167,46 @@ mod tests {
         assert_eq!(invalid.metadata.name.as_deref(), Some("odd"));
         assert!(invalid.metadata.managed_fields.is_none());
         assert!(invalid.metadata.annotations.is_none());
+    }
+
+    #[test]
+    fn only_a_change_the_reconciler_acts_on_wakes_it() {
+        let object = |rv: &str, conditions: serde_json::Value| {
+            watched(serde_json::json!({
+                "apiVersion": "privateapi.io/v1alpha1",
+                "kind": "PrivateApi",
+                "metadata": {"name": "orders", "namespace": "team-a", "uid": "u1",
+                             "generation": 2, "resourceVersion": rv},
+                "spec": {"endpoint": {"id": "vpce-0123456789abcdef0"},
+                         "backend": {"builtin": {}}},
+                "status": {"observedGeneration": 2, "conditions": conditions}
+            }))
+        };
+        let condition = |type_: &str, status: &str| {
+            serde_json::json!({"type": type_, "status": status, "reason": "R", "message": "m",
+                               "lastTransitionTime": "2026-12-03T10:00:00Z", "observedGeneration": 2})
+        };
+        let ready = reconciler_view_hash(&object(
+            "10",
+            serde_json::json!([condition("Ready", "True")]),
+        ));
+        // The prober's condition comes and changes in a new resourceVersion: the same view.
+        let probed = reconciler_view_hash(&object(
+            "11",
+            serde_json::json!([condition("Ready", "True"), condition("Reachable", "True")]),
+        ));
+        let unreachable = reconciler_view_hash(&object(
+            "12",
+            serde_json::json!([condition("Ready", "True"), condition("Reachable", "False")]),
+        ));
+        assert!(ready.is_some());
+        assert_eq!(ready, probed);
+        assert_eq!(ready, unreachable);
+        // Its own condition is a change.
+        let not_ready = reconciler_view_hash(&object(
+            "13",
+            serde_json::json!([condition("Ready", "False")]),
+        ));
+        assert_ne!(ready, not_ready);
     }
 }

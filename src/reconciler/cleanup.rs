@@ -48,7 +48,11 @@ async fn remove_all(object: Arc<PrivateApi>, ctx: &Context, key: String) -> Resu
     let owner = owner_of(&object, ctx);
     let region = region_of(&object, ctx);
     let clients = ctx.aws.for_region(&region).await?;
-    let previous = object.status.clone().unwrap_or_default();
+    let previous = object
+        .status
+        .as_ref()
+        .map(status::operator_view)
+        .unwrap_or_default();
     let pctx = PartContext {
         aws: &clients,
         owner: &owner,

@@ -40,7 +40,9 @@ pub(super) async fn converge(
     let owner = owner_of(&object, ctx);
     let region = region_of(&object, ctx);
     let generation = object.metadata.generation;
-    let previous = object.status.clone().unwrap_or_default();
+    // What the object's status says, as far as the reconciler owns it.
+    let seen = object.status.as_ref().map(status::operator_view);
+    let previous = seen.clone().unwrap_or_default();
     let mut status = PrivateApiStatus {
         region: Some(region.clone()),
         ..previous.clone()
@@ -66,7 +68,7 @@ pub(super) async fn converge(
     let mut gathered = Gathered::default();
     // The object's status on the API server as far as this reconcile knows (it writes the new
     // IDs as soon as they exist).
-    let mut on_server = object.status.clone();
+    let mut on_server = seen.clone();
 
     // 1. The endpoint and the function do not depend on each other: in parallel.
     let (endpoint_result, function_result) = tokio::join!(
@@ -250,7 +252,7 @@ pub(super) async fn converge(
     if mode != Mode::Fresh {
         let write_attempted = read_only.as_ref().is_some_and(|r| r.write_attempted());
         let left_to_do = cleanup_pending || release_pending;
-        let before = object.status.as_ref();
+        let before = seen.as_ref();
         return Ok(
             match check_differs(
                 write_attempted,

@@ -75,20 +75,8 @@ impl Background {
     }
 }
 
-pub(super) fn ready_now(object: &PrivateApi) -> bool {
-    let generation = object.metadata.generation;
-    object.status.as_ref().is_some_and(|status| {
-        status.observed_generation == generation
-            && status.conditions.iter().any(|c| {
-                c.type_ == conditions::READY
-                    && c.status == "True"
-                    && c.observed_generation == generation
-            })
-    })
-}
-
 pub(super) fn background(object: &PrivateApi, ctx: &Context, key: &str) -> Background {
-    if object.metadata.deletion_timestamp.is_some() || !ready_now(object) {
+    if object.metadata.deletion_timestamp.is_some() || !conditions::ready_now(object) {
         return Background::No;
     }
     let confirmed = ctx.confirmed().get(key).cloned();
