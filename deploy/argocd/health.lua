@@ -1,7 +1,7 @@
 -- Argo CD health check of privateapi.io/v1alpha1 PrivateApi objects, for argocd-cm's
 -- resource.customizations.health.privateapi.io_PrivateApi (see argocd-cm-patch.yaml).
 --
---   Healthy      Ready=True for the current generation.
+--   Healthy      Ready=True for the current generation (and Reachable not False: see Degraded).
 --   Progressing  no status or no Ready yet; status.observedGeneration (or Ready's) behind
 --                metadata.generation; Ready=False while AWS works (Creating, Updating, Pending,
 --                DependencyNotReady, Throttled), after a transient error, or while a reference
@@ -9,7 +9,9 @@
 --                yet (ReferenceNotFound: the operator retries); deleting.
 --   Degraded     Ready=False with reason InvalidSpec (the manifest must change) or
 --                OperatorMisconfigured; or a persistent error: reason AwsError, KubernetesError
---                or ReferenceNotFound while Ready has been False for PERSISTENT_AFTER_SECONDS.
+--                or ReferenceNotFound while Ready has been False for PERSISTENT_AFTER_SECONDS;
+--                or Ready=True but Reachable=False (spec.probe: the operator's own request to the
+--                URL fails; its reason says why).
 --
 -- Argo CD runs this with gopher-lua (Lua 5.1) and only the package, base and table libraries and
 -- a "safe" os (time, date) that only require("os") gives: the global os is nil, and there is no
@@ -132,10 +134,19 @@ if generation ~= nil then
 end
 
 if ready.status == "True" then
+  local reachable = condition(obj.status.conditions, "Reachable")
+  if reachable ~= nil and reachable.status == "False" then
+    hs.status = "Degraded"
+    hs.message = "Ready, but the operator's probe fails: " .. describe(reachable)
+    return hs
+  end
   hs.status = "Healthy"
   hs.message = ready.message
   if obj.status.url ~= nil then
     hs.message = hs.message .. ": " .. obj.status.url
+  end
+  if reachable ~= nil and reachable.status == "True" and reachable.message ~= nil then
+    hs.message = hs.message .. " (Reachable: " .. reachable.message .. ")"
   end
   return hs
 end
