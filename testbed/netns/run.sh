@@ -8,6 +8,9 @@
 # Its address -> (VPC, groups) is recorded in $PAPI_TESTBED_DIR/netns/ns/<name>.json, where the
 # bed's DNS and execute-api data plane look callers up.
 #   --print-name   print the namespace name instead of running anything
+#   --forward PORT make the host's 127.0.0.1:PORT (the API server, the AWS fake) reachable at
+#                  127.0.0.1:PORT inside the namespace too (forward.py; repeatable), for a program
+#                  that must talk to the bed while its own requests leave through the VPC
 # Exit code: CMD's (exec'd through `ip netns exec`).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,7 +27,7 @@ die() {
 }
 
 vpc= internet= print_name=
-sgs=()
+sgs=() forwards=()
 while [[ $# -gt 0 ]]; do
     case $1 in
     --vpc) vpc=${2:?--vpc needs a VPC id}; shift 2 ;;
@@ -33,6 +36,8 @@ while [[ $# -gt 0 ]]; do
     --security-group=*) sgs+=("${1#*=}"); shift ;;
     --internet) internet=1; shift ;;
     --print-name) print_name=1; shift ;;
+    --forward) forwards+=("${2:?--forward needs a port}"); shift 2 ;;
+    --forward=*) forwards+=("${1#*=}"); shift ;;
     --) shift; break ;;
     -*) usage ;;
     *) break ;;
@@ -42,6 +47,9 @@ done
 [[ -z $vpc || -z $internet ]] || die "--vpc and --internet exclude each other"
 [[ -z $internet || ${#sgs[@]} -eq 0 ]] || die "--internet takes no security group"
 [[ -z $vpc || $vpc =~ ^vpc-[0-9a-f]+$ ]] || die "not a VPC id: $vpc"
+for port in "${forwards[@]}"; do
+    [[ $port =~ ^[0-9]+$ ]] || die "not a port: $port"
+done
 for sg in "${sgs[@]}"; do
     [[ $sg =~ ^sg-[0-9a-f]+$ ]] || die "not a security group id: $sg"
 done
@@ -103,6 +111,16 @@ if [[ ! -e /run/netns/$name ]]; then
         mv -f "$dir/netns/ns/.$name.tmp" "$dir/netns/ns/$name.json"
     fi
     exec {lock}>&-
+fi
+
+if [[ ${#forwards[@]} -gt 0 ]]; then
+    # The host's network namespace, open for forward.py to connect from.
+    exec {hostns}</proc/self/ns/net
+    for port in "${forwards[@]}"; do
+        ip netns exec "$name" python3 "$here/forward.py" --port "$port" --host-netns-fd "$hostns" ||
+            die "cannot forward port $port into $name"
+    done
+    exec {hostns}<&-
 fi
 
 if [[ -n $print_name ]]; then

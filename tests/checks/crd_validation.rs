@@ -1253,7 +1253,7 @@ fn explain_printer_columns_and_short_name() {
         .collect();
     assert_eq!(
         header,
-        ["NAME", "READY", "URL", "ENDPOINT", "AGE"],
+        ["NAME", "READY", "URL", "REACHABLE", "ENDPOINT", "AGE"],
         "kubectl get papi header:\n{table}"
     );
     let row: Vec<&str> = lines

@@ -12,6 +12,8 @@ mod bench_harness;
 mod deploy_rbac;
 mod fault_suite;
 mod lifecycle;
+mod probe;
+mod quickstart;
 mod quota;
 mod rebuild;
 mod runtime;

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use privateapi_operator::crd::{
     AdoptSpec, Architecture, BackendSpec, BuiltinBackend, CodeBackend, CreateEndpointSpec,
     DEFAULT_BUILTIN_MESSAGE, DEFAULT_MEMORY_MIB, DEFAULT_STAGE_NAME, DEFAULT_TIMEOUT_SECONDS,
-    DeletionPolicy, EndpointSpec, PrivateApi, PrivateApiSpec,
+    DeletionPolicy, EndpointSpec, PrivateApi, PrivateApiSpec, ProbeSpec,
 };
 use serde_json::Value;
 
@@ -89,6 +89,7 @@ impl PrivateApiManifest {
                 tags: BTreeMap::new(),
                 deletion_policy: DeletionPolicy::default(),
                 adopt: None,
+                probe: None,
             },
             explicit: BTreeSet::new(),
         }
@@ -308,6 +309,16 @@ impl PrivateApiManifest {
     /// `spec.adopt`.
     pub fn adopt(mut self, adopt: AdoptSpec) -> Self {
         self.spec.adopt = Some(adopt);
+        self
+    }
+
+    /// `spec.probe`: `GET /` every `interval_seconds`, expecting 200, within 3 s.
+    pub fn probe_every(mut self, interval_seconds: u32) -> Self {
+        self.spec.probe = Some(ProbeSpec {
+            interval_seconds,
+            timeout_seconds: 3,
+            ..ProbeSpec::default()
+        });
         self
     }
 

@@ -311,6 +311,8 @@ pub struct Operator {
     /// Watch every namespace, only objects with these labels (`--label-selector`), instead of
     /// `namespace` alone (which then holds only the Lease).
     selector: Option<String>,
+    /// Run inside this network of the test bed (its probes leave from there).
+    network: Option<netns::From>,
 }
 
 impl Operator {
@@ -345,6 +347,7 @@ impl Operator {
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             selector: None,
+            network: None,
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -373,6 +376,44 @@ impl Operator {
         operator
     }
 
+    /// Start an operator that watches only `namespace`, running inside `network` of the test
+    /// bed, as a pod on a node of that VPC: it still reaches the API server and the AWS fake (see
+    /// `testbed/netns/run.sh --forward`), its admin server listens on the namespace's address,
+    /// and its probes trust the bed's CA.
+    pub fn start_in(namespace: &str, cluster: &str, network: netns::From, extra: &[&str]) -> Self {
+        let mut operator = Self::new(namespace, cluster, extra, &[]);
+        operator.network = Some(network);
+        operator.spawn();
+        operator
+    }
+
+    /// The operator's command: the binary, or the binary inside its network.
+    fn command(&self) -> (Command, String) {
+        let binary = env!("CARGO_BIN_EXE_privateapi-operator");
+        let Some(network) = &self.network else {
+            return (Command::new(binary), "127.0.0.1:0".to_string());
+        };
+        let kube = runtime::apiserver_address();
+        let aws = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+        let port_of = |address: &str| {
+            address
+                .trim_end_matches('/')
+                .rsplit_once(':')
+                .map(|(_, port)| port.to_string())
+                .expect("host:port")
+        };
+        let address = netns::address_of(network);
+        let mut command = Command::new(repo_path("testbed/netns/run.sh"));
+        command
+            .args(network.args())
+            .args(["--forward", &port_of(&kube), "--forward", &port_of(&aws)])
+            .arg("--")
+            .arg(binary)
+            .arg("--probe-ca-file")
+            .arg(netns::ca());
+        (command, format!("{address}:0"))
+    }
+
     fn spawn(&mut self) {
         let addr_file = self.dir.join("admin-addr");
         let _ = std::fs::remove_file(&addr_file);
@@ -381,7 +422,7 @@ impl Operator {
             .append(true)
             .open(self.dir.join("operator.log"))
             .expect("operator log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_privateapi-operator"));
+        let (mut command, admin_addr) = self.command();
         command
             .arg("--cluster-name")
             .arg(&self.cluster)
@@ -390,7 +431,7 @@ impl Operator {
                 None => ["--namespace", self.namespace.as_str()],
             })
             .arg("--admin-addr")
-            .arg("127.0.0.1:0")
+            .arg(admin_addr)
             .arg("--admin-addr-file")
             .arg(&addr_file)
             // The default resync by environment, so `start_with(.., &["--resync-seconds", "5"])`

@@ -23,7 +23,7 @@ impl From {
         }
     }
 
-    fn args(&self) -> Vec<String> {
+    pub fn args(&self) -> Vec<String> {
         match self {
             From::Internet => vec!["--internet".into()],
             From::Vpc { vpc, groups } => {
@@ -62,6 +62,28 @@ pub fn ca() -> PathBuf {
     PathBuf::from(dir).join("ca.pem")
 }
 
+/// The address of the namespace of `from` (made if it does not exist yet), on its veth pair:
+/// reachable from the host.
+pub fn address_of(from: &From) -> String {
+    require_testbed();
+    let out = Command::new(repo_path("testbed/netns/run.sh"))
+        .args(from.args())
+        .arg("--print-name")
+        .output()
+        .expect("testbed/netns/run.sh");
+    assert!(
+        out.status.success(),
+        "run.sh --print-name: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let dir = std::env::var("PAPI_TESTBED_DIR").expect("PAPI_TESTBED_DIR");
+    let record = std::fs::read_to_string(PathBuf::from(dir).join(format!("netns/ns/{name}.json")))
+        .expect("the namespace's record");
+    let record: serde_json::Value = serde_json::from_str(&record).expect("JSON");
+    record["address"].as_str().expect("address").to_string()
+}
+
 /// `curl -sS --cacert CA -m 10 --connect-timeout 3 EXTRA... URL` from `from`.
 pub fn curl(from: &From, url: &str, extra: &[&str]) -> Curl {
     let ca = ca();
@@ -95,4 +117,106 @@ pub async fn curl_async(from: &From, url: &str, extra: &[&str]) -> Curl {
     })
     .await
     .expect("curl task")
+}
+
+/// A client calling an API in a loop from a namespace, as an application in the VPC does
+/// (`testbed/netns/traffic.py`): a new connection per request, `rate` requests a second, each
+/// answer recorded with its time. Dropping it stops the client.
+pub struct Traffic {
+    child: Option<std::process::Child>,
+    url_file: PathBuf,
+    out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// What the client got in a window of time.
+#[derive(Debug, Default, Clone)]
+pub struct TrafficReport {
+    pub sent: usize,
+    pub failed: usize,
+    /// The first few failures: status and error.
+    pub failures: Vec<String>,
+}
+
+/// Seconds since the epoch, as the client stamps its requests.
+pub fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+impl Traffic {
+    pub fn start(from: &From, url: &str, rate: f64) -> Self {
+        let ca = ca();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url_file = dir.path().join("url");
+        let out = dir.path().join("samples.jsonl");
+        std::fs::write(&url_file, url).expect("url file");
+        let child = Command::new(repo_path("testbed/netns/run.sh"))
+            .args(from.args())
+            .arg("--")
+            .arg("python3")
+            .arg(repo_path("testbed/netns/traffic.py"))
+            .arg("--url-file")
+            .arg(&url_file)
+            .arg("--out")
+            .arg(&out)
+            .arg("--cacert")
+            .arg(&ca)
+            .arg("--rate")
+            .arg(rate.to_string())
+            .spawn()
+            .expect("testbed/netns/traffic.py");
+        Self {
+            child: Some(child),
+            url_file,
+            out,
+            _dir: dir,
+        }
+    }
+
+    /// Call `url` from now on (a client that follows `status.url`).
+    pub fn follow(&self, url: &str) {
+        let next = self.url_file.with_extension("next");
+        std::fs::write(&next, url).expect("url file");
+        std::fs::rename(&next, &self.url_file).expect("url file");
+    }
+
+    /// The requests started in [from, to) (epoch seconds): sent, and failed (not 2xx).
+    pub fn between(&self, from: f64, to: f64) -> TrafficReport {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let mut report = TrafficReport::default();
+        for line in text.lines() {
+            let Ok(sample) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let t = sample["t"].as_f64().unwrap_or_default();
+            if t < from || t >= to {
+                continue;
+            }
+            report.sent += 1;
+            let status = sample["status"].as_u64().unwrap_or_default();
+            if !(200..300).contains(&status) {
+                report.failed += 1;
+                if report.failures.len() < 5 {
+                    report.failures.push(format!(
+                        "{status} {}",
+                        sample["error"].as_str().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        report
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.url_file);
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

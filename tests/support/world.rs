@@ -72,6 +72,12 @@ impl World {
         self.set_operator(operator);
     }
 
+    /// Start the operator inside `network` of the test bed ([`Operator::start_in`]).
+    pub fn start_operator_in(&mut self, network: super::netns::From, extra: &[&str]) {
+        let operator = Operator::start_in(&self.namespace, &self.cluster, network, extra);
+        self.set_operator(operator);
+    }
+
     pub fn start_operator(&mut self) {
         self.start_operator_with(&[]);
     }
