@@ -64,6 +64,28 @@ async fn seed_stack_reconciles_to_a_working_private_api_and_is_removed_on_delete
         let c = condition(&object, type_).unwrap_or_else(|| panic!("condition {type_}"));
         assert_eq!(c["status"], "True", "{type_}: {c}");
     }
+    // The reference stack's proof, as its user runs it: from an instance in the VPC (in the
+    // client group) the URL answers the message; from the internet it does not resolve.
+    let url = status_str(&object, "url");
+    let inside = netns::curl_async(
+        &netns::From::vpc(&vpc.vpc_id, &[&vpc.client_sg_id]),
+        &url,
+        &[],
+    )
+    .await;
+    assert_eq!(inside.status, 200, "{inside:?}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&inside.body).ok(),
+        Some(serde_json::json!({"message": "Private API executed!!"})),
+        "{inside:?}"
+    );
+    let laptop = netns::curl_async(&netns::From::Internet, &url, &[]).await;
+    assert_eq!(laptop.exit, 6, "{laptop:?}");
+    assert!(
+        laptop.stderr.contains("Could not resolve host"),
+        "{laptop:?}"
+    );
+
     let printed = kubectl(&["get", "papi", "-n", namespace, "-o", "wide"]);
     assert!(
         printed.contains("True") && printed.contains(&vpce_id),
