@@ -359,6 +359,60 @@ fn change(world: &World, name: &str, what: &str, patch: Value) -> (Value, AwsCal
     (object, calls)
 }
 
+/// A client calling the API from the VPC during spec changes, and what it got during each.
+struct Availability {
+    traffic: netns::Traffic,
+    reports: Vec<(String, netns::TrafficReport)>,
+}
+
+impl Availability {
+    /// 5 requests a second to `url` from an instance in `vpc`'s client group.
+    fn start(vpc: &TestVpc, url: &str) -> Self {
+        let client = netns::From::vpc(&vpc.vpc_id, &[&vpc.client_sg_id]);
+        let traffic = netns::Traffic::start(&client, url, 5.0);
+        // Answered once before any change: the client and the API work.
+        poll::until(
+            "the client's first answer",
+            Duration::from_secs(30),
+            Duration::from_millis(500),
+            || {
+                let report = traffic.between(0.0, f64::MAX);
+                (report.sent > report.failed)
+                    .then_some(())
+                    .ok_or(format!("{report:?}"))
+            },
+        );
+        Self {
+            traffic,
+            reports: Vec::new(),
+        }
+    }
+
+    /// [`change`], with what the client got from the patch until the change was Ready.
+    fn change(&mut self, world: &World, name: &str, what: &str, patch: Value) -> (Value, AwsCalls) {
+        let from = netns::epoch_now();
+        let changed = change(world, name, what, patch);
+        let report = self.traffic.between(from, netns::epoch_now());
+        eprintln!(
+            "change {what}: the client sent {} requests, {} failed {:?}",
+            report.sent, report.failed, report.failures
+        );
+        self.reports.push((what.to_string(), report));
+        changed
+    }
+
+    /// Every change but `except` answered every request.
+    fn assert_no_failure_but(&self, except: &[&str]) {
+        for (what, report) in &self.reports {
+            if except.contains(&what.as_str()) {
+                continue;
+            }
+            assert!(report.sent > 0, "{what}: the client sent nothing");
+            assert_eq!(report.failed, 0, "{what}: {report:?}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed() {
     let world = World::new("change").vpc(22).operator().await;
@@ -371,9 +425,15 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     let vpce = status_str(&object, "vpcEndpointId");
     let sg_id = status_str(&object, "securityGroupId");
     let first_deployment = status_str(&object, "deploymentId");
+    // A client in the VPC (in the client group) calls the API throughout, on the endpoint alias
+    // URL, which every change below keeps serving, private DNS or not.
+    let alias = |stage: &str| {
+        format!("https://{rest_api_id}-{vpce}.execute-api.us-east-1.amazonaws.com/{stage}/")
+    };
+    let mut served = Availability::start(vpc, &alias("prod"));
 
     // Memory: the function is updated, no redeploy.
-    let (object, calls) = change(
+    let (object, calls) = served.change(
         &world,
         name,
         "memoryMiB 256→512",
@@ -391,7 +451,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     );
 
     // The builtin message reaches the function's environment, no redeploy.
-    let (object, calls) = change(
+    let (object, calls) = served.change(
         &world,
         name,
         "builtin.message",
@@ -406,7 +466,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     assert_eq!(deployments_created(&calls), 0);
 
     // Timeout and environment: the function converges, no redeploy.
-    let (object, calls) = change(
+    let (object, calls) = served.change(
         &world,
         name,
         "timeoutSeconds + environment",
@@ -425,7 +485,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     // Another endpoint may invoke the API: endpoint configuration and policy change, and a new
     // deployment makes the policy take effect.
     let extra = make::execute_api_endpoint(aws, vpc).await;
-    let (object, calls) = change(
+    let (object, calls) = served.change(
         &world,
         name,
         "additionalVpcEndpointIds",
@@ -461,13 +521,15 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     );
 
     // Stage rename: the new stage serves the API, the old one is gone.
-    let (object, calls) = change(
+    let (object, calls) = served.change(
         &world,
         name,
         "stageName prod→live",
         json!({"stageName": "live"}),
     );
     let third_deployment = status_str(&object, "deploymentId");
+    // The client follows status.url to the new stage (the old one is gone once it names it).
+    served.traffic.follow(&alias("live"));
     assert_eq!(
         stages(aws, &rest_api_id).await,
         vec![("live".to_string(), third_deployment.clone())]
@@ -483,7 +545,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     );
 
     // Description: copied to the API, no redeploy.
-    let (object, calls) = change(
+    let (object, calls) = served.change(
         &world,
         name,
         "description",
@@ -498,7 +560,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     assert_eq!(deployments_created(&calls), 0);
 
     // allowedCidrs: an HTTPS rule from the CIDR on the managed group, no redeploy.
-    let (object, calls) = change(
+    let (object, calls) = served.change(
         &world,
         name,
         "allowedCidrs",
@@ -512,7 +574,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     assert_eq!(deployments_created(&calls), 0);
 
     // Tags: added to every resource, no redeploy.
-    let (object, calls) = change(
+    let (object, calls) = served.change(
         &world,
         name,
         "tags",
@@ -549,7 +611,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     // A user-managed group attached to the endpoint beside the managed one, no redeploy.
     let user_sg =
         make::security_group(&aws.ec2, &vpc.vpc_id, &unique("user"), "user-managed").await;
-    let (object, calls) = change(
+    let (object, calls) = served.change(
         &world,
         name,
         "securityGroupIds",
@@ -567,7 +629,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
 
     // One subnet fewer and private DNS off: the endpoint follows, the URL becomes the endpoint
     // alias, no redeploy.
-    let (object, calls) = change(
+    let (object, calls) = served.change(
         &world,
         name,
         "subnetIds + privateDns",
@@ -584,7 +646,7 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
     assert_eq!(deployments_created(&calls), 0);
 
     // The additional endpoint removed: configuration and policy follow, and are deployed.
-    let (object, calls) = change(
+    let (object, calls) = served.change(
         &world,
         name,
         "additionalVpcEndpointIds removed",
@@ -605,6 +667,10 @@ async fn spec_changes_converge_and_redeploy_only_when_the_api_or_policy_changed(
         stages(aws, &rest_api_id).await,
         vec![("live".to_string(), last_deployment)]
     );
+
+    // Every change but the stage rename (whose old URL goes, by design) kept the API answering
+    // the client, request after request.
+    served.assert_no_failure_but(&["stageName prod→live"]);
 
     // Nothing was replaced on the way.
     assert_eq!(status_str(&object, "restApiId"), rest_api_id);
