@@ -392,13 +392,18 @@ impl Availability {
     fn change(&mut self, world: &World, name: &str, what: &str, patch: Value) -> (Value, AwsCalls) {
         let from = netns::epoch_now();
         let changed = change(world, name, what, patch);
+        self.record(what, from);
+        changed
+    }
+
+    /// What the client got from `from` (epoch seconds) until now, as `what`.
+    fn record(&mut self, what: &str, from: f64) {
         let report = self.traffic.between(from, netns::epoch_now());
         eprintln!(
-            "change {what}: the client sent {} requests, {} failed {:?}",
+            "{what}: the client sent {} requests, {} failed {:?}",
             report.sent, report.failed, report.failures
         );
         self.reports.push((what.to_string(), report));
-        changed
     }
 
     /// Every change but `except` answered every request.
@@ -786,16 +791,7 @@ async fn drift_made_in_aws_is_reverted_within_one_resync() {
             what: "permission",
             // The invoke permission removed.
             make: Box::pin(async {
-                for statement in lambda_statements(aws, &function_arn).await {
-                    let sid = statement["Sid"].as_str().expect("Sid");
-                    aws.lambda
-                        .remove_permission()
-                        .function_name(&function_arn)
-                        .statement_id(sid)
-                        .send()
-                        .await
-                        .expect("RemovePermission");
-                }
+                make::remove_invoke_permissions(aws, &function_arn).await;
                 assert!(lambda_statements(aws, &function_arn).await.is_empty());
             }),
             reverted: Box::new(|| {
@@ -1944,6 +1940,12 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
     let rest_api_id = status_str(&object, "restApiId");
     let owned_function = status_str(&object, "functionArn");
     let existing = create_existing_function(aws).await;
+    // A client in the VPC calls the API throughout (the endpoint alias URL: private DNS is off).
+    let vpce = status_str(&object, "vpcEndpointId");
+    let mut served = Availability::start(
+        world.vpc(),
+        &format!("https://{rest_api_id}-{vpce}.execute-api.us-east-1.amazonaws.com/prod/"),
+    );
 
     let sampler = StageSampler::start(
         aws.clone(),
@@ -1958,6 +1960,7 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
     //    the deployment stay; the object says why it is not Ready.
     let deployment = status_str(&object, "deploymentId");
     let typo = format!("{existing}-typo");
+    let typo_from = netns::epoch_now();
     world.patch(
         name,
         json!({"backend": {"builtin": null, "architecture": null, "functionArn": typo}}),
@@ -1979,10 +1982,11 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
         integration_uris(aws, &rest_api_id).await,
         BTreeSet::from([invocation_uri(&owned_function)])
     );
+    served.record("functionArn mistyped", typo_from);
 
     // 2. Fixed: builtin → functionArn. The owned function goes only after the stage serves the
     //    deployment that calls the referenced one.
-    let (object, _) = change(
+    let (object, _) = served.change(
         &world,
         name,
         "backend builtin→functionArn (make-before-break)",
@@ -1998,7 +2002,7 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
 
     // 3. functionArn → builtin: our statement stays on the referenced function until the stage
     //    calls the new one.
-    let (object, _) = change(
+    let (object, _) = served.change(
         &world,
         name,
         "backend functionArn→builtin (make-before-break)",
@@ -2010,6 +2014,7 @@ async fn backend_switches_never_leave_the_stage_calling_a_missing_or_forbidden_f
     assert_invariant(&world).await;
 
     sampler.finish("backend switches").await;
+    served.assert_no_failure_but(&[]);
 
     world.delete_and_wait(name, GONE_TIMEOUT);
     let left = assert_invariant(&world).await;

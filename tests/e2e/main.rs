@@ -9,6 +9,7 @@ mod support;
 
 mod adopt;
 mod bench_harness;
+mod data_plane;
 mod deploy_rbac;
 mod fault_suite;
 mod lifecycle;

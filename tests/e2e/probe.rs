@@ -145,18 +145,7 @@ async fn reachable_says_what_the_operators_network_gets_and_why() {
     // function (500), until the operator's next reconcile puts the permission back (its drift
     // check is 10 minutes away: a poke stands for it, so that the probe sees the 500 first).
     let function_arn = status_str(&open, "functionArn");
-    for statement in inspect::lambda_statements(&world.aws, &function_arn).await {
-        let sid = statement["Sid"].as_str().expect("Sid");
-        world
-            .aws
-            .lambda
-            .remove_permission()
-            .function_name(&function_arn)
-            .statement_id(sid)
-            .send()
-            .await
-            .expect("RemovePermission");
-    }
+    make::remove_invoke_permissions(&world.aws, &function_arn).await;
     let broken = wait_reachable(&world, "open", "BackendError");
     let (_, _, message) = reachable(&broken).expect("Reachable");
     assert!(

@@ -65,35 +65,7 @@ impl Fixture {
     ) -> Self {
         let aws = aws().await;
         let vpc = make_vpc(&aws.ec2, second_octet).await;
-        let endpoint_sg = aws
-            .ec2
-            .create_security_group()
-            .group_name(unique("endpoint"))
-            .description("execute-api endpoint")
-            .vpc_id(&vpc.vpc_id)
-            .send()
-            .await
-            .expect("CreateSecurityGroup")
-            .group_id
-            .expect("group id");
-        aws.ec2
-            .authorize_security_group_ingress()
-            .group_id(&endpoint_sg)
-            .ip_permissions(
-                IpPermission::builder()
-                    .ip_protocol("tcp")
-                    .from_port(443)
-                    .to_port(443)
-                    .user_id_group_pairs(
-                        UserIdGroupPair::builder()
-                            .group_id(&vpc.client_sg_id)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("AuthorizeSecurityGroupIngress");
+        let endpoint_sg = make::https_group(&aws, &vpc, &vpc.client_sg_id).await;
         let endpoint = aws
             .ec2
             .create_vpc_endpoint()

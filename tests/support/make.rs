@@ -140,3 +140,46 @@ pub async fn proxy_routes(
             .expect("PutIntegration");
     }
 }
+
+/// Remove every statement of `function`'s resource policy, as someone editing it behind the
+/// operator's back does (drift: API Gateway may no longer invoke it).
+pub async fn remove_invoke_permissions(aws: &RegionClients, function: &str) {
+    for statement in super::inspect::lambda_statements(aws, function).await {
+        let sid = statement["Sid"].as_str().expect("Sid");
+        aws.lambda
+            .remove_permission()
+            .function_name(function)
+            .statement_id(sid)
+            .send()
+            .await
+            .expect("RemovePermission");
+    }
+}
+
+/// A security group in `vpc` admitting HTTPS (tcp/443) from the members of `from_group`, as a
+/// user makes one for an execute-api endpoint.
+pub async fn https_group(aws: &RegionClients, vpc: &TestVpc, from_group: &str) -> String {
+    use aws_sdk_ec2::types::{IpPermission, UserIdGroupPair};
+    let group = security_group(
+        &aws.ec2,
+        &vpc.vpc_id,
+        &super::unique("endpoint"),
+        "execute-api endpoint",
+    )
+    .await;
+    aws.ec2
+        .authorize_security_group_ingress()
+        .group_id(&group)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(443)
+                .to_port(443)
+                .user_id_group_pairs(UserIdGroupPair::builder().group_id(from_group).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("AuthorizeSecurityGroupIngress");
+    group
+}
