@@ -427,6 +427,9 @@ class Lambdas:
     def __init__(self, state_dir: str) -> None:
         self.rie = os.environ.get("PAPI_RIE") or os.path.join(
             os.environ.get("PAPI_CACHE", os.path.expanduser("~/.cache/privateapi-operator")), "bin", "aws-lambda-rie")
+        self.node_ric = os.environ.get("PAPI_NODE_RIC") or os.path.join(
+            os.environ.get("PAPI_CACHE", os.path.expanduser("~/.cache/privateapi-operator")),
+            "node-ric", "node_modules", "aws-lambda-ric", "index.mjs")
         self.dir = os.path.join(state_dir, "dataplane")
         self.idle: dict[str, list[Runtime]] = {}
         self.lock = threading.Lock()
@@ -451,8 +454,17 @@ class Lambdas:
 
     def _config(self, fn: Any, region: str) -> tuple[str, list[str], dict[str, str], str]:
         runtime = fn.run_time or ""
-        if not runtime.startswith("provided"):
-            raise NotImplementedError(f"runtime {runtime!r} is not run by the test bed (provided.* only)")
+        if runtime.startswith("provided"):
+            cmd_of = lambda code_dir: [os.path.join(code_dir, "bootstrap")]  # noqa: E731
+        elif runtime.startswith("nodejs"):
+            # The Node.js runtime interface client (testbed/rie/install-node-ric.sh) loads the
+            # handler (`file.export`) from the task root, as Lambda's nodejs runtimes do.
+            ric = self.node_ric
+            if not os.path.isfile(ric):
+                raise NotImplementedError(f"runtime {runtime!r} needs {ric} (testbed/rie/install-node-ric.sh)")
+            cmd_of = lambda code_dir: ["node", ric, fn.handler or ""]  # noqa: E731
+        else:
+            raise NotImplementedError(f"runtime {runtime!r} is not run by the test bed (provided.*, nodejs*)")
         code_dir = self._code_dir(fn)
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": ":UTC",
@@ -465,7 +477,7 @@ class Lambdas:
             "_HANDLER": fn.handler or "", "LAMBDA_TASK_ROOT": code_dir,
         }
         key = hashlib.sha256(json.dumps([fn.function_arn, code_dir, env], sort_keys=True).encode()).hexdigest()
-        return key, [os.path.join(code_dir, "bootstrap")], env, code_dir
+        return key, cmd_of(code_dir), env, code_dir
 
     def invoke(self, fn: Any, region: str, event: dict[str, Any], timeout: float) -> bytes:
         """The function's answer; raises TimeoutError when `timeout` passes first."""

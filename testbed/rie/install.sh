@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the AWS Lambda Runtime Interface Emulator (RIE) from the Go module proxy into
-# $PAPI_CACHE/bin/aws-lambda-rie (see testbed/CONTRACT.md).
+# $PAPI_CACHE/bin/aws-lambda-rie (see testbed/CONTRACT.md), and installs the Node.js runtime
+# interface client (install-node-ric.sh).
 #
 # Idempotent: when the stamp file names the pinned version and the binary is there, it returns at once.
 #
@@ -17,6 +18,9 @@ RIE_RECIPE=1 # bump when the build below changes
 PAPI_CACHE=${PAPI_CACHE:-$HOME/.cache/privateapi-operator}
 bin=$PAPI_CACHE/bin/aws-lambda-rie
 stamp=$PAPI_CACHE/stamps/aws-lambda-rie
+
+# The runtime interface client of the nodejs* runtimes, beside the emulator.
+bash "$(dirname "${BASH_SOURCE[0]}")/install-node-ric.sh"
 
 if [[ -x $bin && -f $stamp && "$(cat "$stamp")" == "$RIE_MODULE@$RIE_VERSION recipe $RIE_RECIPE" ]]; then
     exit 0

@@ -6,6 +6,8 @@ use std::time::Duration;
 use aws_sdk_ec2::types::VpcEndpointType;
 use serde_json::{Value, json};
 
+use privateapi_operator::crd::{CodeBackend, Runtime};
+
 use crate::support::netns::{From, curl_async};
 use crate::support::*;
 
@@ -82,4 +84,57 @@ async fn a_second_vpc_is_admitted_once_its_endpoint_is_added_and_deployed() {
 
     world.delete_and_wait("orders", Duration::from_secs(120));
     inspect::delete_endpoint(aws, &second_vpce).await;
+}
+
+/// The reference stack's function, as its CDK code deploys it: Node.js, `index.handler`.
+const REFERENCE_NODE_FUNCTION: &str = r#"exports.handler = async () => ({
+  statusCode: 200,
+  body: JSON.stringify({ message: "Private API executed!!" }),
+});
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_stacks_node_function_as_backend_code_answers_in_the_vpc() {
+    let world = World::new("reach-node").vpc(128).operator().await;
+    let vpc = world.vpc();
+    // The user's package in S3, as their pipeline uploads it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let zip = dir.path().join("function.zip");
+    std::fs::write(
+        &zip,
+        privateapi_handler::package::zip_single(
+            "index.js",
+            0o644,
+            REFERENCE_NODE_FUNCTION.as_bytes(),
+        )
+        .expect("zip"),
+    )
+    .expect("write zip");
+    let bucket = unique("code");
+    make::boto3(&format!(
+        "s3.create_bucket(Bucket='{bucket}')\n\
+         s3.put_object(Bucket='{bucket}', Key='reference/index.zip', Body=open('{}', 'rb').read())",
+        zip.display()
+    ));
+
+    world
+        .seed("orders")
+        .code(CodeBackend {
+            s3_bucket: bucket,
+            s3_key: "reference/index.zip".into(),
+            s3_object_version: None,
+            runtime: Runtime::Nodejs22,
+            handler: "index.handler".into(),
+        })
+        .apply();
+    let object = world.wait_ready("orders", READY_WITHIN);
+    let url = status_str(&object, "url");
+    let answered = curl_async(&From::vpc(&vpc.vpc_id, &[&vpc.client_sg_id]), &url, &[]).await;
+    assert_eq!(answered.status, 200, "{answered:?}");
+    assert_eq!(
+        message(&answered.body),
+        Some(json!({"message": "Private API executed!!"})),
+        "{answered:?}"
+    );
+    world.delete_and_wait("orders", Duration::from_secs(120));
 }

@@ -2400,26 +2400,6 @@ async fn adopting_a_rest_api_keeps_the_status_url_serving_until_the_adopted_one_
 // References that appear late
 // ---------------------------------------------------------------------------------------------
 
-/// Run a boto3 script against the test bed's moto server: for the IAM and S3 calls a GitOps
-/// sync would make, which the operator never makes (so their SDK crates are no dependencies).
-fn boto3(script: &str) {
-    let program = format!(
-        "import boto3, json, os\nurl = os.environ['AWS_ENDPOINT_URL']\n\
-         iam = boto3.client('iam', endpoint_url=url, region_name='us-east-1')\n\
-         s3 = boto3.client('s3', endpoint_url=url, region_name='us-east-1')\n{script}\n"
-    );
-    let out = std::process::Command::new(testbed_python())
-        .arg("-c")
-        .arg(&program)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Apply `spec`, see it refused with ReferenceNotFound naming `field`, make the reference with
 /// `make`, and wait for Ready with no spec change; print how long after the reference appeared
 /// it became Ready. Returns the object.
@@ -2471,7 +2451,7 @@ async fn references_that_appear_late_become_ready_on_their_own() {
             .execution_role_arn(&role_arn),
         "spec.backend.executionRoleArn",
         || {
-            boto3(&format!(
+            make::boto3(&format!(
                 "iam.create_role(RoleName='{role_name}', AssumeRolePolicyDocument=json.dumps(\
                  {{'Version': '2012-10-17', 'Statement': [{{'Effect': 'Allow', 'Principal': \
                  {{'Service': 'lambda.amazonaws.com'}}, 'Action': 'sts:AssumeRole'}}]}}))"
@@ -2496,7 +2476,7 @@ async fn references_that_appear_late_become_ready_on_their_own() {
         }),
         "spec.backend.code",
         || {
-            boto3(&format!(
+            make::boto3(&format!(
                 "s3.copy_object(Bucket='{bucket}', Key='{key}', \
                  CopySource={{'Bucket': '{bucket}', 'Key': '{seeded}'}})"
             ))

@@ -43,23 +43,52 @@ fn allow_endpoint_policy(endpoint: &str) -> String {
     .to_string()
 }
 
-fn handler_zip() -> Vec<u8> {
-    let path = std::env::var("PAPI_HANDLER_ZIP_X86_64")
-        .expect("PAPI_HANDLER_ZIP_X86_64 (export it from `bash scripts/build-handler.sh`)");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+/// A function's code: its zip, runtime and handler.
+struct Package {
+    zip: Vec<u8>,
+    runtime: Runtime,
+    handler: &'static str,
+}
+
+impl Package {
+    /// A `provided.al2023` package (its `bootstrap`).
+    fn provided(zip: Vec<u8>) -> Self {
+        Self {
+            zip,
+            runtime: Runtime::Providedal2023,
+            handler: "bootstrap",
+        }
+    }
+
+    /// The operator's built-in handler.
+    fn builtin() -> Self {
+        let path = std::env::var("PAPI_HANDLER_ZIP_X86_64")
+            .expect("PAPI_HANDLER_ZIP_X86_64 (export it from `bash scripts/build-handler.sh`)");
+        Self::provided(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+    }
+
+    /// A Node.js function: `index.js` with `source`, handler `index.handler`.
+    fn node(source: &str) -> Self {
+        Self {
+            zip: privateapi_handler::package::zip_single("index.js", 0o644, source.as_bytes())
+                .expect("zip"),
+            runtime: Runtime::Nodejs22x,
+            handler: "index.handler",
+        }
+    }
 }
 
 impl Fixture {
     async fn new(second_octet: u8, private_dns: bool) -> Self {
-        Self::with(second_octet, private_dns, handler_zip(), None, None).await
+        Self::with(second_octet, private_dns, Package::builtin(), None, None).await
     }
 
-    /// `code`: the function's zip; `policy`: the API's resource policy (None: allow this
+    /// `code`: the function's package; `policy`: the API's resource policy (None: allow this
     /// endpoint); `timeout_ms`: the integrations' timeout (None: API Gateway's 29 s).
     async fn with(
         second_octet: u8,
         private_dns: bool,
-        code: Vec<u8>,
+        code: Package,
         policy: Option<String>,
         timeout_ms: Option<i32>,
     ) -> Self {
@@ -89,8 +118,8 @@ impl Fixture {
             .lambda
             .create_function()
             .function_name(&function)
-            .runtime(Runtime::Providedal2023)
-            .handler("bootstrap")
+            .runtime(code.runtime)
+            .handler(code.handler)
             .role(role)
             .timeout(3)
             .environment(
@@ -98,7 +127,11 @@ impl Fixture {
                     .variables("MESSAGE", &message)
                     .build(),
             )
-            .code(FunctionCode::builder().zip_file(Blob::new(code)).build())
+            .code(
+                FunctionCode::builder()
+                    .zip_file(Blob::new(code.zip))
+                    .build(),
+            )
             .send()
             .await
             .expect("CreateFunction")
@@ -440,7 +473,7 @@ async fn an_undeployed_policy_edit_changes_nothing() {
 #[tokio::test]
 async fn a_policy_for_another_endpoint_is_403() {
     let policy = allow_endpoint_policy("vpce-0123456789abcdef0");
-    let f = Fixture::with(107, true, handler_zip(), Some(policy), None).await;
+    let f = Fixture::with(107, true, Package::builtin(), Some(policy), None).await;
     let r = curl_async(&f.client(), &f.url("/"), &[]).await;
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(body_json(&r.body), denied_message(&f, "GET/", false));
@@ -467,7 +500,7 @@ async fn without_the_invoke_permission_it_is_500() {
 }
 
 /// A `provided` runtime in shell: answers each invocation with $ANSWER after $SLEEP seconds.
-fn shell_function(answer: &str, sleep: &str) -> Vec<u8> {
+fn shell_function(answer: &str, sleep: &str) -> Package {
     let script = format!(
         r#"#!/bin/sh
 api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
@@ -478,7 +511,10 @@ while :; do
 done
 "#
     );
-    privateapi_handler::package::zip_single("bootstrap", 0o755, script.as_bytes()).expect("zip")
+    Package::provided(
+        privateapi_handler::package::zip_single("bootstrap", 0o755, script.as_bytes())
+            .expect("zip"),
+    )
 }
 
 #[tokio::test]
@@ -509,5 +545,31 @@ async fn the_answer_is_mapped_back_a_malformed_one_is_502_a_slow_one_504() {
     assert_eq!(
         body_json(&r.body),
         json!({"message": "Endpoint request timed out"})
+    );
+}
+
+/// The reference stack's function: Node.js, `index.handler`, its message in the body.
+const REFERENCE_NODE_FUNCTION: &str = r#"exports.handler = async (event) => ({
+  statusCode: 200,
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify({ message: "Private API executed!!", path: event.path, vpce: event.requestContext.identity.vpceId }),
+});
+"#;
+
+#[tokio::test]
+async fn the_reference_stacks_node_function_answers_through_the_runtime_interface_client() {
+    let f = Fixture::with(
+        112,
+        true,
+        Package::node(REFERENCE_NODE_FUNCTION),
+        None,
+        None,
+    )
+    .await;
+    let r = curl_async(&f.client(), &f.url("/orders"), &[]).await;
+    assert_eq!((r.exit, r.status), (0, 200), "{r:?}");
+    assert_eq!(
+        body_json(&r.body),
+        json!({"message": "Private API executed!!", "path": "/orders", "vpce": f.endpoint})
     );
 }

@@ -183,3 +183,23 @@ pub async fn https_group(aws: &RegionClients, vpc: &TestVpc, from_group: &str) -
         .expect("AuthorizeSecurityGroupIngress");
     group
 }
+
+/// Run a boto3 script against the test bed's moto server: for the IAM and S3 calls a GitOps
+/// sync would make, which the operator never makes (so their SDK crates are no dependencies).
+pub fn boto3(script: &str) {
+    let program = format!(
+        "import boto3, json, os\nurl = os.environ['AWS_ENDPOINT_URL']\n\
+         iam = boto3.client('iam', endpoint_url=url, region_name='us-east-1')\n\
+         s3 = boto3.client('s3', endpoint_url=url, region_name='us-east-1')\n{script}\n"
+    );
+    let out = std::process::Command::new(super::testbed_python())
+        .arg("-c")
+        .arg(&program)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
