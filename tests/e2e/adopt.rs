@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use crate::support::*;
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
-use aws_sdk_ec2::types::VpcEndpointType;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, Runtime};
 use privateapi_operator::aws::RegionClients;
@@ -36,21 +35,8 @@ async fn build_stack(aws: &RegionClients, vpc: &TestVpc, prefix: &str) -> Existi
         "endpoint security group (CDK)",
     )
     .await;
-    let vpce = aws
-        .ec2
-        .create_vpc_endpoint()
-        .vpc_id(&vpc.vpc_id)
-        .vpc_endpoint_type(VpcEndpointType::Interface)
-        .service_name(make::EXECUTE_API)
-        .set_subnet_ids(Some(vpc.subnet_ids.clone()))
-        .security_group_ids(&endpoint_sg)
-        .private_dns_enabled(true)
-        .send()
-        .await
-        .expect("CreateVpcEndpoint")
-        .vpc_endpoint
-        .and_then(|e| e.vpc_endpoint_id)
-        .expect("endpoint id");
+    let vpce =
+        make::execute_api_endpoint_in(aws, &vpc.vpc_id, &vpc.subnet_ids, &endpoint_sg, true).await;
 
     let function_name = unique(&format!("{prefix}-fn"));
     let zip = privateapi_handler::package::zip_single("index.js", 0o644, b"exports.handler=1")

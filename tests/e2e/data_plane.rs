@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_ec2::types::VpcEndpointType;
 use serde_json::{Value, json};
 
 use privateapi_operator::crd::{CodeBackend, Runtime};
@@ -25,21 +24,8 @@ async fn a_second_vpc_is_admitted_once_its_endpoint_is_added_and_deployed() {
     // VPC's client group), and a client there in that group.
     let second = world.make_vpc(127).await;
     let group = make::https_group(aws, &second, &second.client_sg_id).await;
-    let second_vpce = aws
-        .ec2
-        .create_vpc_endpoint()
-        .vpc_endpoint_type(VpcEndpointType::Interface)
-        .vpc_id(&second.vpc_id)
-        .service_name(make::EXECUTE_API)
-        .set_subnet_ids(Some(second.subnet_ids.clone()))
-        .private_dns_enabled(true)
-        .security_group_ids(&group)
-        .send()
-        .await
-        .expect("CreateVpcEndpoint")
-        .vpc_endpoint
-        .and_then(|e| e.vpc_endpoint_id)
-        .expect("endpoint id");
+    let second_vpce =
+        make::execute_api_endpoint_in(aws, &second.vpc_id, &second.subnet_ids, &group, true).await;
     let client = From::vpc(&second.vpc_id, &[&second.client_sg_id]);
     poll::until_async(
         "the second endpoint available",

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, Op, PatchOperation};
-use aws_sdk_ec2::types::{IpPermission, UserIdGroupPair, VpcEndpointType};
+use aws_sdk_ec2::types::{IpPermission, UserIdGroupPair};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
 use privateapi_operator::aws::RegionClients;
@@ -95,21 +95,14 @@ impl Fixture {
         let aws = aws().await;
         let vpc = make_vpc(&aws.ec2, second_octet).await;
         let endpoint_sg = make::https_group(&aws, &vpc, &vpc.client_sg_id).await;
-        let endpoint = aws
-            .ec2
-            .create_vpc_endpoint()
-            .vpc_id(&vpc.vpc_id)
-            .service_name(format!("com.amazonaws.{REGION}.execute-api"))
-            .vpc_endpoint_type(VpcEndpointType::Interface)
-            .subnet_ids(&vpc.subnet_ids[0])
-            .security_group_ids(&endpoint_sg)
-            .private_dns_enabled(private_dns)
-            .send()
-            .await
-            .expect("CreateVpcEndpoint")
-            .vpc_endpoint
-            .and_then(|e| e.vpc_endpoint_id)
-            .expect("endpoint id");
+        let endpoint = make::execute_api_endpoint_in(
+            &aws,
+            &vpc.vpc_id,
+            &vpc.subnet_ids[..1],
+            &endpoint_sg,
+            private_dns,
+        )
+        .await;
 
         let function = unique("dp");
         let message = format!("hello from {function}");

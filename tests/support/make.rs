@@ -203,3 +203,28 @@ pub fn boto3(script: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// An `execute-api` interface endpoint in `subnets` of `vpc_id` with the security group `group`,
+/// private DNS on or off, untagged: one a user (or a CDK stack) made.
+pub async fn execute_api_endpoint_in(
+    aws: &RegionClients,
+    vpc_id: &str,
+    subnets: &[String],
+    group: &str,
+    private_dns: bool,
+) -> String {
+    aws.ec2
+        .create_vpc_endpoint()
+        .vpc_endpoint_type(VpcEndpointType::Interface)
+        .vpc_id(vpc_id)
+        .service_name(EXECUTE_API)
+        .set_subnet_ids(Some(subnets.to_vec()))
+        .security_group_ids(group)
+        .private_dns_enabled(private_dns)
+        .send()
+        .await
+        .expect("CreateVpcEndpoint")
+        .vpc_endpoint
+        .and_then(|e| e.vpc_endpoint_id)
+        .expect("endpoint id")
+}
