@@ -206,6 +206,9 @@ pub struct RegionClients {
     pub ec2: aws_sdk_ec2::Client,
     pub apigateway: aws_sdk_apigateway::Client,
     pub lambda: aws_sdk_lambda::Client,
+    pub acm: aws_sdk_acm::Client,
+    /// Route 53 is global; its client goes with the region's for the pacing and the recording.
+    pub route53: aws_sdk_route53::Client,
     /// The region's SDK configuration and the recorder its clients were built with, to build the
     /// read-only handle of a periodic check.
     config: SdkConfig,
@@ -229,6 +232,16 @@ impl RegionClients {
             ),
             lambda: aws_sdk_lambda::Client::from_conf(
                 aws_sdk_lambda::config::Builder::from(&config)
+                    .interceptor(recorder.clone())
+                    .build(),
+            ),
+            acm: aws_sdk_acm::Client::from_conf(
+                aws_sdk_acm::config::Builder::from(&config)
+                    .interceptor(recorder.clone())
+                    .build(),
+            ),
+            route53: aws_sdk_route53::Client::from_conf(
+                aws_sdk_route53::config::Builder::from(&config)
                     .interceptor(recorder.clone())
                     .build(),
             ),

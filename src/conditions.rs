@@ -10,6 +10,8 @@ pub const ENDPOINT_READY: &str = "EndpointReady";
 pub const API_READY: &str = "ApiReady";
 pub const BACKEND_READY: &str = "BackendReady";
 pub const DEPLOYED: &str = "Deployed";
+/// With `spec.domain`: the private custom domain name serves the stage.
+pub const DOMAIN_READY: &str = "DomainReady";
 /// Written by the prober (`spec.probe`) under its own field manager, never by the reconciler.
 pub const REACHABLE: &str = "Reachable";
 

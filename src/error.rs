@@ -191,6 +191,8 @@ pub fn classify(code: &str, status: Option<u16>) -> AwsErrorKind {
         || code.ends_with(".NotFound")
         || code.ends_with(".Malformed") && code.starts_with("InvalidVpcEndpointId")
         || code == "NoSuchEntity"
+        // Route 53.
+        || code == "NoSuchHostedZone"
     {
         return AwsErrorKind::NotFound;
     }

@@ -50,6 +50,7 @@ pub fn invoke_urls(
             private_dns: private_dns.then_some(private_dns_url),
             endpoint_alias: Some(alias),
             endpoint_dns,
+            custom_domain: None,
         },
     )
 }
@@ -89,6 +90,25 @@ pub fn operator_view(status: &PrivateApiStatus) -> PrivateApiStatus {
 
 /// Conditions the reconciler does not write (each has its own field manager).
 const WRITTEN_BY_OTHERS: [&str; 1] = [crate::conditions::REACHABLE];
+
+/// `status.urls.customDomain`: the domain name's URL, once it maps the stage (none without
+/// `spec.domain`).
+pub fn set_custom_domain_url(
+    status: &mut PrivateApiStatus,
+    spec: Option<&crate::crd::DomainSpec>,
+    domain: &Option<crate::crd::DomainStatus>,
+) {
+    let url = match (spec, domain) {
+        (Some(spec), Some(_)) => Some(match &spec.base_path {
+            Some(base_path) => format!("https://{}/{base_path}/", spec.name),
+            None => format!("https://{}/", spec.name),
+        }),
+        _ => None,
+    };
+    if let Some(urls) = status.urls.as_mut() {
+        urls.custom_domain = url;
+    }
+}
 
 /// A digest of a status as the reconciler owns it ([`operator_view`]), to tell whether two copies
 /// of it are the same without keeping whole statuses (kilobytes each) per object.

@@ -10,9 +10,11 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod domain;
 mod probe;
 mod status;
 
+pub use domain::{AccessAssociation, DomainSpec, DomainStatus, NO_BASE_PATH, SecurityPolicy};
 pub use probe::ProbeSpec;
 pub use status::{AdoptedResource, InvokeUrls, PrivateApiStatus, RetiringResource};
 
@@ -135,6 +137,11 @@ pub struct PrivateApiSpec {
     /// the answer in the `Reachable` condition (off when absent). `Ready` does not depend on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeSpec>,
+
+    /// A private custom domain name for the API, e.g. `orders.internal.example.com`, served only
+    /// through the object's VPC endpoints (API Gateway private custom domain names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<DomainSpec>,
 }
 
 fn default_stage_name() -> String {

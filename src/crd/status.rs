@@ -99,6 +99,9 @@ pub struct PrivateApiStatus {
     /// uses them (make-before-break); empty when no switch is under way.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retiring: Vec<RetiringResource>,
+    /// The private custom domain name (`spec.domain`) and its endpoints' access associations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<super::DomainStatus>,
     /// Resources the operator took over instead of creating, most recent per kind.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["kind".into()]))]
@@ -117,6 +120,9 @@ pub struct InvokeUrls {
     /// resolves to the endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_alias: Option<String>,
+    /// `https://<spec.domain.name>/<basePath>/`, with `spec.domain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_domain: Option<String>,
     /// The endpoint's own DNS name; send the header `x-apigw-api-id: <api-id>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_dns: Option<String>,

@@ -29,6 +29,7 @@
 
 mod by_id;
 mod direct;
+mod domains;
 mod reader;
 mod region;
 mod single_flight;

@@ -16,7 +16,10 @@ use super::RegionObservations;
 use super::direct;
 use crate::aws::RegionClients;
 use crate::error::Result;
-use crate::model::{LiveApi, LiveFunction, LiveResource};
+use crate::model::{
+    LiveApi, LiveAssociation, LiveCertificate, LiveDomain, LiveFunction, LiveHostedZone,
+    LiveMapping, LiveRecord, LiveResource,
+};
 
 /// Where a part's reads go. Cheap to copy: it borrows the clients and the observations.
 #[derive(Clone, Copy)]
@@ -209,5 +212,43 @@ impl<'a> Reader<'a> {
                 region.security_group(self.aws, window, id).await
             }
         }
+    }
+
+    // Private custom domain names. Read directly in every mode: a domain's parts have no shared
+    // listing yet (one listing per window, as for REST APIs, is the next step).
+
+    /// The private domain name `name` with ID `id` (None: it does not exist).
+    pub async fn domain(&self, name: &str, id: &str) -> Result<Option<LiveDomain>> {
+        super::domains::domain(self.aws, name, id).await
+    }
+
+    /// Every private domain name of the account-region, to find one the status does not name.
+    pub async fn domains(&self) -> Result<Vec<LiveDomain>> {
+        super::domains::domains(self.aws).await
+    }
+
+    /// The access associations of the account-region's domain names.
+    pub async fn domain_associations(&self) -> Result<Vec<LiveAssociation>> {
+        super::domains::associations(self.aws).await
+    }
+
+    /// The base path mappings of a private domain name.
+    pub async fn base_path_mappings(&self, name: &str, id: &str) -> Result<Vec<LiveMapping>> {
+        super::domains::mappings(self.aws, name, id).await
+    }
+
+    /// The ACM certificate `arn` (None: it does not exist).
+    pub async fn certificate(&self, arn: &str) -> Result<Option<LiveCertificate>> {
+        super::domains::certificate(self.aws, arn).await
+    }
+
+    /// The Route 53 hosted zone `id` (None: it does not exist).
+    pub async fn hosted_zone(&self, id: &str) -> Result<Option<LiveHostedZone>> {
+        super::domains::hosted_zone(self.aws, id).await
+    }
+
+    /// The CNAME `name` in the hosted zone `zone` (None: there is none).
+    pub async fn cname(&self, zone: &str, name: &str) -> Result<Option<LiveRecord>> {
+        super::domains::cname(self.aws, zone, name).await
     }
 }

@@ -16,6 +16,9 @@ pub struct Quota {
 const APIGW_QUOTAS: &str = "https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html#api-gateway-control-service-limits-table";
 const LAMBDA_QUOTAS: &str =
     "https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html#api-requests";
+const ACM_QUOTAS: &str =
+    "https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html#api-rate-limits";
+const ROUTE53_QUOTAS: &str = "https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/DNSLimitations.html#limits-api-requests";
 const EC2_THROTTLING: &str = "https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html#throttling-limits-rate-based";
 
 /// The published quotas, per account and region.
@@ -83,6 +86,10 @@ pub fn published_quotas() -> Vec<Quota> {
         q("Lambda", None, 15.0, 15.0, LAMBDA_QUOTAS),
         q("Lambda", Some("GetFunction"), 100.0, 100.0, LAMBDA_QUOTAS),
         q("Lambda", Some("GetPolicy"), 15.0, 15.0, LAMBDA_QUOTAS),
+        // ACM: "API rate quotas" (DescribeCertificate 10/s). Route 53: five requests a second
+        // per account for all its APIs (global: the same bucket stands in each region's pacer).
+        q("ACM", Some("DescribeCertificate"), 10.0, 10.0, ACM_QUOTAS),
+        q("Route 53", None, 5.0, 5.0, ROUTE53_QUOTAS),
     ];
     // EC2: request token limits per API (bucket size, refill per second).
     for operation in [
@@ -139,9 +146,9 @@ pub fn parse_override(text: &str) -> Result<Quota, String> {
         Some((service, operation)) => (service.trim(), Some(operation.trim().to_string())),
         None => (target.trim(), None),
     };
-    if !["API Gateway", "Lambda", "EC2"].contains(&service) {
+    if !["API Gateway", "Lambda", "EC2", "ACM", "Route 53"].contains(&service) {
         return Err(format!(
-            "{text:?}: the service is one of \"API Gateway\", \"Lambda\", \"EC2\""
+            "{text:?}: the service is one of \"API Gateway\", \"Lambda\", \"EC2\", \"ACM\", \"Route 53\""
         ));
     }
     let value = value.trim();

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod backend;
 pub mod deployment;
+pub mod domain;
 pub mod endpoint;
 pub mod routes;
 

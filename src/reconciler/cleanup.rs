@@ -16,7 +16,7 @@ use crate::conditions::{self, PartState, reason};
 use crate::crd::{DeletionPolicy, PrivateApi};
 use crate::error::{Error, Result};
 use crate::observed::Reader;
-use crate::parts::{Change, PartContext, api, backend, endpoint};
+use crate::parts::{Change, PartContext, api, backend, domain, endpoint};
 use crate::status;
 
 /// Remove what the operator created, in dependency order, unless the policy is Retain.
@@ -62,10 +62,12 @@ async fn remove_all(object: Arc<PrivateApi>, ctx: &Context, key: String) -> Resu
         reader: Reader::direct(&clients),
     };
     let mut changes = Vec::new();
-    // The API first (its stages and deployments go with it), so nothing invokes the function or
-    // references the endpoint any more; then the function's permission and the function; then the
-    // endpoint and its security group.
+    // The custom domain name first (record, mappings, associations, domain: it maps the stage
+    // and is associated with the endpoints); then the API (its stages and deployments go with
+    // it), so nothing invokes the function or references the endpoint any more; then the
+    // function's permission and the function; then the endpoint and its security group.
     let result = async {
+        changes.extend(domain::cleanup(&pctx).await?.changes);
         changes.extend(api::cleanup(&pctx).await?.changes);
         changes.extend(backend::cleanup(&pctx).await?.changes);
         let endpoint = endpoint::cleanup_owned(&pctx).await?;

@@ -19,7 +19,8 @@ use crate::crd::{PrivateApi, PrivateApiStatus};
 use crate::error::Result;
 use crate::observed::Reader;
 use crate::parts::api::DesiredApi;
-use crate::parts::{PartContext, api, backend, deployment, endpoint, routes};
+use crate::parts::domain::DomainTarget;
+use crate::parts::{PartContext, api, backend, deployment, domain, endpoint, routes};
 use crate::retiring::{self, Leftovers};
 use crate::status;
 
@@ -192,6 +193,37 @@ pub(super) async fn converge(
         );
     }
 
+    // 4b. The custom domain name maps the stage once it serves the current spec (and goes when
+    // the spec no longer names one).
+    let domain_state = if object.spec.domain.is_some() || previous.domain.is_some() {
+        Some(match (&rest_api, &endpoint, status.stage_name.clone()) {
+            (Some(rest_api), Some(endpoint), Some(stage)) if deployed_state.ready => {
+                let mut endpoints: std::collections::BTreeSet<String> = object
+                    .spec
+                    .additional_vpc_endpoint_ids
+                    .iter()
+                    .cloned()
+                    .collect();
+                endpoints.insert(endpoint.vpc_endpoint_id.clone());
+                let target = DomainTarget {
+                    rest_api_id: &rest_api.rest_api_id,
+                    stage: &stage,
+                    endpoints,
+                    endpoint_dns: endpoint.dns_names.first().map(String::as_str),
+                };
+                let (state, value) = gathered.part(domain::reconcile(&pctx, &target).await);
+                if let Some(value) = value {
+                    status::set_custom_domain_url(&mut status, object.spec.domain.as_ref(), &value);
+                    status.domain = value;
+                }
+                state
+            }
+            _ => dependency("waiting for the stage to serve the current spec"),
+        })
+    } else {
+        None
+    };
+
     // 5. Make-before-break: once the stage serves a deployment of the current spec, what it no
     // longer needs goes (`retiring::release_leftovers` says what, in which order).
     let serving_current = deployed_state.ready;
@@ -241,12 +273,19 @@ pub(super) async fn converge(
     }
 
     // 6. Conditions and status.
-    let parts = [
+    let mut parts = vec![
         (conditions::ENDPOINT_READY, &endpoint_state),
         (conditions::API_READY, &api_state),
         (conditions::BACKEND_READY, &backend_state),
         (conditions::DEPLOYED, &deployed_state),
     ];
+    // DomainReady only while the spec names a domain.
+    match (&domain_state, object.spec.domain.is_some()) {
+        (Some(state), true) => parts.push((conditions::DOMAIN_READY, state)),
+        _ => status
+            .conditions
+            .retain(|c| c.type_ != conditions::DOMAIN_READY),
+    }
     let ready = set_conditions(&mut status, &parts, generation);
     record_adoptions(&mut status.adopted, &gathered.changes);
     if mode != Mode::Fresh {

@@ -138,6 +138,22 @@ fn http(method: &'static str, path: &str) -> Request {
 }
 
 const API: &str = "/restapis/a1b2c3d4e5";
+/// A private domain name: its ARN names the account (public ones do not).
+const DOMAIN: &str = "/domainnames/orders.internal.example.com+a1b2c3d4e5";
+const CERTIFICATE: &str =
+    "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666";
+const ZONE: &str = "arn:aws:route53:::hostedzone/Z0123456789ABCDEFGHIJ";
+
+/// An API Gateway request on a resource of the account (private domain names and their
+/// access associations).
+fn account_http(method: &'static str, path: &str) -> Request {
+    let mut r = request(
+        method,
+        format!("arn:aws:apigateway:{REGION}:{ACCOUNT}:{path}"),
+    );
+    r.action = method;
+    r
+}
 const OWNED_FUNCTION: &str =
     "arn:aws:lambda:us-east-1:123456789012:function:papi-team-a-orders-0123456789";
 const REFERENCED_FUNCTION: &str =
@@ -224,10 +240,19 @@ fn requests_of(operation: &str) -> Option<Vec<Request>> {
         ],
         "API Gateway:UpdateRestApi" => vec![http("apigateway:PATCH", API).on_owned()],
         "API Gateway:DeleteRestApi" => vec![http("apigateway:DELETE", API).on_owned()],
-        "API Gateway:TagResource" => vec![http(
-            "apigateway:PUT",
-            "/tags/arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Frestapis%2Fa1b2c3d4e5",
-        )],
+        // REST APIs, and private domain names (spec.domain).
+        "API Gateway:TagResource" => vec![
+            http(
+                "apigateway:PUT",
+                "/tags/arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Frestapis%2Fa1b2c3d4e5",
+            ),
+            http(
+                "apigateway:PUT",
+                &format!(
+                    "/tags/arn%3Aaws%3Aapigateway%3A{REGION}%3A{ACCOUNT}%3A%2Fdomainnames%2Forders.internal.example.com%2Ba1b2c3d4e5"
+                ),
+            ),
+        ],
         "API Gateway:GetResources" => {
             vec![http("apigateway:GET", &format!("{API}/resources")).on_owned()]
         }
@@ -332,6 +357,51 @@ fn requests_of(operation: &str) -> Option<Vec<Request>> {
             .map(|r| r.with("lambda:Principal", "apigateway.amazonaws.com"))
             .collect(),
         "Lambda:RemovePermission" => lambda_requests("lambda:RemovePermission", false),
+        // Private custom domain names (spec.domain).
+        "API Gateway:GetDomainNames" => vec![http("apigateway:GET", "/domainnames")],
+        "API Gateway:GetDomainName" => vec![account_http("apigateway:GET", DOMAIN)],
+        "API Gateway:CreateDomainName" => {
+            vec![http("apigateway:POST", "/domainnames").tagged_on_create()]
+        }
+        "API Gateway:UpdateDomainName" => {
+            vec![account_http("apigateway:PATCH", DOMAIN).on_owned()]
+        }
+        "API Gateway:DeleteDomainName" => {
+            vec![account_http("apigateway:DELETE", DOMAIN).on_owned()]
+        }
+        "API Gateway:GetBasePathMappings" => vec![account_http(
+            "apigateway:GET",
+            &format!("{DOMAIN}/basepathmappings"),
+        )],
+        "API Gateway:CreateBasePathMapping" => vec![
+            account_http("apigateway:POST", &format!("{DOMAIN}/basepathmappings")).on_owned(),
+        ],
+        "API Gateway:DeleteBasePathMapping" => vec![
+            account_http("apigateway:DELETE", &format!("{DOMAIN}/basepathmappings/v1"))
+                .on_owned(),
+        ],
+        "API Gateway:GetDomainNameAccessAssociations" => vec![account_http(
+            "apigateway:GET",
+            "/domainnameaccessassociations",
+        )],
+        "API Gateway:CreateDomainNameAccessAssociation" => vec![
+            account_http("apigateway:POST", "/domainnameaccessassociations").tagged_on_create(),
+        ],
+        "API Gateway:DeleteDomainNameAccessAssociation" => vec![
+            account_http(
+                "apigateway:DELETE",
+                "/domainnameaccessassociations/domainname/orders.internal.example.com+a1b2c3d4e5/vpcesource/vpce-0123456789abcdef0",
+            )
+            .on_owned(),
+        ],
+        "ACM:DescribeCertificate" => vec![request("acm:DescribeCertificate", CERTIFICATE)],
+        "Route 53:GetHostedZone" => vec![request("route53:GetHostedZone", ZONE)],
+        "Route 53:ListResourceRecordSets" => {
+            vec![request("route53:ListResourceRecordSets", ZONE)]
+        }
+        "Route 53:ChangeResourceRecordSets" => {
+            vec![request("route53:ChangeResourceRecordSets", ZONE)]
+        }
         _ => return None,
     })
 }
@@ -490,9 +560,19 @@ fn the_evaluator_refuses_what_the_conditions_exclude() {
         &policy,
         &http("apigateway:DELETE", "/restapis/zzz"),
     ));
+    // Public domain names (no account in their ARN) are never the operator's, even tagged;
+    // private ones are only when tagged as its own.
     assert!(!allowed(
         &policy,
         &http("apigateway:DELETE", "/domainnames/api.example.com").on_owned(),
+    ));
+    assert!(!allowed(
+        &policy,
+        &account_http("apigateway:DELETE", DOMAIN),
+    ));
+    assert!(allowed(
+        &policy,
+        &account_http("apigateway:DELETE", DOMAIN).on_owned(),
     ));
     assert!(!allowed(&policy, &request("ec2:DeleteVpc", "*")));
 }

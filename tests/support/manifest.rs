@@ -90,6 +90,7 @@ impl PrivateApiManifest {
                 deletion_policy: DeletionPolicy::default(),
                 adopt: None,
                 probe: None,
+                domain: None,
             },
             explicit: BTreeSet::new(),
         }
