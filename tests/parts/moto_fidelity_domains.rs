@@ -14,8 +14,8 @@ use aws_sdk_apigateway::types::{
     ResourceOwner, SecurityPolicy,
 };
 use aws_sdk_route53::types::{
-    AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-    Vpc, VpcRegion,
+    AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType, Vpc,
+    VpcRegion,
 };
 
 use super::moto_fidelity::{
@@ -232,7 +232,10 @@ async fn apigw_private_domain_name_has_id_arn_and_policy() {
     );
     let arn = format!("arn:aws:apigateway:{REGION}:{ACCOUNT}:/domainnames/{name}+{id}");
     assert_eq!(created.domain_name_arn(), Some(arn.as_str()));
-    assert_eq!(created.domain_name_status().map(|s| s.as_str()), Some("AVAILABLE"));
+    assert_eq!(
+        created.domain_name_status().map(|s| s.as_str()),
+        Some("AVAILABLE")
+    );
     assert_eq!(created.security_policy(), Some(&SecurityPolicy::Tls12));
     assert_eq!(
         created.endpoint_configuration().map(|c| c.types().to_vec()),
@@ -242,7 +245,11 @@ async fn apigw_private_domain_name_has_id_arn_and_policy() {
     // The policy: plain JSON (not escaped like a REST API's), minified, execute-api expanded.
     let execute_arn = format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:/domainnames/{name}+{id}");
     let expected = policy.replace("\"execute-api:/*\"", &format!("\"{execute_arn}\""));
-    assert_eq!(created.policy(), Some(expected.as_str()), "CreateDomainName");
+    assert_eq!(
+        created.policy(),
+        Some(expected.as_str()),
+        "CreateDomainName"
+    );
     assert_ne!(created.policy(), Some(policy.as_str()));
     let got = aws
         .apigw
@@ -284,7 +291,8 @@ async fn apigw_private_domain_name_has_id_arn_and_policy() {
 
     // The certificate must cover the name, and exist.
     let other = domain("papi-dn-other");
-    let missing = format!("arn:aws:acm:{REGION}:{ACCOUNT}:certificate/00000000-0000-0000-0000-000000000000");
+    let missing =
+        format!("arn:aws:acm:{REGION}:{ACCOUNT}:certificate/00000000-0000-0000-0000-000000000000");
     expect_failures(vec![
         (
             ("certificate of another name", "BadRequestException", 400),
@@ -298,7 +306,11 @@ async fn apigw_private_domain_name_has_id_arn_and_policy() {
             ),
         ),
         (
-            ("certificate that does not exist", "BadRequestException", 400),
+            (
+                "certificate that does not exist",
+                "BadRequestException",
+                400,
+            ),
             code_and_status(
                 aws.apigw
                     .create_domain_name()
@@ -448,7 +460,11 @@ async fn apigw_delete_private_domain_name() {
             .send()
             .await,
     );
-    assert_eq!((code.as_str(), status), ("ConflictException", 409), "association held");
+    assert_eq!(
+        (code.as_str(), status),
+        ("ConflictException", 409),
+        "association held"
+    );
     aws.apigw
         .delete_domain_name_access_association()
         .domain_name_access_association_arn(&assoc)
@@ -541,13 +557,16 @@ async fn apigw_domain_name_access_associations() {
         .filter(|a| a.domain_name_arn() == Some(arn.as_str()))
         .map(|a| {
             (
-                a.access_association_source().unwrap_or_default().to_string(),
+                a.access_association_source()
+                    .unwrap_or_default()
+                    .to_string(),
                 a.tags().and_then(|t| t.get("privateapi.io/uid")).cloned(),
             )
         })
         .collect();
     assert_eq!(listed, vec![(vpce.clone(), Some(name.clone()))]);
-    let unknown_domain = format!("arn:aws:apigateway:{REGION}:{ACCOUNT}:/domainnames/{name}+zzzzzzzzzz");
+    let unknown_domain =
+        format!("arn:aws:apigateway:{REGION}:{ACCOUNT}:/domainnames/{name}+zzzzzzzzzz");
     expect_failures(vec![
         (
             ("the same endpoint again", "ConflictException", 409),
@@ -561,7 +580,11 @@ async fn apigw_domain_name_access_associations() {
             ),
         ),
         (
-            ("an endpoint that does not exist", "BadRequestException", 400),
+            (
+                "an endpoint that does not exist",
+                "BadRequestException",
+                400,
+            ),
             code_and_status(
                 aws.apigw
                     .create_domain_name_access_association()
@@ -572,7 +595,11 @@ async fn apigw_domain_name_access_associations() {
             ),
         ),
         (
-            ("a domain name that does not exist", "BadRequestException", 400),
+            (
+                "a domain name that does not exist",
+                "BadRequestException",
+                400,
+            ),
             code_and_status(
                 aws.apigw
                     .create_domain_name_access_association()
@@ -694,16 +721,19 @@ async fn apigw_private_base_path_mappings() {
             ),
         ),
         (
-            ("the public domain name of that name", "NotFoundException", 404),
-            code_and_status(
-                aws.apigw
-                    .get_base_path_mappings()
-                    .domain_name(&name)
-                    .send(),
+            (
+                "the public domain name of that name",
+                "NotFoundException",
+                404,
             ),
+            code_and_status(aws.apigw.get_base_path_mappings().domain_name(&name).send()),
         ),
         (
-            ("UpdateBasePathMapping to a stage that does not exist", "BadRequestException", 400),
+            (
+                "UpdateBasePathMapping to a stage that does not exist",
+                "BadRequestException",
+                400,
+            ),
             code_and_status(
                 aws.apigw
                     .update_base_path_mapping()
@@ -721,7 +751,11 @@ async fn apigw_private_base_path_mappings() {
             ),
         ),
         (
-            ("the endpoint type of a mapped API", "BadRequestException", 400),
+            (
+                "the endpoint type of a mapped API",
+                "BadRequestException",
+                400,
+            ),
             code_and_status(
                 aws.apigw
                     .update_rest_api()
@@ -997,7 +1031,12 @@ async fn acm_requested_certificate_waits_for_its_dns_record() {
                 .name(record.name())
                 .r#type(RrType::Cname)
                 .ttl(300)
-                .resource_records(ResourceRecord::builder().value(record.value()).build().unwrap())
+                .resource_records(
+                    ResourceRecord::builder()
+                        .value(record.value())
+                        .build()
+                        .unwrap(),
+                )
                 .build()
                 .unwrap(),
         )
@@ -1034,7 +1073,8 @@ async fn acm_requested_certificate_waits_for_its_dns_record() {
                 .unwrap()
                 .certificate
                 .unwrap();
-            (c.status() == Some(&CertificateStatus::Issued) && c.issued_at().is_some()).then_some(())
+            (c.status() == Some(&CertificateStatus::Issued) && c.issued_at().is_some())
+                .then_some(())
         },
     )
     .await;
@@ -1178,18 +1218,48 @@ async fn route53_change_batch_as_aws() {
         (code, status, msg)
     };
     let (c, s, m) = code(change(&aws, &zone, ChangeAction::Create, alias_a(&api, target)).await);
-    assert_eq!((c.as_str(), s), ("InvalidChangeBatch", 400), "CREATE existing: {m}");
+    assert_eq!(
+        (c.as_str(), s),
+        ("InvalidChangeBatch", 400),
+        "CREATE existing: {m}"
+    );
     assert!(m.contains("already exists"), "{m}");
     let (c, s, m) = code(
-        change(&aws, &zone, ChangeAction::Delete, alias_a(&api, "other.example.com")).await,
+        change(
+            &aws,
+            &zone,
+            ChangeAction::Delete,
+            alias_a(&api, "other.example.com"),
+        )
+        .await,
     );
-    assert_eq!((c.as_str(), s), ("InvalidChangeBatch", 400), "DELETE alias mismatch: {m}");
+    assert_eq!(
+        (c.as_str(), s),
+        ("InvalidChangeBatch", 400),
+        "DELETE alias mismatch: {m}"
+    );
     assert!(m.contains("do not match"), "{m}");
-    let (c, _, m) = code(change(&aws, &zone, ChangeAction::Delete, cname(&www, "x.example.com", 300)).await);
+    let (c, _, m) = code(
+        change(
+            &aws,
+            &zone,
+            ChangeAction::Delete,
+            cname(&www, "x.example.com", 300),
+        )
+        .await,
+    );
     assert_eq!(c, "InvalidChangeBatch", "DELETE value mismatch: {m}");
     let (c, _, m) = code(change(&aws, &zone, ChangeAction::Delete, cname(&www, &api, 60)).await);
     assert_eq!(c, "InvalidChangeBatch", "DELETE TTL mismatch: {m}");
-    let (c, _, m) = code(change(&aws, &zone, ChangeAction::Upsert, cname(&api, "x.example.com", 60)).await);
+    let (c, _, m) = code(
+        change(
+            &aws,
+            &zone,
+            ChangeAction::Upsert,
+            cname(&api, "x.example.com", 60),
+        )
+        .await,
+    );
     assert_eq!(c, "InvalidChangeBatch", "CNAME beside an A record: {m}");
     assert_eq!(records(&aws, &zone).await.len(), 2, "nothing changed");
     // DELETE with the exact values (name in other case, with the final dot) works once.
@@ -1272,7 +1342,12 @@ async fn route53_caller_reference_is_used_once() {
             .await,
     );
     assert_eq!(code, "InvalidVPCId");
-    aws.route53.delete_hosted_zone().id(&zone).send().await.unwrap();
+    aws.route53
+        .delete_hosted_zone()
+        .id(&zone)
+        .send()
+        .await
+        .unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1334,8 +1409,19 @@ async fn domain_operator_calls_work() {
         .hosted_zone
         .unwrap()
         .id;
-    let z = aws.route53.get_hosted_zone().id(&zone).send().await.unwrap();
-    assert_eq!(z.hosted_zone().and_then(|z| z.config()).map(|c| c.private_zone()), Some(true));
+    let z = aws
+        .route53
+        .get_hosted_zone()
+        .id(&zone)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        z.hosted_zone()
+            .and_then(|z| z.config())
+            .map(|c| c.private_zone()),
+        Some(true)
+    );
 
     // Domain name, association, mapping.
     let created = create_private_domain(&aws, &name, &cert, &domain_policy(&[&vpce])).await;
@@ -1386,10 +1472,7 @@ async fn domain_operator_calls_work() {
         .unwrap();
 
     // DNS: alias A record to the endpoint.
-    let record = alias_a(
-        &name,
-        endpoint_dns.dns_name().unwrap(),
-    );
+    let record = alias_a(&name, endpoint_dns.dns_name().unwrap());
     let record = ResourceRecordSet::builder()
         .name(record.name())
         .r#type(RrType::A)
@@ -1486,7 +1569,13 @@ async fn domain_operator_calls_work() {
         .send()
         .await
         .unwrap();
-    let tags = aws.apigw.get_tags().resource_arn(&arn).send().await.unwrap();
+    let tags = aws
+        .apigw
+        .get_tags()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         tags.tags().and_then(|t| t.get("privateapi.io/uid")),
         Some(&name)
@@ -1525,9 +1614,9 @@ async fn domain_operator_calls_work() {
         .await
         .unwrap();
     assert_eq!(updated.certificate_arn(), Some(cert2.as_str()));
-    let sources = parsed(updated.policy())["Statement"][0]["Condition"]["StringNotEquals"]
-        ["aws:SourceVpce"]
-        .clone();
+    let sources =
+        parsed(updated.policy())["Statement"][0]["Condition"]["StringNotEquals"]["aws:SourceVpce"]
+            .clone();
     assert_eq!(sources, serde_json::json!([vpce, "vpce-0fedcba9876543210"]));
     let m = aws
         .apigw
@@ -1573,7 +1662,12 @@ async fn domain_operator_calls_work() {
         .await
         .expect("DELETE of the alias record");
     assert!(records(&aws, &zone).await.is_empty());
-    aws.route53.delete_hosted_zone().id(&zone).send().await.unwrap();
+    aws.route53
+        .delete_hosted_zone()
+        .id(&zone)
+        .send()
+        .await
+        .unwrap();
     let (code, status, _) = failure(
         aws.apigw
             .get_domain_name()
