@@ -21,5 +21,5 @@ mkdir -p "$PAPI_CACHE"
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
   -r "$here/requirements.txt" -c "$here/constraints.txt"
-"$venv/bin/python" -c 'import moto, moto.server, moto.apigateway, moto.ec2, moto.awslambda, moto.iam; print("moto", moto.__version__)' >&2
+"$venv/bin/python" -c 'import moto, moto.server, moto.apigateway, moto.ec2, moto.awslambda, moto.iam, moto.acm, moto.route53; print("moto", moto.__version__)' >&2
 echo "$want" > "$stamp"

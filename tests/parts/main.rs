@@ -10,4 +10,5 @@ mod data_plane;
 mod endpoint;
 mod fault_proxy;
 mod moto_fidelity;
+mod moto_fidelity_domains;
 mod reader;

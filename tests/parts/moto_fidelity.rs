@@ -26,15 +26,15 @@ use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 
-const ACCOUNT: &str = "123456789012";
-const REGION: &str = "us-east-1";
-const EXECUTE_API: &str = "com.amazonaws.us-east-1.execute-api";
+pub(crate) const ACCOUNT: &str = "123456789012";
+pub(crate) const REGION: &str = "us-east-1";
+pub(crate) const EXECUTE_API: &str = "com.amazonaws.us-east-1.execute-api";
 
 // ---------------------------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------------------------
 
-async fn sdk_config() -> aws_config::SdkConfig {
+pub(crate) async fn sdk_config() -> aws_config::SdkConfig {
     if std::env::var_os("PAPI_TESTBED").is_none() {
         panic!("run through `make test` (testbed/with-testbed.sh)");
     }
@@ -61,7 +61,7 @@ async fn aws() -> Aws {
 }
 
 /// Error code, HTTP status and message of a failed call.
-fn failure<E: ProvideErrorMetadata + std::fmt::Debug, T: std::fmt::Debug>(
+pub(crate) fn failure<E: ProvideErrorMetadata + std::fmt::Debug, T: std::fmt::Debug>(
     r: Result<T, SdkError<E, HttpResponse>>,
 ) -> (String, u16, String) {
     match r {
@@ -77,13 +77,13 @@ fn failure<E: ProvideErrorMetadata + std::fmt::Debug, T: std::fmt::Debug>(
 }
 
 /// A call that must fail, answering its error code and HTTP status.
-type FailingCall<'a> = futures::future::BoxFuture<'a, (String, u16)>;
+pub(crate) type FailingCall<'a> = futures::future::BoxFuture<'a, (String, u16)>;
 
 /// What a failing call is, and the error code and HTTP status it must answer.
-type Expected<'a> = (&'a str, &'a str, u16);
+pub(crate) type Expected<'a> = (&'a str, &'a str, u16);
 
 /// The error code and HTTP status a call answers (it must fail).
-fn code_and_status<'a, T, E, F>(call: F) -> FailingCall<'a>
+pub(crate) fn code_and_status<'a, T, E, F>(call: F) -> FailingCall<'a>
 where
     T: std::fmt::Debug,
     E: ProvideErrorMetadata + std::fmt::Debug,
@@ -96,7 +96,7 @@ where
 }
 
 /// A table of calls that must fail: (what, expected code, expected status) and the call, in order.
-async fn expect_failures(table: Vec<(Expected<'_>, FailingCall<'_>)>) {
+pub(crate) async fn expect_failures(table: Vec<(Expected<'_>, FailingCall<'_>)>) {
     for ((what, code, status), call) in table {
         let (got_code, got_status) = call.await;
         assert_eq!((got_code.as_str(), got_status), (code, status), "{what}");
@@ -104,7 +104,7 @@ async fn expect_failures(table: Vec<(Expected<'_>, FailingCall<'_>)>) {
 }
 
 /// How often the fidelity tests look again at what they wait for.
-const POLL: Duration = Duration::from_millis(100);
+pub(crate) const POLL: Duration = Duration::from_millis(100);
 
 fn tag_spec(rt: ResourceType, uid: &str) -> TagSpecification {
     TagSpecification::builder()
@@ -168,7 +168,7 @@ async fn endpoint_state(aws: &Aws, id: &str) -> Option<String> {
 
 /// The resource policy the operator writes (design doc, "What the operator makes in AWS"),
 /// minified, keys in the order the operator writes them (serde_json's `json!` would sort them).
-fn operator_policy(vpce: &[&str]) -> String {
+pub(crate) fn operator_policy(vpce: &[&str]) -> String {
     let vpce = serde_json::to_string(vpce).unwrap();
     format!(
         concat!(
