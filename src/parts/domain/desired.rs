@@ -99,9 +99,9 @@ impl DomainPlan {
     }
 }
 
-/// The plan for a domain name that exists; `policy_prefix` is the ARN `execute-api:` stands for
-/// in its policy as AWS returns it.
-pub fn plan(live: &LiveDomainState, desired: &DesiredDomain, policy_prefix: &str) -> DomainPlan {
+/// The plan for a domain name that exists; `execute_arn` is the ARN `execute-api:/*` stands for
+/// in its policy as AWS returns it ([`policy_arn`]).
+pub fn plan(live: &LiveDomainState, desired: &DesiredDomain, execute_arn: &str) -> DomainPlan {
     let associated: BTreeSet<&str> = live
         .associations
         .iter()
@@ -112,11 +112,7 @@ pub fn plan(live: &LiveDomainState, desired: &DesiredDomain, policy_prefix: &str
         .iter()
         .find(|m| m.base_path == desired.mapping.base_path);
     DomainPlan {
-        policy: !policy::equivalent(
-            live.domain.policy.as_deref(),
-            &desired.policy,
-            policy_prefix,
-        ),
+        policy: !policy_equivalent(live.domain.policy.as_deref(), &desired.policy, execute_arn),
         certificate: live.domain.certificate_arn.as_deref() != Some(&desired.certificate_arn),
         security_policy: live.domain.security_policy.as_deref() != Some(desired.security_policy),
         tags: missing_tags(&desired.tags, &live.domain.tags),
@@ -163,9 +159,44 @@ pub fn covers(names: &[String], host: &str) -> bool {
     })
 }
 
-/// The ARN `execute-api:/` stands for in a private domain name's policy.
-pub fn policy_prefix(region: &str, account_id: &str, name: &str, id: &str) -> String {
-    format!("arn:aws:execute-api:{region}:{account_id}:/domainnames/{name}+{id}/")
+/// The ARN `execute-api:/*` stands for in a private domain name's policy as AWS returns it (the
+/// domain name's execute-api ARN itself; `execute-api:/rest` is that ARN followed by `/rest`).
+pub fn policy_arn(region: &str, account_id: &str, name: &str, id: &str) -> String {
+    format!("arn:aws:execute-api:{region}:{account_id}:/domainnames/{name}+{id}")
+}
+
+/// Whether the domain name's policy as AWS returns it (`live_text`) says what `desired` says:
+/// its expanded resources written back in the `execute-api:` shorthand, then compared as the
+/// REST API's policy is.
+pub fn policy_equivalent(live_text: Option<&str>, desired: &Value, execute_arn: &str) -> bool {
+    let Some(mut live) = live_text.and_then(policy::parse_policy) else {
+        return false;
+    };
+    let shorten = |resource: &mut Value| {
+        if let Value::String(r) = resource {
+            if r == execute_arn {
+                *r = policy::INVOKE_RESOURCE.to_string();
+            } else if let Some(rest) = r.strip_prefix(execute_arn) {
+                *r = format!("execute-api:{rest}");
+            }
+        }
+    };
+    if let Some(statements) = live.get_mut("Statement") {
+        let list: Vec<&mut Value> = match statements {
+            Value::Array(list) => list.iter_mut().collect(),
+            single => vec![single],
+        };
+        for statement in list {
+            for key in ["Resource", "NotResource"] {
+                match statement.get_mut(key) {
+                    Some(Value::Array(resources)) => resources.iter_mut().for_each(shorten),
+                    Some(resource) => shorten(resource),
+                    None => {}
+                }
+            }
+        }
+    }
+    policy::canonical(&live, "") == policy::canonical(desired, "")
 }
 
 #[cfg(test)]
@@ -268,6 +299,26 @@ mod tests {
         assert_eq!(plan.replace_mapping.map(|m| m.stage), Some("old".into()));
         assert_eq!(plan.stale_mappings.len(), 1);
         assert!(plan.upsert_record);
+    }
+
+    #[test]
+    fn the_policy_as_aws_returns_it_is_the_policy_the_spec_wants() {
+        let want = desired(&["vpce-1"]);
+        let arn = policy_arn(
+            "us-east-1",
+            "123456789012",
+            "orders.internal.example.com",
+            "d1",
+        );
+        // Minified, `execute-api:/*` expanded to the domain's ARN, one-item lists as strings.
+        let returned = want.policy.to_string().replace("execute-api:/*", &arn);
+        assert!(policy_equivalent(Some(&returned), &want.policy, &arn));
+        let other = desired(&["vpce-2"])
+            .policy
+            .to_string()
+            .replace("execute-api:/*", &arn);
+        assert!(!policy_equivalent(Some(&other), &want.policy, &arn));
+        assert!(!policy_equivalent(None, &want.policy, &arn));
     }
 
     #[test]

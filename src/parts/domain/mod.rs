@@ -21,7 +21,9 @@ use crate::error::{Error, Result};
 use crate::model::LiveDomain;
 use crate::parts::{Change, Cleanup, Outcome, PartContext};
 
-pub use desired::{DesiredDomain, DomainPlan, LiveDomainState, covers, plan, policy_prefix};
+pub use desired::{
+    DesiredDomain, DomainPlan, LiveDomainState, covers, plan, policy_arn, policy_equivalent,
+};
 
 pub const FIELD_NAME: &str = "spec.domain.name";
 pub const FIELD_CERTIFICATE: &str = "spec.domain.certificateArn";
@@ -80,13 +82,13 @@ pub async fn reconcile(
         }
     };
     let live = observe(ctx, domain, spec).await?;
-    let prefix = policy_prefix(
+    let execute_arn = policy_arn(
         &ctx.aws.region,
         &ctx.aws.account_id,
         &live.domain.name,
         &live.domain.id,
     );
-    let plan = plan(&live, &desired, &prefix);
+    let plan = plan(&live, &desired, &execute_arn);
     let (associations, applied) = apply::apply(ctx, &live, &desired, &plan).await?;
     changes.extend(applied);
     // Make-before-break: the name status names goes once the new one serves.
