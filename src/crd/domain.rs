@@ -12,8 +12,10 @@ pub const DOMAIN_NAME_PATTERN: &str =
 /// ACM certificate ARNs.
 pub const CERTIFICATE_ARN_PATTERN: &str =
     r"^arn:aws[a-z-]*:acm:[a-z]{2}(-[a-z]+)+-[0-9]{1,2}:[0-9]{12}:certificate/[A-Za-z0-9-]{1,64}$";
-/// Route 53 hosted zone IDs (with or without the `/hostedzone/` prefix AWS sometimes returns).
-pub const HOSTED_ZONE_ID_PATTERN: &str = r"^(/hostedzone/)?Z[A-Z0-9]{1,31}$";
+/// Route 53 hosted zone IDs (with or without the `/hostedzone/` prefix AWS sometimes returns):
+/// uppercase letters and digits, at most 32 (AWS's start with `Z`, which the API does not
+/// promise).
+pub const HOSTED_ZONE_ID_PATTERN: &str = r"^(/hostedzone/)?[A-Z0-9]{1,32}$";
 /// API Gateway base paths: path segments of unreserved characters, no leading or trailing slash.
 pub const BASE_PATH_PATTERN: &str = r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$";
 

@@ -11,6 +11,7 @@ mod adopt;
 mod bench_harness;
 mod data_plane;
 mod deploy_rbac;
+mod domain;
 mod fault_suite;
 mod lifecycle;
 mod probe;

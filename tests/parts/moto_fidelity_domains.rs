@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_acm::primitives::Blob;
 use aws_sdk_acm::types::{CertificateStatus, ValidationMethod};
 use aws_sdk_apigateway::types::{
     AccessAssociationSourceType, EndpointConfiguration, EndpointType, Op, PatchOperation,
@@ -40,43 +39,6 @@ async fn aws() -> Aws {
     }
 }
 
-/// A self-signed RSA-2048 certificate for `name` (CN and SAN) and its key, PEM, made by the
-/// test bed's Python (the moto venv has `cryptography`), as the test bed imports them.
-fn self_signed(name: &str) -> (Vec<u8>, Vec<u8>) {
-    let script = r#"
-import datetime, sys
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-name = sys.argv[1]
-key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-now = datetime.datetime.now(datetime.timezone.utc)
-cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=90))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256()))
-sys.stdout.write(cert.public_bytes(serialization.Encoding.PEM).decode())
-sys.stdout.write("\n--KEY--\n")
-sys.stdout.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                   serialization.NoEncryption()).decode())
-"#;
-    let out = std::process::Command::new(crate::support::testbed_python())
-        .args(["-c", script, name])
-        .output()
-        .expect("the test bed's python runs");
-    assert!(
-        out.status.success(),
-        "certificate: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (cert, key) = text.split_once("\n--KEY--\n").expect("cert and key");
-    (cert.as_bytes().to_vec(), key.as_bytes().to_vec())
-}
-
 /// A unique private domain name under `.papi.internal`.
 fn domain(prefix: &str) -> String {
     format!("{}.papi.internal", unique(prefix))
@@ -84,16 +46,7 @@ fn domain(prefix: &str) -> String {
 
 /// Imports a self-signed certificate for `name`; its ARN.
 async fn imported_certificate(aws: &Aws, name: &str) -> String {
-    let (cert, key) = self_signed(name);
-    aws.acm
-        .import_certificate()
-        .certificate(Blob::new(cert))
-        .private_key(Blob::new(key))
-        .send()
-        .await
-        .expect("ImportCertificate")
-        .certificate_arn
-        .expect("certificate ARN")
+    make::imported_certificate(&aws.acm, name).await
 }
 
 fn private() -> EndpointConfiguration {

@@ -228,3 +228,83 @@ pub async fn execute_api_endpoint_in(
         .and_then(|e| e.vpc_endpoint_id)
         .expect("endpoint id")
 }
+
+/// A self-signed RSA-2048 certificate for `name` (CN and SAN) and its key, PEM, made by the
+/// test bed's Python (the moto venv has `cryptography`), as the test bed imports them.
+pub fn self_signed(name: &str) -> (Vec<u8>, Vec<u8>) {
+    let script = r#"
+import datetime, sys
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+name = sys.argv[1]
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+now = datetime.datetime.now(datetime.timezone.utc)
+cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=90))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256()))
+sys.stdout.write(cert.public_bytes(serialization.Encoding.PEM).decode())
+sys.stdout.write("\n--KEY--\n")
+sys.stdout.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()).decode())
+"#;
+    let out = std::process::Command::new(super::testbed_python())
+        .args(["-c", script, name])
+        .output()
+        .expect("the test bed's python runs");
+    assert!(
+        out.status.success(),
+        "certificate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (cert, key) = text.split_once("\n--KEY--\n").expect("cert and key");
+    (cert.as_bytes().to_vec(), key.as_bytes().to_vec())
+}
+
+/// Imports a self-signed certificate for `name` (CN and SAN) into ACM, as a user imports their
+/// own; its ARN. ACM reports it ISSUED.
+pub async fn imported_certificate(acm: &aws_sdk_acm::Client, name: &str) -> String {
+    use aws_sdk_acm::primitives::Blob;
+    let (cert, key) = self_signed(name);
+    acm.import_certificate()
+        .certificate(Blob::new(cert))
+        .private_key(Blob::new(key))
+        .send()
+        .await
+        .expect("ImportCertificate")
+        .certificate_arn
+        .expect("certificate ARN")
+}
+
+/// A Route 53 hosted zone for `name`: private (associated with `vpc_id`) or public; its ID.
+pub async fn hosted_zone(
+    route53: &aws_sdk_route53::Client,
+    name: &str,
+    vpc_id: Option<&str>,
+) -> String {
+    use aws_sdk_route53::types::{Vpc, VpcRegion};
+    let mut request = route53
+        .create_hosted_zone()
+        .name(name)
+        .caller_reference(super::unique("zone"));
+    if let Some(vpc_id) = vpc_id {
+        request = request.vpc(
+            Vpc::builder()
+                .vpc_id(vpc_id)
+                .vpc_region(VpcRegion::UsEast1)
+                .build(),
+        );
+    }
+    let zone = request
+        .send()
+        .await
+        .expect("CreateHostedZone")
+        .hosted_zone
+        .expect("hosted zone");
+    zone.id().trim_start_matches("/hostedzone/").to_string()
+}

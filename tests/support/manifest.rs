@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use privateapi_operator::crd::{
     AdoptSpec, Architecture, BackendSpec, BuiltinBackend, CodeBackend, CreateEndpointSpec,
     DEFAULT_BUILTIN_MESSAGE, DEFAULT_MEMORY_MIB, DEFAULT_STAGE_NAME, DEFAULT_TIMEOUT_SECONDS,
-    DeletionPolicy, EndpointSpec, PrivateApi, PrivateApiSpec, ProbeSpec,
+    DeletionPolicy, DomainSpec, EndpointSpec, PrivateApi, PrivateApiSpec, ProbeSpec,
 };
 use serde_json::Value;
 
@@ -310,6 +310,18 @@ impl PrivateApiManifest {
     /// `spec.adopt`.
     pub fn adopt(mut self, adopt: AdoptSpec) -> Self {
         self.spec.adopt = Some(adopt);
+        self
+    }
+
+    /// `spec.domain`: `name` with `certificate_arn`, published in `zone` when given.
+    pub fn domain(mut self, name: &str, certificate_arn: &str, zone: Option<&str>) -> Self {
+        self.spec.domain = Some(DomainSpec {
+            name: name.to_string(),
+            certificate_arn: certificate_arn.to_string(),
+            base_path: None,
+            hosted_zone_id: zone.map(str::to_string),
+            security_policy: Default::default(),
+        });
         self
     }
 
