@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-SERVICES = ("apigateway", "ec2", "lambda", "sts")
+SERVICES = ("apigateway", "ec2", "lambda", "sts", "acm", "route53")
 FAULTS = ("error5xx", "throttle", "latency", "drop_connection", "lose_response", "hang_after_forward")
 
 # Requests without a body longer than this are not expected from the SDKs (Lambda zips are a few MB).
@@ -48,7 +48,8 @@ def service_of(headers: Any, path: str) -> str:
     match = re.search(r"Credential=[^/,]+/[^/,]+/[^/,]+/([^/,]+)/aws4_request", auth)
     if match:
         return match.group(1)
-    if path.startswith(("/restapis", "/tags/", "/account", "/domainnames", "/usageplans")):
+    if path.startswith(("/restapis", "/tags/", "/account", "/domainnames", "/usageplans",
+                        "/domainnameaccessassociations")):
         return "apigateway"
     if re.match(r"^/20\d\d-\d\d-\d\d/", path):
         return "lambda"
@@ -118,6 +119,25 @@ APIGATEWAY_ROUTES: list[tuple[str, str, str]] = [
     ("GET", rf"/tags/{SEG}", "GetTags"),
     ("PUT", rf"/tags/{SEG}", "TagResource"),
     ("DELETE", rf"/tags/{SEG}", "UntagResource"),
+    # Private custom domain names (addressed by name and ?domainNameId=).
+    ("GET", r"/domainnames", "GetDomainNames"),
+    ("POST", r"/domainnames", "CreateDomainName"),
+    ("GET", rf"/domainnames/{SEG}", "GetDomainName"),
+    ("PATCH", rf"/domainnames/{SEG}", "UpdateDomainName"),
+    ("DELETE", rf"/domainnames/{SEG}", "DeleteDomainName"),
+    ("GET", rf"/domainnames/{SEG}/basepathmappings", "GetBasePathMappings"),
+    ("POST", rf"/domainnames/{SEG}/basepathmappings", "CreateBasePathMapping"),
+    ("GET", rf"/domainnames/{SEG}/basepathmappings/{SEG}", "GetBasePathMapping"),
+    ("PATCH", rf"/domainnames/{SEG}/basepathmappings/{SEG}", "UpdateBasePathMapping"),
+    ("DELETE", rf"/domainnames/{SEG}/basepathmappings/{SEG}", "DeleteBasePathMapping"),
+    ("GET", r"/domainnameaccessassociations", "GetDomainNameAccessAssociations"),
+    ("POST", r"/domainnameaccessassociations", "CreateDomainNameAccessAssociation"),
+    ("DELETE", rf"/domainnameaccessassociations/{SEG}", "DeleteDomainNameAccessAssociation"),
+]
+ROUTE53_ROUTES: list[tuple[str, str, str]] = [
+    ("GET", rf"/2013-04-01/hostedzone/{SEG}", "GetHostedZone"),
+    ("GET", rf"/2013-04-01/hostedzone/{SEG}/rrset/?", "ListResourceRecordSets"),
+    ("POST", rf"/2013-04-01/hostedzone/{SEG}/rrset/?", "ChangeResourceRecordSets"),
 ]
 LAMBDA_ROUTES: list[tuple[str, str, str]] = [
     ("GET", r"/2015-03-31/functions/?", "ListFunctions"),
@@ -143,6 +163,7 @@ LAMBDA_ROUTES: list[tuple[str, str, str]] = [
 _COMPILED = {
     "apigateway": [(m, re.compile(f"^{p}$"), op) for m, p, op in APIGATEWAY_ROUTES],
     "lambda": [(m, re.compile(f"^{p}$"), op) for m, p, op in LAMBDA_ROUTES],
+    "route53": [(m, re.compile(f"^{p}$"), op) for m, p, op in ROUTE53_ROUTES],
 }
 
 READ_VERBS = ("Describe", "Get", "List")
@@ -154,6 +175,11 @@ def identify(method: str, raw_path: str, headers: Any, body: bytes) -> tuple[str
     service = service_of(headers, path)
     if service in ("ec2", "sts") or (service == "unknown" and method == "POST" and b"Action=" in body):
         operation = form_action(body)
+        return service, operation, not operation.startswith(READ_VERBS)
+    # JSON protocols (ACM): the operation is the target's last part.
+    target = headers.get("X-Amz-Target", "") or ""
+    if target:
+        operation = target.rsplit(".", 1)[-1]
         return service, operation, not operation.startswith(READ_VERBS)
     for route_method, pattern, operation in _COMPILED.get(service, []):
         if method == route_method and pattern.match(path):

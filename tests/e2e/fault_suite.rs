@@ -285,6 +285,160 @@ async fn scenario_2_kill_after_every_mutating_call_of_a_create() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 2b. kill after, and lose the response of, each write of a private custom domain name
+
+/// The writes a create makes for `spec.domain`.
+const DOMAIN_WRITES: [&str; 4] = [
+    "CreateDomainName",
+    "CreateDomainNameAccessAssociation",
+    "CreateBasePathMapping",
+    "ChangeResourceRecordSets",
+];
+
+/// One domain name per object, each with one association per endpoint, one mapping and one
+/// record: no duplicate of what the invariant does not list.
+async fn assert_one_of_each_domain_part(bed: &Bed, zone: &str, what: &str) {
+    for object in bed.list() {
+        let status = &object["status"];
+        let (Some(name), Some(id), Some(arn)) = (
+            status["domain"]["name"].as_str(),
+            status["domain"]["domainNameId"].as_str(),
+            status["domain"]["domainNameArn"].as_str(),
+        ) else {
+            panic!("{what}: no status.domain: {status}");
+        };
+        let associations: Vec<String> = bed
+            .aws
+            .apigateway
+            .get_domain_name_access_associations()
+            .resource_owner(aws_sdk_apigateway::types::ResourceOwner::SelfValue)
+            .send()
+            .await
+            .expect("GetDomainNameAccessAssociations")
+            .items()
+            .iter()
+            .filter(|a| a.domain_name_arn() == Some(arn))
+            .filter_map(|a| a.access_association_source().map(str::to_string))
+            .collect();
+        assert_eq!(associations.len(), 1, "{what}: {name}: {associations:?}");
+        let mappings = bed
+            .aws
+            .apigateway
+            .get_base_path_mappings()
+            .domain_name(name)
+            .domain_name_id(id)
+            .send()
+            .await
+            .expect("GetBasePathMappings");
+        assert_eq!(mappings.items().len(), 1, "{what}: {name}: {mappings:?}");
+        let records = bed
+            .aws
+            .route53
+            .list_resource_record_sets()
+            .hosted_zone_id(zone)
+            .send()
+            .await
+            .expect("ListResourceRecordSets");
+        let named = records
+            .resource_record_sets()
+            .iter()
+            .filter(|r| r.name().trim_end_matches('.') == name)
+            .count();
+        assert_eq!(named, 1, "{what}: records named {name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_2b_kill_after_and_lose_each_write_of_a_domain() {
+    crate::support::require_testbed();
+    let mut bed = Bed::new("domain", 23, 68, &[]).await;
+    let zone_name = format!("{}.internal.example.com", crate::support::unique("fz"));
+    let certificate =
+        crate::support::make::imported_certificate(&bed.aws.acm, &format!("*.{zone_name}")).await;
+    let zone =
+        crate::support::make::hosted_zone(&bed.aws.route53, &zone_name, Some(&bed.vpc().vpc_id))
+            .await;
+    let create = |bed: &Bed, name: &str| {
+        bed.manifest(name)
+            .domain(&format!("{name}.{zone_name}"), &certificate, Some(&zone))
+            .apply();
+    };
+    create(&bed, "reference");
+    bed.wait_ready("reference", CONVERGE);
+    let writes: Vec<(String, String)> = bed
+        .proxy
+        .calls()
+        .iter()
+        .filter(|c| c["mutating"] == true)
+        .map(|c| {
+            let field = |f: &str| c[f].as_str().unwrap_or_default().to_string();
+            (field("service"), field("operation"))
+        })
+        .collect();
+    for required in DOMAIN_WRITES {
+        assert!(
+            writes.iter().any(|(_, op)| op == required),
+            "a create with a domain makes no {required}: {writes:?}"
+        );
+    }
+    let mut converge = Duration::ZERO;
+    let mut faults = 0;
+    // Killed right after each of the domain's writes (k counts the create's own writes).
+    for (k, (_, operation)) in writes.iter().enumerate() {
+        if !DOMAIN_WRITES.contains(&operation.as_str()) {
+            continue;
+        }
+        let name = format!("kill-{}", k + 1);
+        bed.proxy.freeze_after_mutating(k as u64 + 1);
+        create(&bed, &name);
+        let killed = bed
+            .operator
+            .kill_when_frozen(&bed.proxy, Duration::from_secs(300));
+        assert!(
+            killed,
+            "the create made fewer than {} mutating calls",
+            k + 1
+        );
+        faults += 1;
+        let started = Instant::now();
+        bed.wait_ready(&name, CONVERGE);
+        converge += started.elapsed();
+        let what = format!("killed after {operation} (write {})", k + 1);
+        bed.assert_invariant(&what).await;
+        assert_one_of_each_domain_part(&bed, &zone, &what).await;
+    }
+    // Each domain write's first response lost: the write happened, the operator never heard.
+    for (service, operation) in writes
+        .iter()
+        .filter(|(_, op)| DOMAIN_WRITES.contains(&op.as_str()))
+    {
+        bed.proxy.reset();
+        bed.proxy
+            .set_rules(json!([{"service": service, "operation": operation,
+                                    "fault": "lose_response", "schedule": [1]}]));
+        let name = format!("lost-{}", operation.to_lowercase());
+        let started = Instant::now();
+        create(&bed, &name);
+        bed.wait_ready(&name, CONVERGE);
+        converge += started.elapsed();
+        assert_eq!(bed.proxy.injected_total(), 1, "{}", bed.proxy.stats());
+        faults += 1;
+        let what = format!("lost response of {operation}");
+        bed.assert_invariant(&what).await;
+        assert_one_of_each_domain_part(&bed, &zone, &what).await;
+    }
+    let report = bed.assert_invariant("all domain faults").await;
+    record(Row {
+        scenario: "2b domain writes killed / lost",
+        runs: faults,
+        faults,
+        report,
+        converge,
+        note: format!("kill after and lose each of {}", DOMAIN_WRITES.join(",")),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
 // 3. lost responses on every create call type
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

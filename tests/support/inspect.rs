@@ -420,3 +420,19 @@ pub fn permits_api(statements: &[Value], aws: &RegionClients, rest_api_id: &str)
 pub fn permits_only(statements: &[Value], aws: &RegionClients, rest_api_id: &str) -> bool {
     statements.len() == 1 && permits_api(statements, aws, rest_api_id)
 }
+
+/// Every private domain name of the account-region (API Gateway, resourceOwner SELF).
+pub async fn private_domain_names(
+    aws: &RegionClients,
+) -> Vec<aws_sdk_apigateway::types::DomainName> {
+    aws.apigateway
+        .get_domain_names()
+        .resource_owner(aws_sdk_apigateway::types::ResourceOwner::SelfValue)
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .expect("GetDomainNames")
+}

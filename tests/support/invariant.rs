@@ -209,6 +209,18 @@ pub async fn find_resources(aws: &RegionClients, scope: &Scope) -> Vec<Found> {
             });
         }
     }
+    // Private custom domain names (`spec.domain`), by the cluster tag; `name+id` as their ID.
+    for domain in super::inspect::private_domain_names(aws).await {
+        let tags = domain.tags.clone().unwrap_or_default();
+        let pairs = || tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        if cluster_of(pairs()).as_deref() == Some(scope.cluster.as_str()) {
+            found.insert(Found {
+                kind: "domain-name",
+                id: domain.domain_name_id.clone().unwrap_or_default(),
+                uid: uid_of(pairs()),
+            });
+        }
+    }
     found.into_iter().collect()
 }
 
@@ -240,7 +252,10 @@ pub async fn check(aws: &RegionClients, scope: &Scope) -> Report {
                     .entry((object.key.clone(), resource.kind))
                     .or_default()
                     .push(resource.id.clone());
-                let named = object.status[status_field(resource.kind)].as_str();
+                let named = match resource.kind {
+                    "domain-name" => object.status["domain"]["domainNameId"].as_str(),
+                    kind => object.status[status_field(kind)].as_str(),
+                };
                 if named != Some(resource.id.as_str()) {
                     report.orphans.push(format!(
                         "{} {} of {} (its status names {:?})",
@@ -284,6 +299,13 @@ pub async fn check(aws: &RegionClients, scope: &Scope) -> Report {
         }
         if let Some(function) = object.status["functionArn"].as_str() {
             check_permissions(aws, object, function, &mut report).await;
+        }
+        if let Some(id) = object.status["domain"]["domainNameId"].as_str()
+            && !ids.contains(id)
+        {
+            report
+                .missing
+                .push(format!("{} status.domain.domainNameId {id}", object.key));
         }
     }
     report

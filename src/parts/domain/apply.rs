@@ -10,6 +10,7 @@ use aws_sdk_route53::types::{
 
 use super::desired::{DesiredDomain, DomainPlan, LiveDomainState};
 use super::{change, sorted};
+use crate::aws::no_sdk_retries;
 use crate::crd::{AccessAssociation, DomainStatus};
 use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
 use crate::model::{LiveDomain, LiveRecord};
@@ -47,6 +48,12 @@ pub(super) async fn create_domain(
         )
         .policy(desired.policy.to_string())
         .set_tags(Some(desired.tags.clone().into_iter().collect()))
+        // No idempotency token, and private names may repeat: a retry after a lost response
+        // would make a second domain name. The next reconcile finds the first by its tags.
+        .customize()
+        .config_override(
+            aws_sdk_apigateway::config::Builder::default().retry_config(no_sdk_retries()),
+        )
         .send()
         .await
         .aws(SERVICE, "CreateDomainName")?;
@@ -136,6 +143,12 @@ pub(super) async fn apply(
             .access_association_source_type(AccessAssociationSourceType::Vpce)
             .access_association_source(endpoint)
             .set_tags(Some(desired.tags.clone().into_iter().collect()))
+            // A retry after a lost response would be refused as a conflict with itself: the
+            // next reconcile finds the association instead.
+            .customize()
+            .config_override(
+                aws_sdk_apigateway::config::Builder::default().retry_config(no_sdk_retries()),
+            )
             .send()
             .await
             .aws(SERVICE, "CreateDomainNameAccessAssociation")?;
@@ -164,7 +177,15 @@ pub(super) async fn apply(
         if desired.mapping.base_path != crate::crd::NO_BASE_PATH {
             request = request.base_path(&desired.mapping.base_path);
         }
-        request.send().await.aws(SERVICE, "CreateBasePathMapping")?;
+        // As for the association: a retry would conflict with the mapping it made.
+        request
+            .customize()
+            .config_override(
+                aws_sdk_apigateway::config::Builder::default().retry_config(no_sdk_retries()),
+            )
+            .send()
+            .await
+            .aws(SERVICE, "CreateBasePathMapping")?;
         changes.push(change(
             "Created",
             format!("base path mapping {} of {what}", desired.mapping.base_path),
