@@ -239,3 +239,95 @@ async fn a_domain_waits_for_its_certificate_and_refuses_a_public_zone_or_an_unco
         world.delete_and_wait(name, READY_WITHIN);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_domain_serves_its_new_name_before_the_old_one_goes() {
+    let world = World::new("domain-rename").vpc(132).operator().await;
+    let zone_name = format!("{}.internal.example.com", unique("z"));
+    let certificate = make::imported_certificate(&world.aws.acm, &format!("*.{zone_name}")).await;
+    let zone = make::hosted_zone(&world.aws.route53, &zone_name, Some(&world.vpc().vpc_id)).await;
+    let (old, new) = (format!("orders.{zone_name}"), format!("shop.{zone_name}"));
+    world
+        .seed("orders")
+        .domain(&old, &certificate, Some(&zone))
+        .apply();
+    let object = world.wait_ready("orders", READY_WITHIN);
+    let (_, old_id, _) = domain_status(&object);
+    let api = status_str(&object, "restApiId");
+
+    // Renamed, and served under a base path.
+    world.patch(
+        "orders",
+        json!({"domain": {"name": new, "basePath": "orders"}}),
+    );
+    let object = world.wait_ready("orders", READY_WITHIN);
+    let (name, id, arn) = domain_status(&object);
+    assert_eq!(name, new);
+    assert_ne!(id, old_id);
+    assert_eq!(
+        object["status"]["urls"]["customDomain"].as_str(),
+        Some(format!("https://{new}/orders/").as_str())
+    );
+    let (associations, mappings) = associations_and_mappings(&world, &new, &id, &arn).await;
+    assert_eq!(
+        associations,
+        BTreeSet::from([status_str(&object, "vpcEndpointId")])
+    );
+    assert_eq!(
+        mappings,
+        vec![("orders".to_string(), api, "prod".to_string())]
+    );
+    assert!(cname(&world, &zone, &new).await.is_some());
+    // The old name is gone, with its record, and went only after the new one was mapped and
+    // published (the operator logs each change in the order it made it).
+    assert!(!domain_exists(&world, &old, &old_id).await);
+    // Without the terminal colours tracing writes around field names.
+    let log = strip_colours(&world.operator().log());
+    let at = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in the operator's log"))
+    };
+    let old_deleted = at(&format!(
+        "action=\"Deleted\" resource=private domain name {old} ({old_id})"
+    ));
+    assert!(
+        at(&format!(
+            "resource=base path mapping orders of private domain name {new}"
+        )) < old_deleted
+    );
+    assert!(at(&format!("resource=record {new} in hosted zone")) < old_deleted);
+    assert_eq!(cname(&world, &zone, &old).await, None);
+
+    // The stage renamed: the mapping follows.
+    world.patch("orders", json!({"stageName": "live"}));
+    let object = world.wait_ready("orders", READY_WITHIN);
+    let (_, mappings) = associations_and_mappings(&world, &new, &id, &arn).await;
+    assert_eq!(
+        mappings,
+        vec![(
+            "orders".to_string(),
+            status_str(&object, "restApiId"),
+            "live".to_string()
+        )]
+    );
+    world.delete_and_wait("orders", READY_WITHIN);
+    assert!(!domain_exists(&world, &new, &id).await);
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn strip_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for next in chars.by_ref() {
+                if next == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
