@@ -48,6 +48,11 @@ pub enum Error {
     #[error("{field}: {message}")]
     ReferenceNotFound { field: String, message: String },
 
+    /// A reference that exists but cannot be used yet (a certificate pending validation): waited
+    /// for on the same capped backoff, under its own reason.
+    #[error("{field}: {message}")]
+    ReferenceNotReady { field: String, message: String },
+
     /// The operator itself is misconfigured (missing flag, unreadable handler package).
     #[error("operator configuration: {0}")]
     Config(String),
@@ -86,6 +91,7 @@ impl Error {
             },
             Error::InvalidSpec { .. } => "invalid_spec",
             Error::ReferenceNotFound { .. } => "reference_not_found",
+            Error::ReferenceNotReady { .. } => "reference_not_ready",
             Error::Config(_) => "config",
             Error::CleanupInProgress(_) => "cleanup_in_progress",
             Error::InUse(_) => "in_use",
@@ -98,6 +104,7 @@ impl Error {
         match self {
             Error::InvalidSpec { .. } => "InvalidSpec",
             Error::ReferenceNotFound { .. } => "ReferenceNotFound",
+            Error::ReferenceNotReady { .. } => "ReferenceNotReady",
             Error::Aws {
                 kind: AwsErrorKind::Throttled,
                 ..
@@ -127,6 +134,14 @@ impl Error {
 
     pub fn is_reference_not_found(&self) -> bool {
         matches!(self, Error::ReferenceNotFound { .. })
+    }
+
+    /// A reference waited for: not found yet, or not usable yet.
+    pub fn is_waited_reference(&self) -> bool {
+        matches!(
+            self,
+            Error::ReferenceNotFound { .. } | Error::ReferenceNotReady { .. }
+        )
     }
 
     /// `ReferenceNotFound` naming `field`.

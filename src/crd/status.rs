@@ -85,9 +85,12 @@ pub struct PrivateApiStatus {
     /// The region of all of the above.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// `Ready`, `EndpointReady`, `ApiReady`, `BackendReady`, `Deployed`. Reason `InvalidSpec`:
+    /// `Ready`, `EndpointReady`, `ApiReady`, `BackendReady`, `Deployed`, and `DomainReady` with
+    /// `spec.domain`. Reason `InvalidSpec`:
     /// the spec is wrong in itself, terminal until it changes; `ReferenceNotFound`: a reference
-    /// does not exist (yet), retried with backoff (at most 2 min apart); `AwsError`, `Throttled`:
+    /// does not exist (yet), retried with backoff (at most 2 min apart); `ReferenceNotReady`: it
+    /// exists but cannot serve yet (a certificate pending validation), the same backoff;
+    /// `AwsError`, `Throttled`:
     /// retried. With `spec.probe`, also `Reachable`: what the operator's own request to the URL
     /// got (`True`: the expected status, with its latency; `False`: a diagnosis such as
     /// `NameNotResolved`, `ConnectTimeout`, `Forbidden`, `BackendError`; `Unknown`: not probed

@@ -194,7 +194,7 @@ pub fn error_policy(
         *n = n.saturating_add(1);
         *n
     };
-    let cap = if inner.is_reference_not_found() {
+    let cap = if inner.is_waited_reference() {
         REFERENCE_BACKOFF_CAP
     } else {
         BACKOFF_CAP

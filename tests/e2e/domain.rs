@@ -190,10 +190,10 @@ async fn a_domain_waits_for_its_certificate_and_refuses_a_public_zone_or_an_unco
     let object = world.wait_for(
         "waiting",
         READY_WITHIN,
-        "DomainReady Pending on the certificate",
+        "DomainReady ReferenceNotReady on the certificate",
         |o| {
             condition(o, "DomainReady").is_some_and(|c| {
-                c["reason"] == "Pending"
+                c["reason"] == "ReferenceNotReady"
                     && c["message"]
                         .as_str()
                         .unwrap_or_default()

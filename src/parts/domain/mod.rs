@@ -54,13 +54,7 @@ pub async fn reconcile(
             changes: removed.changes,
         });
     };
-    if let Some(waiting) = check_certificate(ctx, spec).await? {
-        return Ok(Outcome {
-            value: ctx.status.domain.clone(),
-            state: waiting,
-            changes: Vec::new(),
-        });
-    }
+    check_certificate(ctx, spec).await?;
     if let Some(zone) = &spec.hosted_zone_id {
         check_zone(ctx, zone).await?;
     }
@@ -122,10 +116,11 @@ pub async fn reconcile(
     })
 }
 
-/// None when the certificate can serve `spec.name`; a `Pending` state while it is not issued
-/// yet. A certificate that does not exist (yet) is `ReferenceNotFound`; one of another region,
-/// or that does not cover the name, is `InvalidSpec`.
-async fn check_certificate(ctx: &PartContext<'_>, spec: &DomainSpec) -> Result<Option<PartState>> {
+/// Ok when the certificate can serve `spec.name`. One that does not exist (yet) is
+/// `ReferenceNotFound`, one not issued yet `ReferenceNotReady` (both looked at again on a capped
+/// backoff: validation takes minutes); one of another region, or that does not cover the name,
+/// is `InvalidSpec`.
+async fn check_certificate(ctx: &PartContext<'_>, spec: &DomainSpec) -> Result<()> {
     let arn = &spec.certificate_arn;
     let region = arn.split(':').nth(3).unwrap_or_default();
     if region != ctx.aws.region {
@@ -153,15 +148,16 @@ async fn check_certificate(ctx: &PartContext<'_>, spec: &DomainSpec) -> Result<O
             ),
         });
     }
-    Ok((certificate.status != "ISSUED").then(|| {
-        PartState::not_ready(
-            reason::PENDING,
-            format!(
+    if certificate.status != "ISSUED" {
+        return Err(Error::ReferenceNotReady {
+            field: FIELD_CERTIFICATE.into(),
+            message: format!(
                 "waiting for certificate {arn} to be issued (it is {})",
                 certificate.status
             ),
-        )
-    }))
+        });
+    }
+    Ok(())
 }
 
 /// The zone must exist (else retried) and be private.
