@@ -425,3 +425,9 @@ impl AwsClients {
 pub fn no_sdk_retries() -> aws_config::retry::RetryConfig {
     aws_config::retry::RetryConfig::disabled()
 }
+
+/// The API Gateway per-operation override without the SDK's retries ([`no_sdk_retries`]), for
+/// `.customize().config_override(..)`.
+pub fn apigateway_without_retries() -> aws_sdk_apigateway::config::Builder {
+    aws_sdk_apigateway::config::Builder::default().retry_config(no_sdk_retries())
+}

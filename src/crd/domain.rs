@@ -93,6 +93,10 @@ pub struct DomainStatus {
     pub domain_name_id: String,
     /// The domain name's ARN.
     pub domain_name_arn: String,
+    /// The hosted zone the operator published the name in (`spec.domain.hostedZoneId` when it
+    /// did), so that the record goes with the name even once the spec no longer says where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosted_zone_id: Option<String>,
     /// The access associations of the object's endpoints with the domain name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub access_associations: Vec<AccessAssociation>,

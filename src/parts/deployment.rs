@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use super::api::{ApiInfo, DesiredApi};
 use super::routes::integration_uri;
 use super::{Change, Outcome, PartContext};
-use crate::aws::no_sdk_retries;
+use crate::aws::apigateway_without_retries;
 use crate::conditions::{PartState, reason};
 use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
 use crate::identity::short_hash;
@@ -237,9 +237,7 @@ pub async fn reconcile(
             .stage_name(stage_name)
             .description(format!("{FINGERPRINT_PREFIX}{desired_fingerprint}"))
             .customize()
-            .config_override(
-                aws_sdk_apigateway::config::Builder::default().retry_config(no_sdk_retries()),
-            )
+            .config_override(apigateway_without_retries())
             .send()
             .await
             .aws(SERVICE, "CreateDeployment")?;

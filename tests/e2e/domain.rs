@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use aws_sdk_apigateway::types::ResourceOwner;
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -19,42 +18,10 @@ async fn associations_and_mappings(
     id: &str,
     arn: &str,
 ) -> (BTreeSet<String>, Vec<(String, String, String)>) {
-    let associations = world
-        .aws
-        .apigateway
-        .get_domain_name_access_associations()
-        .resource_owner(ResourceOwner::SelfValue)
-        .send()
-        .await
-        .expect("GetDomainNameAccessAssociations")
-        .items()
-        .iter()
-        .filter(|a| a.domain_name_arn() == Some(arn))
-        .filter_map(|a| a.access_association_source().map(str::to_string))
-        .collect();
-    let mappings = match world
-        .aws
-        .apigateway
-        .get_base_path_mappings()
-        .domain_name(name)
-        .domain_name_id(id)
-        .send()
-        .await
-    {
-        Ok(out) => out
-            .items()
-            .iter()
-            .map(|m| {
-                (
-                    m.base_path().unwrap_or_default().to_string(),
-                    m.rest_api_id().unwrap_or_default().to_string(),
-                    m.stage().unwrap_or_default().to_string(),
-                )
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    (associations, mappings)
+    (
+        inspect::domain_association_sources(&world.aws, arn).await,
+        inspect::domain_mappings(&world.aws, name, id).await,
+    )
 }
 
 async fn domain_exists(world: &World, name: &str, id: &str) -> bool {
@@ -95,7 +62,7 @@ fn domain_status(object: &Value) -> (String, String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_private_domain_name_serves_the_stage_and_goes_with_the_object() {
+async fn a_private_domain_name_serves_the_stage_and_goes_when_the_spec_drops_it() {
     let world = World::new("domain").vpc(130).operator().await;
     let vpc = world.vpc();
     let zone_name = format!("{}.internal.example.com", unique("z"));
@@ -157,12 +124,19 @@ async fn a_private_domain_name_serves_the_stage_and_goes_with_the_object() {
     let (associations, _) = associations_and_mappings(&world, &name, &id, &arn).await;
     assert_eq!(associations, BTreeSet::from([vpce.clone(), extra.clone()]));
 
-    // Deleted: the record, the mapping, the associations and the domain name go.
-    world.delete_and_wait("orders", READY_WITHIN);
+    // The domain taken out of the spec: the record (in the zone status recorded), the mapping,
+    // the associations and the domain name go; the API stays.
+    world.patch("orders", json!({"domain": null}));
+    let object = world.wait_for("orders", READY_WITHIN, "Ready without a domain", |o| {
+        is_ready(o) && o["status"]["domain"].is_null()
+    });
+    assert!(condition(&object, "DomainReady").is_none());
+    assert!(object["status"]["urls"]["customDomain"].is_null());
     assert!(!domain_exists(&world, &name, &id).await);
     let (associations, mappings) = associations_and_mappings(&world, &name, &id, &arn).await;
     assert!(associations.is_empty() && mappings.is_empty());
     assert_eq!(cname(&world, &zone, &name).await, None);
+    world.delete_and_wait("orders", READY_WITHIN);
     inspect::delete_endpoint(&world.aws, &extra).await;
 }
 

@@ -307,30 +307,10 @@ async fn assert_one_of_each_domain_part(bed: &Bed, zone: &str, what: &str) {
         ) else {
             panic!("{what}: no status.domain: {status}");
         };
-        let associations: Vec<String> = bed
-            .aws
-            .apigateway
-            .get_domain_name_access_associations()
-            .resource_owner(aws_sdk_apigateway::types::ResourceOwner::SelfValue)
-            .send()
-            .await
-            .expect("GetDomainNameAccessAssociations")
-            .items()
-            .iter()
-            .filter(|a| a.domain_name_arn() == Some(arn))
-            .filter_map(|a| a.access_association_source().map(str::to_string))
-            .collect();
+        let associations = crate::support::inspect::domain_association_sources(&bed.aws, arn).await;
         assert_eq!(associations.len(), 1, "{what}: {name}: {associations:?}");
-        let mappings = bed
-            .aws
-            .apigateway
-            .get_base_path_mappings()
-            .domain_name(name)
-            .domain_name_id(id)
-            .send()
-            .await
-            .expect("GetBasePathMappings");
-        assert_eq!(mappings.items().len(), 1, "{what}: {name}: {mappings:?}");
+        let mappings = crate::support::inspect::domain_mappings(&bed.aws, name, id).await;
+        assert_eq!(mappings.len(), 1, "{what}: {name}: {mappings:?}");
         let records = bed
             .aws
             .route53

@@ -436,3 +436,48 @@ pub async fn private_domain_names(
         .await
         .expect("GetDomainNames")
 }
+
+/// The endpoints associated with the private domain name `domain_arn`.
+pub async fn domain_association_sources(aws: &RegionClients, domain_arn: &str) -> BTreeSet<String> {
+    aws.apigateway
+        .get_domain_name_access_associations()
+        .resource_owner(aws_sdk_apigateway::types::ResourceOwner::SelfValue)
+        .send()
+        .await
+        .expect("GetDomainNameAccessAssociations")
+        .items()
+        .iter()
+        .filter(|a| a.domain_name_arn() == Some(domain_arn))
+        .filter_map(|a| a.access_association_source().map(str::to_string))
+        .collect()
+}
+
+/// The base path mappings of a private domain name as (base path, REST API, stage); none when
+/// the domain name is gone.
+pub async fn domain_mappings(
+    aws: &RegionClients,
+    name: &str,
+    id: &str,
+) -> Vec<(String, String, String)> {
+    match aws
+        .apigateway
+        .get_base_path_mappings()
+        .domain_name(name)
+        .domain_name_id(id)
+        .send()
+        .await
+    {
+        Ok(out) => out
+            .items()
+            .iter()
+            .map(|m| {
+                (
+                    m.base_path().unwrap_or_default().to_string(),
+                    m.rest_api_id().unwrap_or_default().to_string(),
+                    m.stage().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, Op, PatchOperation};
 
 use super::{AdoptedFrom, Change, Cleanup, Outcome, PartContext};
-use crate::aws::no_sdk_retries;
+use crate::aws::apigateway_without_retries;
 use crate::conditions::{PartState, reason};
 use crate::crd::RetiringResource;
 use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
@@ -231,9 +231,7 @@ async fn create(ctx: &PartContext<'_>, desired: &DesiredApi) -> Result<ApiInfo> 
         .policy(desired.policy.to_string())
         .set_tags(Some(desired.tags.clone().into_iter().collect()))
         .customize()
-        .config_override(
-            aws_sdk_apigateway::config::Builder::default().retry_config(no_sdk_retries()),
-        )
+        .config_override(apigateway_without_retries())
         .send()
         .await
         .aws(SERVICE, "CreateRestApi")

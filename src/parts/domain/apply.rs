@@ -10,7 +10,7 @@ use aws_sdk_route53::types::{
 
 use super::desired::{DesiredDomain, DomainPlan, LiveDomainState};
 use super::{change, sorted};
-use crate::aws::no_sdk_retries;
+use crate::aws::apigateway_without_retries;
 use crate::crd::{AccessAssociation, DomainStatus};
 use crate::error::{AwsResultExt, Error, NotFoundExt, Result};
 use crate::model::{LiveDomain, LiveRecord};
@@ -51,9 +51,7 @@ pub(super) async fn create_domain(
         // No idempotency token, and private names may repeat: a retry after a lost response
         // would make a second domain name. The next reconcile finds the first by its tags.
         .customize()
-        .config_override(
-            aws_sdk_apigateway::config::Builder::default().retry_config(no_sdk_retries()),
-        )
+        .config_override(apigateway_without_retries())
         .send()
         .await
         .aws(SERVICE, "CreateDomainName")?;
@@ -146,9 +144,7 @@ pub(super) async fn apply(
             // A retry after a lost response would be refused as a conflict with itself: the
             // next reconcile finds the association instead.
             .customize()
-            .config_override(
-                aws_sdk_apigateway::config::Builder::default().retry_config(no_sdk_retries()),
-            )
+            .config_override(apigateway_without_retries())
             .send()
             .await
             .aws(SERVICE, "CreateDomainNameAccessAssociation")?;
@@ -180,9 +176,7 @@ pub(super) async fn apply(
         // As for the association: a retry would conflict with the mapping it made.
         request
             .customize()
-            .config_override(
-                aws_sdk_apigateway::config::Builder::default().retry_config(no_sdk_retries()),
-            )
+            .config_override(apigateway_without_retries())
             .send()
             .await
             .aws(SERVICE, "CreateBasePathMapping")?;
@@ -292,20 +286,16 @@ async fn change_record(
     Ok(())
 }
 
-/// Remove the domain name `known` in dependency order: its record (in `zone`), its mappings,
-/// its associations, then the domain name. What is already gone is skipped.
-pub(super) async fn remove(
-    ctx: &PartContext<'_>,
-    known: &DomainStatus,
-    zone: Option<&str>,
-) -> Result<Vec<Change>> {
+/// Remove the domain name `known` in dependency order: its record (in the zone status names),
+/// its mappings, its associations, then the domain name. What is already gone is skipped.
+pub(super) async fn remove(ctx: &PartContext<'_>, known: &DomainStatus) -> Result<Vec<Change>> {
     let reader = Reader::direct(ctx.aws);
     let what = format!(
         "private domain name {} ({})",
         known.name, known.domain_name_id
     );
     let mut changes = Vec::new();
-    if let Some(zone) = zone
+    if let Some(zone) = known.hosted_zone_id.as_deref()
         && let Some(record) = reader.cname(zone, &known.name).await?
     {
         change_record(ctx, zone, ChangeAction::Delete, &record).await?;

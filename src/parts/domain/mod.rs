@@ -92,12 +92,13 @@ pub async fn reconcile(
         .as_ref()
         .filter(|old| old.name != spec.name)
     {
-        changes.extend(apply::remove(ctx, old, spec.hosted_zone_id.as_deref()).await?);
+        changes.extend(apply::remove(ctx, old).await?);
     }
     let status = DomainStatus {
         name: live.domain.name.clone(),
         domain_name_id: live.domain.id.clone(),
         domain_name_arn: live.domain.arn.clone(),
+        hosted_zone_id: spec.hosted_zone_id.clone(),
         access_associations: associations,
     };
     Ok(Outcome {
@@ -254,14 +255,9 @@ pub async fn cleanup(ctx: &PartContext<'_>) -> Result<Cleanup> {
             changes: Vec::new(),
         });
     };
-    let zone = ctx
-        .spec
-        .domain
-        .as_ref()
-        .and_then(|d| d.hosted_zone_id.as_deref());
     Ok(Cleanup {
         done: true,
-        changes: apply::remove(ctx, known, zone).await?,
+        changes: apply::remove(ctx, known).await?,
     })
 }
 
