@@ -261,7 +261,7 @@ sys.stdout.write(key.private_bytes(serialization.Encoding.PEM, serialization.Pri
         "certificate: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = String::from_utf8(out.stdout).expect("PEM is ASCII");
     let (cert, key) = text.split_once("\n--KEY--\n").expect("cert and key");
     (cert.as_bytes().to_vec(), key.as_bytes().to_vec())
 }
