@@ -37,18 +37,11 @@ async fn domain_exists(world: &World, name: &str, id: &str) -> bool {
 }
 
 async fn cname(world: &World, zone: &str, name: &str) -> Option<String> {
-    let out = world
-        .aws
-        .route53
-        .list_resource_record_sets()
-        .hosted_zone_id(zone)
-        .send()
+    inspect::records_named(&world.aws, zone, name)
         .await
-        .expect("ListResourceRecordSets");
-    out.resource_record_sets()
-        .iter()
-        .find(|r| r.name().trim_end_matches('.') == name && r.r#type().as_str() == "CNAME")
-        .and_then(|r| r.resource_records().first().map(|v| v.value().to_string()))
+        .into_iter()
+        .find(|(type_, _)| type_ == "CNAME")
+        .map(|(_, value)| value)
 }
 
 fn domain_status(object: &Value) -> (String, String, String) {

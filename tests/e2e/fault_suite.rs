@@ -311,19 +311,9 @@ async fn assert_one_of_each_domain_part(bed: &Bed, zone: &str, what: &str) {
         assert_eq!(associations.len(), 1, "{what}: {name}: {associations:?}");
         let mappings = crate::support::inspect::domain_mappings(&bed.aws, name, id).await;
         assert_eq!(mappings.len(), 1, "{what}: {name}: {mappings:?}");
-        let records = bed
-            .aws
-            .route53
-            .list_resource_record_sets()
-            .hosted_zone_id(zone)
-            .send()
+        let named = crate::support::inspect::records_named(&bed.aws, zone, name)
             .await
-            .expect("ListResourceRecordSets");
-        let named = records
-            .resource_record_sets()
-            .iter()
-            .filter(|r| r.name().trim_end_matches('.') == name)
-            .count();
+            .len();
         assert_eq!(named, 1, "{what}: records named {name}");
     }
 }

@@ -481,3 +481,21 @@ pub async fn domain_mappings(
         Err(_) => Vec::new(),
     }
 }
+
+/// The records named `name` in the hosted zone `zone`, as (type, first value).
+pub async fn records_named(aws: &RegionClients, zone: &str, name: &str) -> Vec<(String, String)> {
+    aws.route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .expect("ListResourceRecordSets")
+        .resource_record_sets()
+        .iter()
+        .filter(|r| r.name().trim_end_matches('.') == name)
+        .map(|r| {
+            let value = r.resource_records().first().map(|v| v.value().to_string());
+            (r.r#type().as_str().to_string(), value.unwrap_or_default())
+        })
+        .collect()
+}
